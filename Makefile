@@ -1,0 +1,50 @@
+# spanline developer entry points. Every target bootstraps its own virtualenv, so
+# `make up` and `make test` work on a fresh machine with only python3 installed.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+PYTEST_ARGS ?=
+
+.PHONY: help venv up test lint typecheck unit bench protos clean
+
+help:
+	@echo "make up     - start the whole pipeline locally (broker, ingest, redactor, writer)"
+	@echo "make test   - lint (ruff), types (mypy), proto freshness and the whole test suite"
+	@echo "make bench  - run benchmarks; JSON results under benchmarks/results/"
+	@echo "make protos - regenerate protobuf code from protos/"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+venv: $(STAMP)
+
+up: $(STAMP)
+	$(BIN)/spanline up
+
+lint: $(STAMP)
+	$(BIN)/ruff check services tests benchmarks
+	$(BIN)/ruff format --check services tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)
+
+test: $(STAMP) lint typecheck
+	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run_all
+
+protos: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m grpc_tools.protoc -Iprotos \
+	  --python_out=services --mypy_out=services protos/spanline/v1/*.proto
+	@touch services/spanline/v1/__init__.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

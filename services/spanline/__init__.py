@@ -1,0 +1,3 @@
+"""spanline: OTLP in, redacted, scored, stored hot and cold, alerted on."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,100 @@
+"""Settings sections shared by every service.
+
+Each service owns its own section in ``<service>/config.py`` (like a Collector
+component's config struct); :mod:`spanline.settings` assembles them. Values come from
+``SPANLINE_<SECTION>_<KEY>`` environment variables and an optional YAML file.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+
+class Section(BaseModel):
+    """Base for settings sections: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class KafkaSettings(Section):
+    bootstrap: str = Field(
+        default="",
+        description="host:port[,host:port]. Empty means 'use the bundled broker' under `spanline up`.",
+    )
+    client_id: str = "spanline"
+    compression: Literal["zstd", "gzip", "lz4", "snappy", "none"] = "zstd"
+    max_batch_size: int = Field(default=256 * 1024, ge=1024, description="producer batch bytes")
+    linger_ms: int = Field(default=5, ge=0, le=10_000)
+    max_request_size: int = Field(default=16 * 1024 * 1024, ge=1024)
+    request_timeout_ms: int = Field(default=15_000, ge=500)
+    session_timeout_ms: int = Field(default=6_000, ge=1_000)
+    heartbeat_interval_ms: int = Field(default=500, ge=100)
+    fetch_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    max_poll_records: int = Field(default=2_000, ge=1)
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+
+
+class TopicSettings(Section):
+    prefix: str = Field(default="spanline", pattern=r"^[A-Za-z0-9._-]+$")
+    partitions: int = Field(default=6, ge=1, le=10_000)
+    replication_factor: int = Field(default=1, ge=1, le=7)
+
+    def name(self, suffix: str) -> str:
+        """Full topic name for a DESIGN.md suffix (`raw`, `redacted`, ...)."""
+        return f"{self.prefix}.{suffix}"
+
+    @property
+    def raw(self) -> str:
+        return self.name("raw")
+
+    @property
+    def redacted(self) -> str:
+        return self.name("redacted")
+
+    @property
+    def scores(self) -> str:
+        return self.name("scores")
+
+    @property
+    def alerts(self) -> str:
+        return self.name("alerts")
+
+    @property
+    def audit(self) -> str:
+        return self.name("audit")
+
+    @staticmethod
+    def dlq(topic: str) -> str:
+        return f"{topic}.dlq"
+
+
+class RetentionSettings(Section):
+    """One retention policy for every tier (DESIGN.md 'Storage')."""
+
+    raw_hours: float = Field(default=6, gt=0, description="spanline.raw holds unredacted data: keep it short")
+    redacted_days: float = Field(default=7, gt=0)
+    scores_days: float = Field(default=7, gt=0)
+    audit_days: float = Field(default=7, gt=0)
+    dlq_days: float = Field(default=14, gt=0)
+    hot_days: int = Field(default=30, ge=1, description="ClickHouse TTL DELETE window")
+    cold_days: int = Field(default=183, ge=1, description="Iceberg retention (EU AI Act: >= 183)")
+
+
+class HttpSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535, description="0 = the service's default port")
+
+
+class LogSettings(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "text"] = "json"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value

@@ -1,0 +1,140 @@
+"""The effective configuration: every section, from env vars and an optional YAML file.
+
+Precedence (highest first): init kwargs, ``SPANLINE_*`` environment variables, the YAML
+file given with ``--config`` (or ``SPANLINE_CONFIG``), defaults. Errors name the key and
+what is allowed, because a pipeline that starts with a typo in its config silently does
+the wrong thing for days.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from spanline.core.settings import (
+    HttpSettings,
+    KafkaSettings,
+    LogSettings,
+    RetentionSettings,
+    TopicSettings,
+)
+from spanline.ingest.config import IngestSettings
+from spanline.redactor.config import RedactorSettings
+from spanline.writer.config import WriterSettings
+
+CONFIG_ENV = "SPANLINE_CONFIG"
+
+
+class ConfigError(Exception):
+    """Configuration is invalid; the message is meant for a human operator."""
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = data
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SPANLINE_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="forbid",
+        validate_default=True,
+    )
+
+    project: str = Field(default="default", description="project for data sent without an API key")
+    data_dir: Path = Field(default=Path(".spanline"), description="local state for `spanline up`")
+    kafka: KafkaSettings = KafkaSettings()
+    topics: TopicSettings = TopicSettings()
+    retention: RetentionSettings = RetentionSettings()
+    http: HttpSettings = HttpSettings()
+    log: LogSettings = LogSettings()
+    ingest: IngestSettings = IngestSettings()
+    redactor: RedactorSettings = RedactorSettings()
+    writer: WriterSettings = WriterSettings()
+
+    _yaml_data: dict[str, Any] = {}
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls, cls._yaml_data))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"config file {path} is not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line per bad key: dotted path, what is wrong, never the offending value (it may be a secret)."""
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "<root>"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"  {key}: {msg}")
+    return "invalid configuration:\n" + "\n".join(lines)
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from env + YAML; raise :class:`ConfigError` with a readable message."""
+    path = config_file or os.environ.get(CONFIG_ENV)
+    data = _read_yaml(Path(path)) if path else {}
+    Settings._yaml_data = data
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None
+    finally:
+        Settings._yaml_data = {}
+
+
+def masked_dump(settings: Settings) -> dict[str, Any]:
+    """Settings as plain data with every secret replaced by '********'."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            return "********" if value.get_secret_value() else ""
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [walk(v) for v in value]
+        if isinstance(value, Path):
+            return str(value)
+        return value
+
+    return walk(settings.model_dump(mode="python"))  # type: ignore[no-any-return]
