@@ -1,0 +1,133 @@
+"""``spanline loadgen``: offer GenAI trace load to an OTLP/gRPC endpoint and report what came back."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+from typing import TextIO
+
+from spanline.loadgen.runner import LoadgenConfig, LoadgenResult, run_load
+
+_TARGET = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-_]+):(\d{1,5})$")
+
+
+def _target(value: str) -> str:
+    match = _TARGET.match(value)
+    if not match or not 0 < int(match.group(2)) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT (e.g. 127.0.0.1:4317), got {value!r}")
+    return value
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {number}")
+    return number
+
+
+def _non_negative_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {number}")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
+    if not number > 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {value!r}")
+    return number
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "loadgen",
+        help="send realistic GenAI traces to an OTLP/gRPC endpoint and report throughput",
+        description=(
+            "Sends OTLP/gRPC trace exports (invoke_agent / chat / execute_tool spans following the "
+            "OpenTelemetry GenAI conventions) and prints acknowledged spans/s, Export latency and "
+            "errors. Stops after --spans, after --duration, or whichever comes first."
+        ),
+    )
+    parser.add_argument("--target", type=_target, default="127.0.0.1:4317", help="HOST:PORT of ingest")
+    parser.add_argument("--spans", type=_positive_int, default=None, help="total spans to send")
+    parser.add_argument("--duration", type=_positive_float, default=None, help="stop after SECONDS")
+    parser.add_argument("--concurrency", type=_positive_int, default=8, help="concurrent Export calls")
+    parser.add_argument("--batch", type=_positive_int, default=100, help="spans per Export request")
+    parser.add_argument("--gzip", action="store_true", help="gzip-compress requests")
+    parser.add_argument("--api-key", default=None, help="sent as 'authorization: Bearer KEY'")
+    parser.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the generated traces")
+    parser.add_argument("--pii", action="store_true", help="plant synthetic PII in message content")
+    parser.add_argument("--timeout", type=_positive_float, default=10.0, help="per-Export deadline, seconds")
+    parser.add_argument(
+        "--max-retries", type=_non_negative_int, default=5, help="retries on UNAVAILABLE/RESOURCE_EXHAUSTED"
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.set_defaults(func=run_command, _parser=parser)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Entry for ``spanline loadgen``; exit 0 when every request was acknowledged, 1 otherwise."""
+    if args.spans is None and args.duration is None:
+        args._parser.error("give --spans N, --duration SECONDS, or both")
+    config = LoadgenConfig(
+        target=args.target,
+        total_spans=args.spans,
+        duration_s=args.duration,
+        concurrency=args.concurrency,
+        batch=args.batch,
+        gzip=args.gzip,
+        api_key=args.api_key,
+        seed=args.seed,
+        plant_pii=args.pii,
+        timeout_s=args.timeout,
+        max_retries=args.max_retries,
+    )
+    result = asyncio.run(run_load(config))
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print_table(result, sys.stdout)
+    return 0 if result.requests_failed == 0 else 1
+
+
+def print_table(result: LoadgenResult, out: TextIO) -> None:
+    rows: list[tuple[str, str]] = [
+        ("spans sent", f"{result.spans_sent}"),
+        ("spans acked", f"{result.spans_acked}"),
+        ("spans rejected (partial_success)", f"{result.spans_rejected}"),
+        ("spans failed", f"{result.spans_failed}"),
+        ("requests ok / failed", f"{result.requests_ok} / {result.requests_failed}"),
+        ("retries", _counts(result.retries, result.retries_by_code)),
+        ("errors", _counts(result.requests_failed, result.errors_by_code)),
+        ("elapsed", f"{result.elapsed_s:.2f} s"),
+        ("acked spans/s", f"{result.spans_per_s:,.0f}"),
+        ("offered spans/s", f"{result.offered_spans_per_s:,.0f}"),
+        ("Export latency p50", f"{result.latency_p50_ms:.1f} ms"),
+        ("Export latency p99", f"{result.latency_p99_ms:.1f} ms"),
+        ("Export latency max", f"{result.latency_max_ms:.1f} ms"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        out.write(f"{name:<{width}}  {value}\n")
+    for message in result.rejection_messages:
+        out.write(f"rejection: {message}\n")
+
+
+def _counts(total: int, by_code: dict[str, int]) -> str:
+    if not by_code:
+        return str(total)
+    detail = ", ".join(f"{code}={n}" for code, n in sorted(by_code.items()))
+    return f"{total} ({detail})"
