@@ -21,6 +21,7 @@ from spanline.core.settings import (
     KafkaSettings,
     LogSettings,
     RetentionSettings,
+    SecuritySettings,
     TopicSettings,
 )
 from spanline.ingest.config import IngestSettings
@@ -62,6 +63,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = RetentionSettings()
     http: HttpSettings = HttpSettings()
     log: LogSettings = LogSettings()
+    security: SecuritySettings = SecuritySettings()
     ingest: IngestSettings = IngestSettings()
     redactor: RedactorSettings = RedactorSettings()
     writer: WriterSettings = WriterSettings()

@@ -98,3 +98,25 @@ class LogSettings(Section):
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+
+class SecuritySettings(Section):
+    raw_encryption_key: SecretStr | None = Field(
+        default=None,
+        description="base64 32-byte key: ingest seals spanline.raw values, the redactor opens them",
+    )
+    raw_decryption_keys: list[SecretStr] = Field(
+        default_factory=list, description="older keys the redactor still accepts (rotation)"
+    )
+
+    @field_validator("raw_encryption_key")
+    @classmethod
+    def _valid_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value():
+            from spanline.core.envelope import EnvelopeError, parse_key
+
+            try:
+                parse_key(value.get_secret_value())
+            except EnvelopeError as exc:
+                raise ValueError(str(exc)) from None
+        return value

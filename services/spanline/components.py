@@ -1,0 +1,52 @@
+"""Which services exist and how to build each one from settings.
+
+Imports are lazy so `spanline run ingest` does not load ClickHouse, and a service that
+is not built yet simply is not listed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from spanline.core.service import Component
+    from spanline.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSpec:
+    name: str
+    module: str
+    http_port: int
+    summary: str
+
+    def factory(self) -> Callable[[Settings], Component]:
+        module = importlib.import_module(self.module)
+        return module.build  # type: ignore[no-any-return]
+
+    def available(self) -> bool:
+        try:
+            importlib.import_module(self.module)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("spanline"):
+                return False
+            raise
+        return True
+
+
+# Order matters for `spanline up`: downstream consumers first so nothing waits on them.
+SERVICES: dict[str, ServiceSpec] = {
+    spec.name: spec
+    for spec in (
+        ServiceSpec("writer", "spanline.writer.service", 9466, "redacted/scores/alerts/audit -> ClickHouse"),
+        ServiceSpec("redactor", "spanline.redactor.service", 9465, "raw -> redacted + audit (PII/secrets masked)"),
+        ServiceSpec("ingest", "spanline.ingest.service", 9464, "OTLP/gRPC -> raw"),
+    )
+}
+
+
+def available_services() -> list[ServiceSpec]:
+    return [spec for spec in SERVICES.values() if spec.available()]

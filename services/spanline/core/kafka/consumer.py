@@ -1,0 +1,299 @@
+"""The consume -> process -> produce -> commit loop, written once for every service.
+
+Commit policy: offsets advance only after the strategy returned and everything it asked
+to produce (outputs and dead letters) was acknowledged. A dependency outage pauses the
+assigned partitions and retries the same batch with backoff, so lag grows while memory
+stays flat. An unexpected exception on a batch is isolated message by message; a
+message that still fails is dead-lettered, so one poison record never stops a service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from spanline.core.kafka import metrics
+from spanline.core.kafka.connection import common_kwargs
+from spanline.core.kafka.dlq import dlq_record
+from spanline.core.kafka.producer import ProduceError, Producer
+from spanline.core.kafka.records import InMessage
+from spanline.core.kafka.strategy import DlqEntry, Outcome, ProcessingStrategy, RetryableError
+from spanline.core.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPolicy:
+    """When a batch is handed to the strategy: whichever limit is reached first."""
+
+    max_records: int = 1_000
+    max_bytes: int = 16 * 1024 * 1024
+    max_wait_s: float = 0.1
+    retry_initial_s: float = 0.2
+    retry_max_s: float = 10.0
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: StreamConsumer) -> None:
+        self._owner = owner
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        # Hand the partitions over cleanly: finish and commit what we hold for them.
+        await self._owner._flush_for_rebalance(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._owner._assigned = set(assigned)
+        hook = getattr(self._owner.strategy, "on_assigned", None)
+        if hook is not None:
+            await hook(assigned)
+
+
+class StreamConsumer:
+    def __init__(
+        self,
+        *,
+        settings: KafkaSettings,
+        topics: Sequence[str],
+        group_id: str,
+        strategy: ProcessingStrategy,
+        producer: Producer,
+        service: str,
+        policy: BatchPolicy | None = None,
+        auto_offset_reset: str = "earliest",
+    ) -> None:
+        self.settings = settings
+        self.topics = list(topics)
+        self.group_id = group_id
+        self.strategy = strategy
+        self.producer = producer
+        self.service = service
+        self.policy = policy or BatchPolicy()
+        self._auto_offset_reset = auto_offset_reset
+        self._consumer: AIOKafkaConsumer | None = None
+        self._buffer: list[InMessage] = []
+        self._buffer_bytes = 0
+        self._buffer_since = 0.0
+        self._lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
+        self._assigned: set[TopicPartition] = set()
+        self._running = False
+        self._in_rebalance = False
+        self.processed = 0
+
+    @property
+    def ready(self) -> bool:
+        return self._running and self._consumer is not None
+
+    def stop(self) -> None:
+        """Ask the loop to drain: stop fetching, flush, commit, return."""
+        self._stopping.set()
+
+    async def _connect(self) -> AIOKafkaConsumer:
+        s = self.settings
+        delay = self.policy.retry_initial_s
+        while not self._stopping.is_set():
+            consumer = AIOKafkaConsumer(
+                **common_kwargs(s),
+                group_id=self.group_id,
+                enable_auto_commit=False,
+                auto_offset_reset=self._auto_offset_reset,
+                session_timeout_ms=s.session_timeout_ms,
+                heartbeat_interval_ms=s.heartbeat_interval_ms,
+                fetch_max_bytes=s.fetch_max_bytes,
+                max_partition_fetch_bytes=max(s.max_request_size, 1024 * 1024),
+                max_poll_records=s.max_poll_records,
+            )
+            try:
+                await consumer.start()
+                consumer.subscribe(self.topics, listener=_Listener(self))
+                return consumer
+            except (KafkaError, OSError) as exc:
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+                log.warning(
+                    "kafka consumer cannot connect, retrying",
+                    extra={"error": type(exc).__name__, "retry_in_s": round(delay, 2)},
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                delay = min(delay * 2, self.policy.retry_max_s)
+        raise asyncio.CancelledError
+
+    async def run(self) -> None:
+        try:
+            self._consumer = await self._connect()
+        except asyncio.CancelledError:
+            return
+        consumer = self._consumer
+        self._running = True
+        log.info("consuming", extra={"topics": self.topics, "group": self.group_id})
+        try:
+            while not self._stopping.is_set():
+                wait_ms = self._remaining_wait_ms()
+                room = max(1, self.policy.max_records - len(self._buffer))
+                data = await consumer.getmany(timeout_ms=wait_ms, max_records=room)
+                for tp, records in data.items():
+                    for r in records:
+                        self._append(
+                            InMessage(
+                                topic=r.topic,
+                                partition=r.partition,
+                                offset=r.offset,
+                                key=r.key,
+                                value=r.value if r.value is not None else b"",
+                                headers=list(r.headers or ()),
+                                timestamp_ms=r.timestamp or 0,
+                            )
+                        )
+                    if records:
+                        self._record_lag(consumer, tp, records[-1].offset)
+                if self._should_flush():
+                    async with self._lock:
+                        await self._flush_locked()
+            async with self._lock:
+                await self._flush_locked(draining=True)
+        finally:
+            self._running = False
+            with contextlib.suppress(Exception):
+                await self.strategy.close()
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+            self._consumer = None
+            log.info("consumer stopped", extra={"group": self.group_id, "processed": self.processed})
+
+    def _append(self, msg: InMessage) -> None:
+        if not self._buffer:
+            self._buffer_since = time.monotonic()
+        self._buffer.append(msg)
+        self._buffer_bytes += msg.size
+        metrics.CONSUMED_RECORDS.labels(msg.topic).inc()
+        metrics.CONSUMED_BYTES.labels(msg.topic).inc(msg.size)
+
+    def _remaining_wait_ms(self) -> int:
+        if not self._buffer:
+            return int(self.policy.max_wait_s * 1000) or 1
+        left = self.policy.max_wait_s - (time.monotonic() - self._buffer_since)
+        return max(0, int(left * 1000))
+
+    def _should_flush(self) -> bool:
+        if not self._buffer:
+            return False
+        p = self.policy
+        return (
+            len(self._buffer) >= p.max_records
+            or self._buffer_bytes >= p.max_bytes
+            or time.monotonic() - self._buffer_since >= p.max_wait_s
+        )
+
+    @staticmethod
+    def _record_lag(consumer: AIOKafkaConsumer, tp: TopicPartition, last_offset: int) -> None:
+        # highwater() is what Tansu reports correctly after a fetch (DESIGN.md facts).
+        high = consumer.highwater(tp)
+        if high is not None:
+            metrics.LAG.labels(tp.topic, str(tp.partition)).set(max(0, high - last_offset - 1))
+
+    async def _flush_for_rebalance(self, revoked: set[TopicPartition]) -> None:
+        self._in_rebalance = True
+        try:
+            async with self._lock:
+                await self._flush_locked(draining=True)
+        finally:
+            self._in_rebalance = False
+        hook = getattr(self.strategy, "on_revoked", None)
+        if hook is not None:
+            await hook(revoked)
+
+    async def _flush_locked(self, draining: bool = False) -> None:
+        if not self._buffer:
+            return
+        batch, self._buffer, self._buffer_bytes = self._buffer, [], 0
+        started = time.monotonic()
+        ok = await self._process_until_done(batch, draining)
+        if not ok:
+            return
+        await self._commit(batch)
+        self.processed += len(batch)
+        metrics.BATCH_SIZE.observe(len(batch))
+        metrics.BATCH_SECONDS.observe(time.monotonic() - started)
+
+    async def _process_until_done(self, batch: list[InMessage], draining: bool) -> bool:
+        delay = self.policy.retry_initial_s
+        paused = False
+        try:
+            while True:
+                try:
+                    outcome = await self._process_isolating(batch)
+                    await self.producer.send_all(outcome.records)
+                    if outcome.dlq:
+                        await self.producer.send_all([dlq_record(e, self.service) for e in outcome.dlq])
+                        for e in outcome.dlq:
+                            metrics.DLQ_RECORDS.labels(e.message.topic + ".dlq", e.reason).inc()
+                    return True
+                except (RetryableError, ProduceError) as exc:
+                    metrics.RETRIES.inc()
+                    if not paused and self._consumer is not None:
+                        self._consumer.pause(*self._consumer.assignment())
+                        metrics.PAUSED.set(1)
+                        paused = True
+                    log.warning(
+                        "batch not done, dependency unavailable; retrying",
+                        extra={"error": type(exc).__name__, "detail": str(exc)[:200], "retry_in_s": round(delay, 2)},
+                    )
+                    if draining and self._stopping.is_set():
+                        log.warning("draining with a dependency down: leaving batch uncommitted for replay")
+                        return False
+                    if self._consumer is not None and not self._in_rebalance:
+                        # Paused, so this returns nothing; it keeps us inside max_poll_interval
+                        # so a long outage does not cost our partitions.
+                        with contextlib.suppress(KafkaError):
+                            await self._consumer.getmany(timeout_ms=0)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), delay)
+                    delay = min(delay * 2, self.policy.retry_max_s)
+        finally:
+            if paused and self._consumer is not None:
+                self._consumer.resume(*self._consumer.assignment())
+                metrics.PAUSED.set(0)
+
+    async def _process_isolating(self, batch: list[InMessage]) -> Outcome:
+        try:
+            return await self.strategy.process(batch)
+        except RetryableError:
+            raise
+        except Exception as exc:
+            if len(batch) == 1:
+                log.error(
+                    "message failed processing; dead-lettering",
+                    extra={"error": type(exc).__name__, "topic": batch[0].topic, "offset": batch[0].offset},
+                )
+                return Outcome(dlq=[DlqEntry(batch[0], "processing_error", f"unhandled {type(exc).__name__}")])
+            log.error("batch failed processing; isolating messages", extra={"error": type(exc).__name__})
+        merged = Outcome()
+        for msg in batch:
+            one = await self._process_isolating([msg])
+            merged.records.extend(one.records)
+            merged.dlq.extend(one.dlq)
+        return merged
+
+    async def _commit(self, batch: list[InMessage]) -> None:
+        if self._consumer is None:
+            return
+        offsets: dict[TopicPartition, int] = {}
+        for m in batch:
+            tp = TopicPartition(m.topic, m.partition)
+            if m.offset + 1 > offsets.get(tp, -1):
+                offsets[tp] = m.offset + 1
+        try:
+            await self._consumer.commit(offsets)
+            metrics.COMMITS.inc()
+        except (CommitFailedError, KafkaError) as exc:
+            metrics.COMMIT_FAILURES.inc()
+            log.warning("offset commit failed; batch will be replayed", extra={"error": type(exc).__name__})

@@ -1,0 +1,132 @@
+"""A producer that answers one question reliably: did Kafka acknowledge all of these?
+
+Ingest must never acknowledge an OTLP export Kafka did not store, and consumers must
+commit only after their output is acknowledged; both call :meth:`Producer.send_all`.
+The underlying aiokafka producer is (re)started lazily so a service survives a broker
+that is down at start-up or restarts underneath it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from spanline.core.kafka import metrics
+from spanline.core.kafka.connection import common_kwargs
+from spanline.core.kafka.records import OutRecord
+from spanline.core.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+class ProduceError(Exception):
+    """Kafka did not acknowledge every record. `reason` is a short code for metrics."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class Producer:
+    def __init__(self, settings: KafkaSettings, *, acks: str | int = "all") -> None:
+        self._settings = settings
+        self._acks = acks
+        self._producer: AIOKafkaProducer | None = None
+        self._start_lock = asyncio.Lock()
+        self._closed = False
+
+    @property
+    def max_record_bytes(self) -> int:
+        """Largest key+value we send; leave room for headers and batch framing."""
+        return self._settings.max_request_size - 64 * 1024
+
+    async def start(self, timeout_s: float | None = None) -> None:
+        """Connect now; raise ProduceError if the broker cannot be reached in time."""
+        await self._ensure(timeout_s or self._settings.request_timeout_ms / 1000)
+
+    async def _ensure(self, timeout_s: float) -> AIOKafkaProducer:
+        if self._closed:
+            raise ProduceError("closed", "producer is shut down")
+        if self._producer is not None:
+            return self._producer
+        async with self._start_lock:
+            if self._producer is not None:
+                return self._producer
+            s = self._settings
+            producer = AIOKafkaProducer(
+                **common_kwargs(s),
+                acks=self._acks,
+                compression_type=None if s.compression == "none" else s.compression,
+                max_batch_size=s.max_batch_size,
+                linger_ms=s.linger_ms,
+                max_request_size=s.max_request_size,
+                enable_idempotence=False,
+            )
+            try:
+                await asyncio.wait_for(producer.start(), timeout_s)
+            except (TimeoutError, KafkaError, OSError) as exc:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                metrics.PRODUCE_ERRORS.labels("connect").inc()
+                raise ProduceError("unavailable", f"Kafka unreachable at {s.bootstrap}: {type(exc).__name__}") from None
+            self._producer = producer
+            log.info("kafka producer connected", extra={"bootstrap": s.bootstrap})
+            return producer
+
+    async def send_all(self, records: Sequence[OutRecord], timeout_s: float | None = None) -> None:
+        """Send `records` and wait until Kafka acknowledged every one of them.
+
+        On any failure or timeout raise :class:`ProduceError`; some records may have been
+        stored anyway (at-least-once: the sinks are idempotent), none is reported as stored
+        when it was not.
+        """
+        if not records:
+            return
+        timeout = timeout_s if timeout_s is not None else self._settings.request_timeout_ms / 1000
+        started = time.monotonic()
+        producer = await self._ensure(timeout)
+        for record in records:
+            if record.size > self.max_record_bytes:
+                metrics.PRODUCE_ERRORS.labels("too_large").inc()
+                raise ProduceError(
+                    "too_large",
+                    f"record of {record.size} bytes exceeds the {self.max_record_bytes}-byte limit for {record.topic}",
+                )
+
+        async def _send() -> None:
+            futures = [
+                await producer.send(r.topic, value=r.value, key=r.key, headers=r.headers or None) for r in records
+            ]
+            await asyncio.gather(*futures)
+
+        try:
+            remaining = max(0.001, timeout - (time.monotonic() - started))
+            await asyncio.wait_for(_send(), remaining)
+        except TimeoutError:
+            metrics.PRODUCE_ERRORS.labels("timeout").inc()
+            raise ProduceError("timeout", f"Kafka did not acknowledge within {timeout:.1f}s") from None
+        except KafkaError as exc:
+            metrics.PRODUCE_ERRORS.labels("kafka").inc()
+            raise ProduceError("unavailable", f"Kafka rejected the records: {type(exc).__name__}") from None
+        metrics.PRODUCE_SECONDS.observe(time.monotonic() - started)
+        per_topic: dict[str, tuple[int, int]] = {}
+        for r in records:
+            n, b = per_topic.get(r.topic, (0, 0))
+            per_topic[r.topic] = (n + 1, b + r.size)
+        for topic, (n, b) in per_topic.items():
+            metrics.PRODUCED_RECORDS.labels(topic).inc(n)
+            metrics.PRODUCED_BYTES.labels(topic).inc(b)
+
+    async def stop(self) -> None:
+        """Flush what is buffered and disconnect."""
+        self._closed = True
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            with contextlib.suppress(Exception):
+                await producer.stop()

@@ -1,0 +1,73 @@
+"""Running one service: its health port, its component, and a SIGTERM that drains.
+
+A component is anything with start/run/stop/ready (see :class:`Component`), in the spirit
+of a Collector component's lifecycle. The runner owns process concerns so that service
+code only holds settings and the receive -> process -> emit logic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Protocol
+
+from spanline.core.http import HealthServer
+
+log = logging.getLogger(__name__)
+
+
+class Component(Protocol):
+    name: str
+
+    async def start(self) -> None:
+        """Bind ports, open clients. Raise to abort start-up with a clear message."""
+
+    async def run(self) -> None:
+        """Do the work until :meth:`stop` is called."""
+
+    async def stop(self) -> None:
+        """Stop taking input, flush, commit. Must be safe to call more than once."""
+
+    def ready(self) -> bool: ...
+
+
+async def run_component(component: Component, http_host: str, http_port: int, grace_s: float = 15.0) -> int:
+    """Run until SIGTERM/SIGINT, then drain within `grace_s`. Returns the exit code."""
+    loop = asyncio.get_running_loop()
+    stop_requested = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop_requested.set)
+
+    health = HealthServer(http_host, http_port, component.ready)
+    await health.start()
+    try:
+        await component.start()
+    except Exception:
+        await health.stop()
+        raise
+    log.info("service started", extra={"component": component.name, "http_port": health.port})
+    work = asyncio.create_task(component.run(), name=f"{component.name}-run")
+    stopper = asyncio.create_task(stop_requested.wait())
+    done, _ = await asyncio.wait({work, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    if work in done:
+        stopper.cancel()
+        exc = work.exception()
+        if exc is not None:
+            log.error("service failed", exc_info=exc, extra={"component": component.name})
+            code = 1
+    else:
+        log.info("stop requested; draining", extra={"component": component.name, "grace_s": grace_s})
+        try:
+            await asyncio.wait_for(component.stop(), grace_s)
+            await asyncio.wait_for(work, grace_s)
+        except TimeoutError:
+            log.error("drain exceeded the grace period", extra={"component": component.name})
+            work.cancel()
+            code = 1
+    await health.stop()
+    log.info("service stopped", extra={"component": component.name, "exit_code": code})
+    return code

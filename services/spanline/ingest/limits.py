@@ -1,0 +1,89 @@
+"""Per-span validation against the OTLP spec and the configured limits.
+
+Rejected spans are reported through OTLP `partial_success`, so one bad span costs the
+client that span, not the request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from google.protobuf.message import Message
+
+_ZERO_TRACE = bytes(16)
+_ZERO_SPAN = bytes(8)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_attributes: int
+    max_value_bytes: int
+    max_items: int
+
+
+@dataclass(slots=True)
+class Rejections:
+    """Counts by reason; the first few reasons become the partial_success message."""
+
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+    def add(self, reason: str, n: int = 1) -> None:
+        self.by_reason[reason] = self.by_reason.get(reason, 0) + n
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_reason.values())
+
+    def message(self, noun: str) -> str:
+        if not self.by_reason:
+            return ""
+        parts = [f"{n} {noun}: {_REASON_TEXT.get(r, r)}" for r, n in sorted(self.by_reason.items())]
+        return "; ".join(parts)
+
+
+_REASON_TEXT = {
+    "invalid_trace_id": "trace_id must be 16 bytes and not all zero",
+    "invalid_span_id": "span_id must be 8 bytes and not all zero",
+    "invalid_parent_span_id": "parent_span_id must be empty or 8 bytes",
+    "too_many_attributes": "too many attributes (limit spanline ingest.max_attributes_per_span)",
+    "value_too_large": "an attribute value exceeds ingest.max_attribute_value_bytes",
+    "too_many_spans": "request holds more spans than ingest.max_spans_per_request",
+    "too_large": "a single item exceeds the Kafka message size limit",
+}
+
+
+def check_ids(trace_id: bytes, span_id: bytes, parent_span_id: bytes) -> str | None:
+    if len(trace_id) != 16 or trace_id == _ZERO_TRACE:
+        return "invalid_trace_id"
+    if len(span_id) != 8 or span_id == _ZERO_SPAN:
+        return "invalid_span_id"
+    if parent_span_id and len(parent_span_id) != 8:
+        return "invalid_parent_span_id"
+    return None
+
+
+def _value_too_large(value: AnyValue, limit: int) -> bool:
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return len(value.string_value.encode("utf-8")) > limit
+    if kind == "bytes_value":
+        return len(value.bytes_value) > limit
+    if kind == "array_value":
+        return any(_value_too_large(v, limit) for v in value.array_value.values)
+    if kind == "kvlist_value":
+        return any(_value_too_large(kv.value, limit) for kv in value.kvlist_value.values)
+    return False
+
+
+def check_attributes(item: Message, attributes: list[KeyValue] | object, limits: Limits) -> str | None:
+    """Attribute count and value size. Values are only walked when the item is big enough
+    to hold an oversized one, which keeps the common path at one C-level ByteSize()."""
+    attrs = attributes  # a protobuf repeated field
+    if len(attrs) > limits.max_attributes:  # type: ignore[arg-type]
+        return "too_many_attributes"
+    if item.ByteSize() > limits.max_value_bytes:
+        for kv in attrs:  # type: ignore[attr-defined]
+            if _value_too_large(kv.value, limits.max_value_bytes):
+                return "value_too_large"
+    return None
