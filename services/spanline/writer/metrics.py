@@ -1,0 +1,50 @@
+"""Prometheus metrics of the writer's storage side (names prefixed ``spanline_writer_``).
+
+Labels are bounded: table names, a canonical provider set, an outcome enum. Never ids,
+models as free text, or payload values.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+ROWS_WRITTEN = Counter("spanline_writer_rows_written_total", "Rows inserted into ClickHouse", ["table"])
+BYTES_WRITTEN = Counter(
+    "spanline_writer_bytes_written_total", "Arrow bytes inserted into ClickHouse (uncompressed)", ["table"]
+)
+INSERT_SECONDS = Histogram(
+    "spanline_writer_insert_seconds",
+    "Latency of one successful insert, retries included",
+    ["table"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+INSERT_BATCH_ROWS = Histogram(
+    "spanline_writer_insert_batch_rows",
+    "Rows per insert",
+    ["table"],
+    buckets=(1, 10, 100, 1_000, 5_000, 10_000, 50_000, 100_000, 500_000),
+)
+INSERT_FAILURES = Counter(
+    "spanline_writer_insert_failures_total",
+    "Failed insert attempts by outcome (retried, unavailable after retries, rejected)",
+    ["table", "outcome"],
+)
+COST_UNKNOWN_MODEL = Counter(
+    "spanline_writer_cost_unknown_model_total",
+    "Spans with token usage whose model has no price: cost left NULL",
+    ["provider"],
+)
+PAYLOADS_OFFLOADED = Counter(
+    "spanline_writer_payloads_offloaded_total", "Payload fields moved to the object store (claim check)"
+)
+PAYLOAD_BYTES_OFFLOADED = Counter(
+    "spanline_writer_payload_bytes_offloaded_total", "Bytes of payload fields moved to the object store"
+)
+ROWS_REJECTED = Counter(
+    "spanline_writer_messages_unparseable_total",
+    "Messages the row builders could not turn into rows (sent to the DLQ by the service)",
+    ["table"],
+)
+QUERIES = Counter(
+    "spanline_query_requests_total", "Queries served by the local read-only endpoint", ["outcome"]
+)

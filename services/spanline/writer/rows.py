@@ -1,0 +1,668 @@
+"""Kafka message values -> Arrow tables matching the ClickHouse schema (migrations/).
+
+The writer batches many messages into one insert, so each table has a *buffer*: ``add``
+turns one message into rows and appends them only if the whole message converted, so a
+bad message raises :class:`RowBuildError` (the service sends it to the DLQ) and leaves the
+batch intact. ``take()`` builds one Arrow table for the batch; building per message would
+cost more than the insert itself.
+
+Large payload fields go through the claim check (``PayloadOffloader``) while rows are
+built; an :class:`~spanline.writer.object_store.ObjectStoreError` there is an
+infrastructure failure (retry/pause), not a bad message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from itertools import chain
+from typing import Any, ClassVar
+
+import pyarrow as pa
+from google.protobuf.message import DecodeError, Message
+from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
+from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+
+from spanline.v1.spanline_pb2 import AlertEvent, AuditCount, Score
+from spanline.writer.attributes import any_value, attributes_dict, to_text
+from spanline.writer.genai_fields import (
+    CONTENT_EVENT_NAMES,
+    FLATTENED_PREFIXES,
+    extract_genai,
+    payload_text,
+    take_event_payloads,
+)
+from spanline.writer.metrics import ROWS_REJECTED
+from spanline.writer.object_store import PayloadOffloader
+from spanline.writer.pricing import PricingTable
+
+TS = pa.timestamp("ns", tz="UTC")
+STR = pa.string()
+MAP = pa.map_(pa.string(), pa.string())
+STR_LIST = pa.list_(pa.string())
+
+_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
+_STATUS = ("UNSET", "OK", "ERROR")
+_ALERT_STATES = {0: "UNSPECIFIED", 1: "FIRING", 2: "RESOLVED"}
+
+
+class RowBuildError(ValueError):
+    """One message cannot become rows: send it to the DLQ with ``reason``, keep the batch."""
+
+    def __init__(self, table: str, reason: str) -> None:
+        super().__init__(f"{table}: {reason}")
+        self.table = table
+        self.reason = reason
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _hex_id(raw: bytes, size: int, what: str, table: str, *, required: bool) -> str:
+    if not raw:
+        if required:
+            raise RowBuildError(table, f"{what} is empty")
+        return ""
+    if len(raw) != size:
+        raise RowBuildError(table, f"{what} has {len(raw)} bytes, expected {size}")
+    if not any(raw):
+        if required:
+            raise RowBuildError(table, f"{what} is all zeros")
+        return ""
+    return raw.hex()
+
+
+def _parse(message: Message, value: bytes, table: str) -> None:
+    try:
+        message.ParseFromString(value)
+    except (DecodeError, ValueError) as exc:
+        raise RowBuildError(table, f"not a valid {type(message).__name__} protobuf: {exc}") from None
+
+
+class _Buffer:
+    """Rows as tuples in column order; converted to Arrow once per batch."""
+
+    table: ClassVar[str]
+    # (column name, arrow type); a MAP column's cells are lists of (key, value) tuples
+    columns: ClassVar[Sequence[tuple[str, pa.DataType]]]
+
+    def __init__(self) -> None:
+        self._rows: list[tuple[Any, ...]] = []
+        self.approx_bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def _commit(self, rows: list[tuple[Any, ...]], nbytes: int) -> int:
+        self._rows.extend(rows)
+        self.approx_bytes += nbytes
+        return len(rows)
+
+    def _guard(self, build: Callable[[], list[tuple[Any, ...]]], nbytes: int) -> int:
+        try:
+            rows = build()
+        except RowBuildError:
+            ROWS_REJECTED.labels(table=self.table).inc()
+            raise
+        except (TypeError, ValueError, KeyError, IndexError, UnicodeError) as exc:
+            # a malformed message must never stop the batch; the DLQ keeps it for people
+            ROWS_REJECTED.labels(table=self.table).inc()
+            raise RowBuildError(self.table, f"{type(exc).__name__}: {exc}") from None
+        return self._commit(rows, nbytes)
+
+    def schema(self) -> pa.Schema:
+        return pa.schema([pa.field(name, typ) for name, typ in self.columns])
+
+    def to_arrow(self) -> pa.Table:
+        names = [name for name, _ in self.columns]
+        if not self._rows:
+            return self.schema().empty_table()
+        cols = list(zip(*self._rows, strict=True))
+        arrays = []
+        for (_, typ), values in zip(self.columns, cols, strict=True):
+            if typ == MAP:
+                arrays.append(_map_array(values))
+            else:
+                arrays.append(pa.array(values, type=typ))
+        return pa.Table.from_arrays(arrays, names=names)
+
+    def clear(self) -> None:
+        self._rows = []
+        self.approx_bytes = 0
+
+    def take(self) -> pa.Table:
+        """The batch as one Arrow table; the buffer is empty afterwards."""
+        table = self.to_arrow()
+        self.clear()
+        return table
+
+
+def _map_array(cells: Sequence[Sequence[tuple[str, str]]]) -> pa.Array:
+    offsets = [0]
+    total = 0
+    for cell in cells:
+        total += len(cell)
+        offsets.append(total)
+    keys = [k for k, _ in chain.from_iterable(cells)]
+    items = [v for _, v in chain.from_iterable(cells)]
+    return pa.MapArray.from_arrays(
+        pa.array(offsets, type=pa.int32()), pa.array(keys, type=STR), pa.array(items, type=STR)
+    )
+
+
+def _text_map(attrs: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(k, v if isinstance(v, str) else to_text(v)) for k, v in attrs.items()]
+
+
+SPAN_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("project_id", STR),
+    ("trace_id", STR),
+    ("span_id", STR),
+    ("parent_span_id", STR),
+    ("trace_state", STR),
+    ("service_name", STR),
+    ("scope_name", STR),
+    ("scope_version", STR),
+    ("name", STR),
+    ("kind", STR),
+    ("start_time", TS),
+    ("end_time", TS),
+    ("duration_ns", pa.uint64()),
+    ("status_code", STR),
+    ("status_message", STR),
+    ("genai_convention", STR),
+    ("genai_span_kind", STR),
+    ("operation", STR),
+    ("provider", STR),
+    ("request_model", STR),
+    ("response_model", STR),
+    ("input_tokens", pa.uint64()),
+    ("output_tokens", pa.uint64()),
+    ("cached_input_tokens", pa.uint64()),
+    ("reasoning_tokens", pa.uint64()),
+    ("total_tokens", pa.uint64()),
+    ("cost_usd", pa.float64()),
+    ("pricing_version", STR),
+    ("ttft_ms", pa.float64()),
+    ("finish_reasons", STR_LIST),
+    ("conversation_id", STR),
+    ("user_id", STR),
+    ("agent_name", STR),
+    ("agent_id", STR),
+    ("tool_name", STR),
+    ("tool_call_id", STR),
+    ("input_messages", STR),
+    ("output_messages", STR),
+    ("system_instructions", STR),
+    ("tool_arguments", STR),
+    ("tool_result", STR),
+    ("input_messages_bytes", pa.uint64()),
+    ("output_messages_bytes", pa.uint64()),
+    ("system_instructions_bytes", pa.uint64()),
+    ("tool_arguments_bytes", pa.uint64()),
+    ("tool_result_bytes", pa.uint64()),
+    ("attributes", MAP),
+    ("resource_attributes", MAP),
+    ("events", STR),
+    ("links", STR),
+    ("ingested_at", TS),
+)
+
+
+class _Inline:
+    """Offloader stand-in when no object store is configured: payloads always stay inline."""
+
+    @staticmethod
+    def offload(text: str) -> tuple[str, int]:
+        return text, len(text.encode("utf-8")) if text else 0
+
+
+class SpanRows(_Buffer):
+    """Rows of ``spans`` from OTLP ``TracesData`` messages (signal ``traces``)."""
+
+    table = "spans"
+    columns = SPAN_COLUMNS
+
+    def __init__(self, pricing: PricingTable, offloader: PayloadOffloader | None = None) -> None:
+        super().__init__()
+        self.pricing = pricing
+        self.offloader: PayloadOffloader | _Inline = offloader if offloader is not None else _Inline()
+
+    def add_bytes(self, value: bytes, project_id: str, received_at_ns: int) -> int:
+        """Parse one ``spanline.redacted`` traces value and add its spans; returns rows added."""
+        traces = TracesData()
+        try:
+            _parse(traces, value, self.table)
+        except RowBuildError:
+            ROWS_REJECTED.labels(table=self.table).inc()
+            raise
+        return self._guard(lambda: self._build(traces, project_id, received_at_ns), len(value))
+
+    def add(self, traces: TracesData, project_id: str, received_at_ns: int) -> int:
+        return self._guard(lambda: self._build(traces, project_id, received_at_ns), traces.ByteSize())
+
+    def _build(self, traces: TracesData, project_id: str, received_at_ns: int) -> list[tuple[Any, ...]]:
+        if not project_id:
+            raise RowBuildError(self.table, "project id is empty")
+        rows: list[tuple[Any, ...]] = []
+        offload = self.offloader.offload
+        pricing = self.pricing
+        version = pricing.version
+        for rs in traces.resource_spans:
+            res_attrs = attributes_dict(rs.resource.attributes)
+            service = to_text(res_attrs.get("service.name", ""))
+            res_map = _text_map(res_attrs)
+            for ss in rs.scope_spans:
+                scope_name = ss.scope.name
+                scope_version = ss.scope.version
+                for span in ss.spans:
+                    trace_id = _hex_id(span.trace_id, 16, "trace_id", self.table, required=True)
+                    span_id = _hex_id(span.span_id, 8, "span_id", self.table, required=True)
+                    parent = _hex_id(span.parent_span_id, 8, "parent_span_id", self.table, required=False)
+                    start = span.start_time_unix_nano
+                    end = span.end_time_unix_nano
+                    if start == 0:
+                        raise RowBuildError(self.table, "span start time is 0")
+                    if end < start:
+                        end = start
+                    attrs = attributes_dict(span.attributes)
+                    flat = any(k.startswith(FLATTENED_PREFIXES) for k in attrs)
+                    g = extract_genai(attrs, flat)
+                    events_json = ""
+                    if span.events:
+                        events = []
+                        for ev in span.events:
+                            ev_attrs = attributes_dict(ev.attributes)
+                            if g.convention and ev.name in CONTENT_EVENT_NAMES:
+                                take_event_payloads(g, ev.name, ev_attrs)
+                            events.append(
+                                {"time_unix_nano": ev.time_unix_nano, "name": ev.name, "attributes": ev_attrs}
+                            )
+                        events_json = _json(events)
+                    links_json = ""
+                    if span.links:
+                        links_json = _json(
+                            [
+                                {
+                                    "trace_id": ln.trace_id.hex(),
+                                    "span_id": ln.span_id.hex(),
+                                    "trace_state": ln.trace_state,
+                                    "attributes": attributes_dict(ln.attributes),
+                                }
+                                for ln in span.links
+                            ]
+                        )
+                    cost = None
+                    if g.input_tokens is not None or g.output_tokens is not None:
+                        cost = pricing.cost(
+                            g.provider,
+                            g.model,
+                            g.input_tokens,
+                            g.output_tokens,
+                            g.cached_input_tokens,
+                            g.reasoning_tokens,
+                        )
+                    in_msg, in_len = offload(g.input_messages)
+                    out_msg, out_len = offload(g.output_messages)
+                    sys_msg, sys_len = offload(g.system_instructions)
+                    args, args_len = offload(g.tool_arguments)
+                    result, result_len = offload(g.tool_result)
+                    kind = span.kind
+                    code = span.status.code
+                    rows.append(
+                        (
+                            project_id,
+                            trace_id,
+                            span_id,
+                            parent,
+                            span.trace_state,
+                            service,
+                            scope_name,
+                            scope_version,
+                            span.name,
+                            _KINDS[kind] if 0 <= kind < len(_KINDS) else str(kind),
+                            start,
+                            end,
+                            end - start,
+                            _STATUS[code] if 0 <= code < len(_STATUS) else str(code),
+                            span.status.message,
+                            g.convention,
+                            g.span_kind,
+                            g.operation,
+                            g.provider,
+                            g.request_model,
+                            g.response_model,
+                            g.input_tokens,
+                            g.output_tokens,
+                            g.cached_input_tokens,
+                            g.reasoning_tokens,
+                            g.total_tokens,
+                            cost,
+                            version if cost is not None else "",
+                            g.ttft_ms,
+                            g.finish_reasons,
+                            g.conversation_id,
+                            g.user_id,
+                            g.agent_name,
+                            g.agent_id,
+                            g.tool_name,
+                            g.tool_call_id,
+                            in_msg,
+                            out_msg,
+                            sys_msg,
+                            args,
+                            result,
+                            in_len,
+                            out_len,
+                            sys_len,
+                            args_len,
+                            result_len,
+                            _text_map(attrs),
+                            res_map,
+                            events_json,
+                            links_json,
+                            received_at_ns,
+                        )
+                    )
+        return rows
+
+
+LOG_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("project_id", STR),
+    ("time", TS),
+    ("observed_time", TS),
+    ("trace_id", STR),
+    ("span_id", STR),
+    ("record_id", pa.uint64()),
+    ("severity_number", pa.uint8()),
+    ("severity_text", STR),
+    ("event_name", STR),
+    ("service_name", STR),
+    ("scope_name", STR),
+    ("body", STR),
+    ("body_bytes", pa.uint64()),
+    ("attributes", MAP),
+    ("resource_attributes", MAP),
+    ("ingested_at", TS),
+)
+
+
+class LogRows(_Buffer):
+    """Rows of ``logs`` from OTLP ``LogsData`` (GenAI events carry message content here)."""
+
+    table = "logs"
+    columns = LOG_COLUMNS
+
+    def __init__(self, offloader: PayloadOffloader | None = None) -> None:
+        super().__init__()
+        self.offloader: PayloadOffloader | _Inline = offloader if offloader is not None else _Inline()
+
+    def add_bytes(self, value: bytes, project_id: str, received_at_ns: int) -> int:
+        logs = LogsData()
+        try:
+            _parse(logs, value, self.table)
+        except RowBuildError:
+            ROWS_REJECTED.labels(table=self.table).inc()
+            raise
+        return self._guard(lambda: self._build(logs, project_id, received_at_ns), len(value))
+
+    def add(self, logs: LogsData, project_id: str, received_at_ns: int) -> int:
+        return self._guard(lambda: self._build(logs, project_id, received_at_ns), logs.ByteSize())
+
+    def _build(self, logs: LogsData, project_id: str, received_at_ns: int) -> list[tuple[Any, ...]]:
+        if not project_id:
+            raise RowBuildError(self.table, "project id is empty")
+        rows: list[tuple[Any, ...]] = []
+        for rl in logs.resource_logs:
+            res_attrs = attributes_dict(rl.resource.attributes)
+            service = to_text(res_attrs.get("service.name", ""))
+            res_map = _text_map(res_attrs)
+            for sl in rl.scope_logs:
+                for rec in sl.log_records:
+                    time = rec.time_unix_nano or rec.observed_time_unix_nano or received_at_ns
+                    attrs = attributes_dict(rec.attributes)
+                    event_name = getattr(rec, "event_name", "") or to_text(attrs.get("event.name", ""))
+                    body_value = any_value(rec.body) if rec.HasField("body") else None
+                    body = "" if body_value is None else payload_text(body_value)
+                    body, body_len = self.offloader.offload(body)
+                    # replays carry identical bytes: the record's own hash is its identity
+                    digest = hashlib.blake2b(rec.SerializeToString(deterministic=True), digest_size=8)
+                    digest.update(service.encode("utf-8"))
+                    rows.append(
+                        (
+                            project_id,
+                            time,
+                            rec.observed_time_unix_nano or time,
+                            _hex_id(rec.trace_id, 16, "trace_id", self.table, required=False),
+                            _hex_id(rec.span_id, 8, "span_id", self.table, required=False),
+                            int.from_bytes(digest.digest(), "little"),
+                            min(max(rec.severity_number, 0), 255),
+                            rec.severity_text,
+                            event_name,
+                            service,
+                            sl.scope.name,
+                            body,
+                            body_len,
+                            _text_map(attrs),
+                            res_map,
+                            received_at_ns,
+                        )
+                    )
+        return rows
+
+
+SCORE_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("project_id", STR),
+    ("score_id", STR),
+    ("trace_id", STR),
+    ("span_id", STR),
+    ("name", STR),
+    ("score_value", pa.float64()),
+    ("score_label", STR),
+    ("explanation", STR),
+    ("evaluator_kind", STR),
+    ("sampling_reason", STR),
+    ("sampling_weight", pa.float64()),
+    ("time", TS),
+    ("attributes", MAP),
+    ("ingested_at", TS),
+)
+
+
+class ScoreRows(_Buffer):
+    """Rows of ``scores`` from ``spanline.v1.Score`` messages."""
+
+    table = "scores"
+    columns = SCORE_COLUMNS
+
+    def add_bytes(self, value: bytes, project_id: str, received_at_ns: int) -> int:
+        score = Score()
+        try:
+            _parse(score, value, self.table)
+        except RowBuildError:
+            ROWS_REJECTED.labels(table=self.table).inc()
+            raise
+        return self.add(score, project_id, received_at_ns)
+
+    def add(self, score: Score, project_id: str, received_at_ns: int) -> int:
+        return self._guard(lambda: [self._row(score, project_id, received_at_ns)], score.ByteSize())
+
+    def _row(self, s: Score, project_id: str, received_at_ns: int) -> tuple[Any, ...]:
+        project = s.project_id or project_id
+        if not project:
+            raise RowBuildError(self.table, "project id is empty")
+        if not s.score_id:
+            raise RowBuildError(self.table, "score_id is empty")
+        return (
+            project,
+            s.score_id,
+            _hex_id(s.trace_id, 16, "trace_id", self.table, required=True),
+            _hex_id(s.span_id, 8, "span_id", self.table, required=False),
+            s.name,
+            s.score_value,
+            s.score_label,
+            s.explanation,
+            s.evaluator_kind,
+            s.sampling_reason,
+            s.sampling_weight,
+            s.time_unix_nano or received_at_ns,
+            sorted(s.attributes.items()),
+            received_at_ns,
+        )
+
+
+ALERT_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("project_id", STR),
+    ("time", TS),
+    ("fingerprint", STR),
+    ("rule", STR),
+    ("state", STR),
+    ("severity", STR),
+    ("summary", STR),
+    ("value", pa.float64()),
+    ("threshold", pa.float64()),
+    ("labels", MAP),
+    ("ingested_at", TS),
+)
+
+
+class AlertRows(_Buffer):
+    """Rows of ``alerts`` from ``spanline.v1.AlertEvent`` state changes."""
+
+    table = "alerts"
+    columns = ALERT_COLUMNS
+
+    def add_bytes(self, value: bytes, project_id: str, received_at_ns: int) -> int:
+        event = AlertEvent()
+        try:
+            _parse(event, value, self.table)
+        except RowBuildError:
+            ROWS_REJECTED.labels(table=self.table).inc()
+            raise
+        return self.add(event, project_id, received_at_ns)
+
+    def add(self, event: AlertEvent, project_id: str, received_at_ns: int) -> int:
+        return self._guard(lambda: [self._row(event, project_id, received_at_ns)], event.ByteSize())
+
+    def _row(self, a: AlertEvent, project_id: str, received_at_ns: int) -> tuple[Any, ...]:
+        project = a.project_id or project_id
+        if not project:
+            raise RowBuildError(self.table, "project id is empty")
+        if not a.fingerprint:
+            raise RowBuildError(self.table, "fingerprint is empty")
+        return (
+            project,
+            a.time_unix_nano or received_at_ns,
+            a.fingerprint,
+            a.rule,
+            _ALERT_STATES.get(a.state, str(a.state)),
+            a.severity,
+            a.summary,
+            a.value,
+            a.threshold,
+            sorted(a.labels.items()),
+            received_at_ns,
+        )
+
+
+AUDIT_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("project_id", STR),
+    ("window_start", TS),
+    ("window_end", TS),
+    ("detector", STR),
+    ("action", STR),
+    ("signal", STR),
+    ("count", pa.uint64()),
+    ("message_id", STR),
+    ("ingested_at", TS),
+)
+
+
+class AuditRows(_Buffer):
+    """Rows of ``audit`` from ``spanline.v1.AuditCount``.
+
+    ``message_id`` (for example ``"<topic>/<partition>/<offset>"``) is part of the identity:
+    replays of one message collapse, while two redactor replicas reporting the same window
+    stay two rows.
+    """
+
+    table = "audit"
+    columns = AUDIT_COLUMNS
+
+    def add_bytes(self, value: bytes, project_id: str, received_at_ns: int, message_id: str = "") -> int:
+        count = AuditCount()
+        try:
+            _parse(count, value, self.table)
+        except RowBuildError:
+            ROWS_REJECTED.labels(table=self.table).inc()
+            raise
+        return self.add(count, project_id, received_at_ns, message_id)
+
+    def add(self, c: AuditCount, project_id: str, received_at_ns: int, message_id: str = "") -> int:
+        return self._guard(lambda: [self._row(c, project_id, received_at_ns, message_id)], c.ByteSize())
+
+    def _row(self, c: AuditCount, project_id: str, received_at_ns: int, message_id: str) -> tuple[Any, ...]:
+        project = c.project_id or project_id
+        if not project:
+            raise RowBuildError(self.table, "project id is empty")
+        if not c.detector:
+            raise RowBuildError(self.table, "detector is empty")
+        start = c.window_start_unix_nano or received_at_ns
+        return (
+            project,
+            start,
+            max(c.window_end_unix_nano, start),
+            c.detector,
+            c.action,
+            c.signal,
+            c.count,
+            message_id,
+            received_at_ns,
+        )
+
+
+def spans_rows(
+    traces: TracesData,
+    project_id: str,
+    received_at_ns: int,
+    *,
+    pricing: PricingTable | None = None,
+    offloader: PayloadOffloader | None = None,
+) -> pa.Table:
+    """One message's spans as an Arrow table (convenience; the service batches with SpanRows)."""
+    buf = SpanRows(pricing or PricingTable.load(), offloader)
+    buf.add(traces, project_id, received_at_ns)
+    return buf.take()
+
+
+def logs_rows(
+    logs: LogsData, project_id: str, received_at_ns: int, *, offloader: PayloadOffloader | None = None
+) -> pa.Table:
+    buf = LogRows(offloader)
+    buf.add(logs, project_id, received_at_ns)
+    return buf.take()
+
+
+def scores_rows(scores: Sequence[Score], project_id: str, received_at_ns: int) -> pa.Table:
+    buf = ScoreRows()
+    for s in scores:
+        buf.add(s, project_id, received_at_ns)
+    return buf.take()
+
+
+def alerts_rows(events: Sequence[AlertEvent], project_id: str, received_at_ns: int) -> pa.Table:
+    buf = AlertRows()
+    for e in events:
+        buf.add(e, project_id, received_at_ns)
+    return buf.take()
+
+
+def audit_rows(
+    counts: Sequence[AuditCount], project_id: str, received_at_ns: int, message_id: str = ""
+) -> pa.Table:
+    buf = AuditRows()
+    for i, c in enumerate(counts):
+        buf.add(c, project_id, received_at_ns, f"{message_id}#{i}" if len(counts) > 1 else message_id)
+    return buf.take()

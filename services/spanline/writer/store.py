@@ -1,0 +1,309 @@
+"""ClickHouse access for the writer: connect from a DSN, migrate, insert Arrow with retries.
+
+One class serves the embedded engine (``chdb:///path``) and a server (``http(s)://``). They
+differ only in the insert path: under chdb, ``INSERT ... SELECT FROM Python(arrow)`` reads
+the Arrow table in place (about 8x faster than clickhouse-connect's ``insert_arrow`` here);
+over HTTP ``insert_arrow`` streams the Arrow IPC format to the server.
+
+Failures are split so the service can act on them: :class:`StoreUnavailable` means "the
+store did not take the batch after retries; pause, keep the batch, try again" and
+:class:`StoreRejected` means "this batch will never go in as is" (schema mismatch, bad
+value) so retrying cannot help.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import clickhouse_connect
+import pyarrow as pa
+from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
+
+from spanline.writer.config import chdb_path, dsn_is_embedded, redact_dsn, resolve_dsn
+from spanline.writer.metrics import (
+    BYTES_WRITTEN,
+    INSERT_BATCH_ROWS,
+    INSERT_FAILURES,
+    INSERT_SECONDS,
+    ROWS_WRITTEN,
+)
+from spanline.writer.migrate import apply_migrations
+
+if TYPE_CHECKING:
+    from spanline.settings import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+TABLES = ("spans", "logs", "scores", "alerts", "audit")
+
+# server error codes that no retry can fix: the batch or the schema is wrong
+_PERMANENT_CODES = frozenset(
+    {
+        6,  # CANNOT_PARSE_TEXT
+        16,  # NO_SUCH_COLUMN_IN_TABLE
+        20,  # NUMBER_OF_COLUMNS_DOESNT_MATCH
+        27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+        36,  # BAD_ARGUMENTS
+        41,  # CANNOT_PARSE_DATETIME
+        47,  # UNKNOWN_IDENTIFIER
+        53,  # TYPE_MISMATCH
+        60,  # UNKNOWN_TABLE
+        62,  # SYNTAX_ERROR
+        69,  # ARGUMENT_OUT_OF_BOUND
+        70,  # CANNOT_CONVERT_TYPE
+        81,  # UNKNOWN_DATABASE
+        117,  # INCORRECT_DATA
+        131,  # TOO_LARGE_STRING_SIZE
+        164,  # READONLY
+        497,  # ACCESS_DENIED
+    }
+)
+
+
+class StoreError(Exception):
+    """Base of store failures; messages never contain credentials or row values."""
+
+
+class StoreUnavailable(StoreError):
+    """ClickHouse did not accept the batch after all retries: pause consumption and retry later."""
+
+
+class StoreRejected(StoreError):
+    """ClickHouse refuses this batch for good (schema or data): do not retry it unchanged."""
+
+
+class EngineLocked(StoreError):
+    """The embedded engine's directory belongs to another process (chdb: one process per path)."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    retries: int = 5
+    initial_s: float = 0.2
+    max_s: float = 10.0
+
+    def delays(self) -> list[float]:
+        out, delay = [], self.initial_s
+        for _ in range(self.retries):
+            out.append(delay)
+            delay = min(delay * 2, self.max_s)
+        return out
+
+
+def _error_code(exc: BaseException) -> int | None:
+    code = getattr(exc, "code", None)
+    if isinstance(code, int):
+        return code
+    text = str(exc)
+    marker = "Code: "
+    at = text.find(marker)
+    if at >= 0:
+        digits = ""
+        for ch in text[at + len(marker) :]:
+            if not ch.isdigit():
+                break
+            digits += ch
+        if digits:
+            return int(digits)
+    return None
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """True when retrying the same request cannot succeed."""
+    if isinstance(exc, OperationalError):
+        return False
+    if isinstance(exc, pa.ArrowException | TypeError | ValueError):
+        return True
+    code = _error_code(exc)
+    return code in _PERMANENT_CODES if code is not None else False
+
+
+def chdb_dir_locked(path: Path) -> bool:
+    """Whether another process owns the engine directory (ClickHouse flocks ``<path>/status``).
+
+    Only meaningful in a process that has not opened that engine itself.
+    """
+    status = path / "status"
+    try:
+        fd = os.open(status, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        return exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES)
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def connect(
+    dsn: str,
+    *,
+    readonly: bool = False,
+    timeout_s: float = 60.0,
+    settings: dict[str, Any] | None = None,
+) -> Any:
+    """A clickhouse-connect client for ``dsn``.
+
+    ``readonly`` uses ``readonly=2`` (no writes or DDL, per-query settings still allowed).
+    On chdb it is applied to this client's own session, which the engine enforces; the
+    process may hold other, writable clients on the same engine.
+    """
+    client_settings = dict(settings or {})
+    if readonly:
+        client_settings["readonly"] = 2
+    if dsn_is_embedded(dsn):
+        path = chdb_path(dsn)
+        if path is not None:
+            path.mkdir(parents=True, exist_ok=True)
+        try:
+            return clickhouse_connect.get_client(dsn=dsn, settings=client_settings)
+        except ClickHouseError as exc:
+            if path is not None and chdb_dir_locked(path):
+                raise EngineLocked(engine_locked_message(path)) from None
+            raise StoreUnavailable(f"cannot open embedded ClickHouse at {path or 'memory'}: {exc}") from None
+    try:
+        return clickhouse_connect.get_client(
+            dsn=dsn,
+            settings=client_settings,
+            connect_timeout=min(timeout_s, 10.0),
+            send_receive_timeout=timeout_s,
+        )
+    except ClickHouseError as exc:
+        if is_permanent(exc):
+            raise StoreRejected(f"ClickHouse at {redact_dsn(dsn)} refused the connection: {exc}") from None
+        raise StoreUnavailable(f"ClickHouse at {redact_dsn(dsn)} is unreachable: {exc}") from None
+
+
+def engine_locked_message(path: Path) -> str:
+    return (
+        f"the embedded ClickHouse at {path} is in use by another process (chdb allows one process "
+        "per data directory). If `spanline up` is running, its read-only query endpoint serves "
+        "queries: check writer.query_port; otherwise stop the other process."
+    )
+
+
+class ClickHouseStore:
+    """Inserts Arrow batches into the spanline tables; safe to call from one thread at a time."""
+
+    def __init__(self, client: Any, database: str, *, dsn: str, retry: RetryPolicy | None = None) -> None:
+        self.client = client
+        self.database = database
+        self.dsn = dsn
+        self.embedded = dsn_is_embedded(dsn)
+        self.retry = retry or RetryPolicy()
+        self._sleep: Callable[[float], None] = time.sleep
+
+    def migrate(self, hot_days: int, retain_days: int | None = None) -> list[int]:
+        return self._with_retries(
+            "migrate", lambda: apply_migrations(self.client, self.database, hot_days, retain_days=retain_days)
+        )
+
+    def _insert_once(self, table: str, data: pa.Table) -> None:
+        if self.embedded:
+            cols = ", ".join(f"`{name}`" for name in data.column_names)
+            spanline_arrow_batch = data  # noqa: F841 - chdb's Python() finds it by name on the stack
+            self.client.command(
+                f"INSERT INTO `{self.database}`.`{table}` ({cols}) "
+                f"SELECT {cols} FROM Python(spanline_arrow_batch)"
+            )
+        else:
+            self.client.insert_arrow(table, data, database=self.database)
+
+    def insert(self, table: str, data: pa.Table) -> None:
+        """Insert one batch; returns once ClickHouse acknowledged it (then commit offsets).
+
+        Raises :class:`StoreUnavailable` after ``retry.retries`` failed attempts, or at once
+        :class:`StoreRejected` for a permanent error.
+        """
+        if table not in TABLES:
+            raise ValueError(f"unknown table {table!r}")
+        if data.num_rows == 0:
+            return
+        started = time.perf_counter()
+        self._with_retries(table, lambda: self._insert_once(table, data))
+        INSERT_SECONDS.labels(table=table).observe(time.perf_counter() - started)
+        INSERT_BATCH_ROWS.labels(table=table).observe(data.num_rows)
+        ROWS_WRITTEN.labels(table=table).inc(data.num_rows)
+        BYTES_WRITTEN.labels(table=table).inc(data.nbytes)
+
+    async def insert_async(self, table: str, data: pa.Table) -> None:
+        """:meth:`insert` off the event loop, so Kafka heartbeats keep flowing during retries."""
+        await asyncio.to_thread(self.insert, table, data)
+
+    def _with_retries(self, what: str, attempt: Callable[[], T]) -> T:
+        delays = self.retry.delays()
+        for n in range(len(delays) + 1):
+            try:
+                return attempt()
+            except (ClickHouseError, pa.ArrowException, TypeError, ValueError) as exc:
+                if is_permanent(exc):
+                    INSERT_FAILURES.labels(table=what, outcome="rejected").inc()
+                    raise StoreRejected(f"{what}: ClickHouse rejected the request: {_short(exc)}") from None
+                if n == len(delays):
+                    INSERT_FAILURES.labels(table=what, outcome="unavailable").inc()
+                    raise StoreUnavailable(
+                        f"{what}: ClickHouse at {redact_dsn(self.dsn)} unavailable after "
+                        f"{len(delays) + 1} attempts: {_short(exc)}"
+                    ) from None
+                INSERT_FAILURES.labels(table=what, outcome="retried").inc()
+                log.warning(
+                    "ClickHouse request failed, retrying", extra={"what": what, "retry_in_s": delays[n]}
+                )
+                self._sleep(delays[n])
+        raise AssertionError("unreachable")
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except Exception:  # ping must answer, never raise
+            return False
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.close()
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:300]
+
+
+def open_store(settings: Settings, *, migrate: bool = True) -> ClickHouseStore:
+    """Connect with the DSN resolved from settings, create database and tables, and return the store.
+
+    Raises :class:`EngineLocked` when another process owns the embedded engine,
+    :class:`StoreUnavailable` when a server cannot be reached.
+    """
+    w = settings.writer
+    dsn = resolve_dsn(settings)
+    client = connect(dsn, timeout_s=w.insert_timeout_s)
+    store = ClickHouseStore(
+        client,
+        w.database,
+        dsn=dsn,
+        retry=RetryPolicy(w.insert_retries, w.insert_backoff_initial_s, w.insert_backoff_max_s),
+    )
+    if migrate:
+        try:
+            store.migrate(
+                settings.retention.hot_days, max(settings.retention.hot_days, settings.retention.cold_days)
+            )
+        except Exception:
+            store.close()
+            raise
+    return store
