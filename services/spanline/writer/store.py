@@ -156,6 +156,7 @@ def connect(
     readonly: bool = False,
     timeout_s: float = 60.0,
     settings: dict[str, Any] | None = None,
+    database: str | None = None,
 ) -> Any:
     """A clickhouse-connect client for ``dsn``.
 
@@ -171,7 +172,7 @@ def connect(
         if path is not None:
             path.mkdir(parents=True, exist_ok=True)
         try:
-            return clickhouse_connect.get_client(dsn=dsn, settings=client_settings)
+            return clickhouse_connect.get_client(dsn=dsn, settings=client_settings, database=database)
         except ClickHouseError as exc:
             if path is not None and chdb_dir_locked(path):
                 raise EngineLocked(engine_locked_message(path)) from None
@@ -180,6 +181,7 @@ def connect(
         return clickhouse_connect.get_client(
             dsn=dsn,
             settings=client_settings,
+            database=database,
             connect_timeout=min(timeout_s, 10.0),
             send_receive_timeout=timeout_s,
         )

@@ -1,0 +1,143 @@
+"""Where the CLI sends its queries: the running pipeline's endpoint, or the engine directly.
+
+For the embedded engine the local endpoint is tried first (``spanline up`` owns the data
+directory); when nothing answers, the directory is opened directly, read-only. A server DSN
+is always queried directly.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import TYPE_CHECKING, Any, Protocol
+
+from spanline.query.endpoint import SERVICE_TAG
+from spanline.query.readonly import QueryRejected, QueryResult, check_readonly_sql, run_readonly
+from spanline.writer.config import chdb_path, dsn_is_embedded, resolve_dsn
+from spanline.writer.store import EngineLocked, StoreError, chdb_dir_locked, connect, engine_locked_message
+
+if TYPE_CHECKING:
+    from spanline.settings import Settings
+
+
+class QueryError(Exception):
+    """A query failed; the message is for the person at the terminal."""
+
+
+class QueryBackend(Protocol):
+    database: str
+
+    def query(self, sql: str, *, final: bool = True) -> QueryResult: ...
+
+    def close(self) -> None: ...
+
+
+class DirectBackend:
+    """Queries through a read-only clickhouse-connect client."""
+
+    def __init__(self, client: Any, database: str, *, max_rows: int, timeout_s: float) -> None:
+        self.client = client
+        self.database = database
+        self.max_rows = max_rows
+        self.timeout_s = timeout_s
+
+    def query(self, sql: str, *, final: bool = True) -> QueryResult:
+        from clickhouse_connect.driver.exceptions import ClickHouseError
+
+        try:
+            return run_readonly(
+                self.client, sql, max_rows=self.max_rows, timeout_s=self.timeout_s, final=final
+            )
+        except QueryRejected as exc:
+            raise QueryError(str(exc)) from None
+        except ClickHouseError as exc:
+            raise QueryError(_first_line(exc)) from None
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        except Exception:  # closing a client must not turn a good answer into an error
+            return
+
+
+class HttpBackend:
+    """Queries through the local endpoint of the process that owns the engine."""
+
+    def __init__(self, url: str, database: str, *, timeout_s: float) -> None:
+        self.url = url.rstrip("/")
+        self.database = database
+        self.timeout_s = timeout_s
+
+    def query(self, sql: str, *, final: bool = True) -> QueryResult:
+        try:
+            check_readonly_sql(sql)  # same message as the direct path, without a round trip
+        except QueryRejected as exc:
+            raise QueryError(str(exc)) from None
+        body = json.dumps({"sql": sql, "final": final}).encode("utf-8")
+        request = urllib.request.Request(  # noqa: S310 - loopback URL built from settings
+            self.url + "/query", data=body, headers={"Content-Type": "application/json"}, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s + 5) as response:  # noqa: S310
+                return QueryResult.from_json(json.loads(response.read()))
+        except urllib.error.HTTPError as exc:
+            try:
+                detail = json.loads(exc.read()).get("error", exc.reason)
+            except ValueError:
+                detail = exc.reason
+            raise QueryError(str(detail)) from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise QueryError(f"query endpoint {self.url} failed: {exc}") from None
+
+    def close(self) -> None:
+        return None
+
+
+def endpoint_url(settings: Settings) -> str:
+    host = settings.writer.query_host
+    if host in ("0.0.0.0", "", "::"):
+        host = "127.0.0.1"
+    return f"http://{host}:{settings.writer.query_port}"
+
+
+def endpoint_alive(url: str, timeout_s: float = 0.5) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/healthz", timeout=timeout_s) as response:  # noqa: S310
+            return bool(json.loads(response.read()).get("service") == SERVICE_TAG)
+    except (OSError, ValueError):
+        return False
+
+
+def open_backend(settings: Settings) -> QueryBackend:
+    """The endpoint when a pipeline serves one, else a direct read-only connection."""
+    w = settings.writer
+    dsn = resolve_dsn(settings)
+    if dsn_is_embedded(dsn):
+        url = endpoint_url(settings)
+        if endpoint_alive(url):
+            return HttpBackend(url, w.database, timeout_s=w.query_timeout_s)
+        path = chdb_path(dsn)
+        if path is not None:
+            if not path.exists():
+                raise QueryError(
+                    f"no data at {path} yet: start the pipeline with `spanline up` "
+                    "(or run `spanline migrate`)"
+                )
+            if chdb_dir_locked(path):
+                raise QueryError(
+                    engine_locked_message(path) + f" Nothing answered at {url}: is writer.query_port the "
+                    "port the running pipeline uses?"
+                )
+    try:
+        client = connect(dsn, readonly=True, timeout_s=w.query_timeout_s, database=w.database)
+    except EngineLocked as exc:
+        raise QueryError(str(exc)) from None
+    except StoreError as exc:
+        raise QueryError(str(exc)) from None
+    return DirectBackend(client, w.database, max_rows=w.query_max_rows, timeout_s=w.query_timeout_s)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:1000] if text else type(exc).__name__

@@ -1,0 +1,97 @@
+"""`spanline query` and `spanline trace`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from spanline.settings import Settings, load_settings
+
+
+def _config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="YAML settings file (also SPANLINE_CONFIG)")
+
+
+def run_query(settings: Settings, sql: str, *, fmt: str = "table", final: bool = True) -> int:
+    from spanline.query.client import QueryError, open_backend
+    from spanline.query.formatting import format_result
+
+    try:
+        backend = open_backend(settings)
+        try:
+            result = backend.query(sql, final=final)
+        finally:
+            backend.close()
+    except QueryError as exc:
+        print(f"spanline query: {exc}", file=sys.stderr)
+        return 1
+    print(format_result(result, fmt))
+    return 0
+
+
+def run_trace(settings: Settings, trace_id: str, *, as_json: bool = False, project: str | None = None) -> int:
+    from spanline.query.client import QueryError, open_backend
+    from spanline.query.trace_view import fetch_trace, render_trace, trace_json
+    from spanline.writer.config import resolve_object_store_url
+    from spanline.writer.object_store import ObjectStoreError, open_object_store
+
+    try:
+        backend = open_backend(settings)
+        try:
+            view = fetch_trace(backend, trace_id, project=project)
+        finally:
+            backend.close()
+    except QueryError as exc:
+        print(f"spanline trace: {exc}", file=sys.stderr)
+        return 1
+    if not view.spans and not view.scores:
+        print(f"spanline trace: trace {view.trace_id} not found", file=sys.stderr)
+        return 1
+    if not as_json:
+        print(render_trace(view))
+        return 0
+    w = settings.writer
+    try:
+        store = open_object_store(
+            resolve_object_store_url(settings), s3_endpoint_url=w.s3_endpoint_url, s3_region=w.s3_region
+        )
+        doc = trace_json(view, store)
+    except ObjectStoreError as exc:
+        print(f"spanline trace: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(json.dumps(doc, ensure_ascii=False))
+    sys.stdout.write("\n")
+    return 0
+
+
+def _cmd_query(args: argparse.Namespace) -> int:
+    return run_query(load_settings(args.config), args.sql, fmt=args.format, final=not args.no_final)
+
+
+def _cmd_trace(args: argparse.Namespace) -> int:
+    return run_trace(load_settings(args.config), args.trace_id, as_json=args.json, project=args.project)
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser(
+        "query",
+        help="run read-only SQL against the hot store (works while `spanline up` runs)",
+        description=(
+            "Runs one read-only statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS). Tables: "
+            "spans, logs, scores, alerts, audit in the writer.database. Results are deduplicated "
+            "(SETTINGS final=1) unless --no-final."
+        ),
+    )
+    p.add_argument("sql", help='the statement, e.g. "SELECT name, count() FROM spans GROUP BY name"')
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p.add_argument("--no-final", action="store_true", help="raw rows: replays may show until merges run")
+    _config_arg(p)
+    p.set_defaults(func=_cmd_query)
+
+    p = subparsers.add_parser("trace", help="print one trace as a span tree with timings, cost and scores")
+    p.add_argument("trace_id", help="32 hex characters")
+    p.add_argument("--json", action="store_true", help="machine-readable, payloads inlined")
+    p.add_argument("--project", default=None, help="only this project's spans")
+    _config_arg(p)
+    p.set_defaults(func=_cmd_trace)
