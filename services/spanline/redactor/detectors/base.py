@@ -1,0 +1,55 @@
+"""What every detector shares: the finding tuple and the names/labels of the built-ins.
+
+A finding is a plain ``(start, end, detector)`` tuple: the engine creates millions of
+them on busy pipelines, and tuples are the cheapest thing CPython can allocate.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+Finding = tuple[int, int, str]
+
+PII_DETECTORS: tuple[str, ...] = ("email", "phone", "card", "iban", "ip", "ssn")
+SECRET_DETECTORS: tuple[str, ...] = (
+    "private_key",
+    "anthropic_key",
+    "openai_key",
+    "aws_access_key",
+    "aws_secret_key",
+    "github_token",
+    "gitlab_token",
+    "slack_token",
+    "google_api_key",
+    "jwt",
+    "authorization",
+    "url_password",
+    "credential",
+)
+NER_DETECTORS: tuple[str, ...] = ("person", "location")
+BUILTIN_DETECTORS: tuple[str, ...] = PII_DETECTORS + SECRET_DETECTORS
+
+# Names usable in a policy to set the action of a whole family at once.
+DETECTOR_GROUPS: dict[str, tuple[str, ...]] = {
+    "pii": PII_DETECTORS,
+    "secrets": SECRET_DETECTORS,
+    "ner": NER_DETECTORS,
+}
+
+# Detectors whose findings are checked against sensitive attribute/JSON key names rather than text.
+KEY_NAME_DETECTOR = "credential"
+# Pseudo-detector for attributes removed by the key allow/deny list (audit and span summary only).
+KEY_POLICY = "key_policy"
+
+
+def mask_label(detector: str) -> str:
+    """The typed mask of a detector: ``email`` -> ``EMAIL`` (rendered ``<EMAIL>``)."""
+    return detector.upper()
+
+
+class TextDetector(Protocol):
+    """Anything that appends findings for a text; ``low`` is ``text.lower()`` or None if not computed."""
+
+    name: str
+
+    def find(self, text: str, out: list[Finding]) -> None: ...

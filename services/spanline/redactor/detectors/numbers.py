@@ -1,0 +1,195 @@
+"""Phone numbers, payment cards, US SSNs and IPv4 addresses: one pass over digit runs.
+
+These four all look like "digits with separators", so one bounded candidate regex finds
+digit groups and a classifier decides, per window of consecutive groups, what (if
+anything) they are. Checksums (Luhn) and structural rules (SSN areas, IPv4 octets,
+dates, thousands separators) keep ids, counters, timestamps and versions out.
+"""
+
+from __future__ import annotations
+
+import re
+
+from spanline.redactor.checksums import luhn_valid
+from spanline.redactor.detectors.base import Finding
+
+# Digit groups joined by short separator runs. Possessive digit runs and a bounded number
+# of groups keep the worst case linear (no backtracking storms on "1 1 1 1 ... x").
+_CANDIDATE = re.compile(
+    r"(?<![\w.+\-/\\])(?:\+|\(\+?)?\d++(?:[ \u00a0\-./()]{1,3}\d++){0,9}"
+    r"(?P<ext>[ ]?(?:x|ext\.?|extension)[ ]?\d{1,6}+)?(?![\w])"
+)
+_GROUP = re.compile(r"\d+")
+
+_PHONE_CONTEXT = ("phone", "tel", "mobile", "cell", "call", "fax", "whatsapp", "sms", "dial", "contact")
+_SSN_CONTEXT = ("ssn", "social security", "social sec")
+_CONTEXT_CHARS = 40
+_MAX_WINDOW = 8
+
+
+def _card_prefix_ok(d: str) -> bool:
+    """Issuer prefixes of the major networks (Visa, Mastercard, Amex, Discover, JCB, Maestro...)."""
+    first = d[0]
+    if first in "3456":
+        return True
+    if first == "2":
+        return len(d) == 16 or d.startswith("2131")
+    if d.startswith("1800"):
+        return len(d) == 15
+    return d.startswith("0604")
+
+
+def _ssn_valid(area: str, group: str, serial: str) -> bool:
+    return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
+
+
+def _is_date(lens: tuple[int, ...], digits: list[str]) -> bool:
+    if lens == (4, 2, 2):
+        return digits[0][:2] in ("19", "20")
+    if lens in ((2, 2, 4), (1, 2, 4), (2, 1, 4), (1, 1, 4)):
+        return digits[2][:2] in ("19", "20")
+    return False
+
+
+def _is_thousands(lens: tuple[int, ...], seps: list[str]) -> bool:
+    """1 234 567 / 1.234.567 style grouping: a formatted quantity, not a phone."""
+    return lens[0] <= 3 and all(n == 3 for n in lens[1:]) and all(s in (" ", ".", "\u00a0") for s in seps)
+
+
+def _context_has(text: str, start: int, words: tuple[str, ...]) -> bool:
+    window = text[max(0, start - _CONTEXT_CHARS) : start].lower()
+    return any(w in window for w in words)
+
+
+class NumberDetector:
+    """Finds ``phone``, ``card``, ``ssn`` and ``ip`` (v4) in one pass; disabled kinds are skipped."""
+
+    name = "numbers"
+
+    def __init__(self, enabled: frozenset[str]) -> None:
+        self.phone = "phone" in enabled
+        self.card = "card" in enabled
+        self.ssn = "ssn" in enabled
+        self.ip = "ip" in enabled
+
+    def find(self, text: str, out: list[Finding]) -> None:
+        for m in _CANDIDATE.finditer(text):
+            raw = m.group()
+            if len(raw) < 7 and not (self.ip and raw.count(".") == 3):
+                continue
+            ext = m.start("ext")
+            self._classify_candidate(text, m.start(), raw, ext - m.start() if ext >= 0 else -1, out)
+
+    def _classify_candidate(self, text: str, base: int, raw: str, ext_at: int, out: list[Finding]) -> None:
+        limit = ext_at if ext_at >= 0 else len(raw)
+        spans = [(g.start(), g.end()) for g in _GROUP.finditer(raw, 0, limit)]
+        n = len(spans)
+        i = 0
+        while i < n:
+            found = False
+            for j in range(min(n - 1, i + _MAX_WINDOW - 1), i - 1, -1):
+                hit = self._classify(text, base, raw, spans, i, j, ext_at)
+                if hit is not None:
+                    out.append(hit)
+                    i = j + 1
+                    found = True
+                    break
+            if not found:
+                i += 1
+
+    def _classify(
+        self,
+        text: str,
+        base: int,
+        raw: str,
+        spans: list[tuple[int, int]],
+        i: int,
+        j: int,
+        ext_at: int,
+    ) -> Finding | None:
+        groups = [raw[s:e] for s, e in spans[i : j + 1]]
+        digits = "".join(groups)
+        nd = len(digits)
+        if nd > 19 and not (self.phone and raw.startswith("+")):
+            return None
+        ng = len(groups)
+        seps = [raw[spans[k][1] : spans[k + 1][0]] for k in range(i, j)]
+        lens = tuple(len(g) for g in groups)
+        if i == 0:
+            pre = raw[: spans[0][0]]
+        else:
+            before = raw[spans[i - 1][1] : spans[i][0]]
+            pre = "(" if before.endswith("(") else ""
+        start = base + spans[i][0] - len(pre)
+        end = base + spans[j][1]
+        plus = pre.startswith("+") or pre == "(+"
+        paren = pre.startswith("(")
+
+        if self.ip and ng == 4 and not pre and all(s == "." for s in seps):
+            if all(len(g) <= 3 and int(g) <= 255 for g in groups):
+                return (start, end, "ip")
+            return None
+        if self.ssn and not pre:
+            if ng == 3 and lens == (3, 2, 4) and seps[0] == seps[1] and seps[0] in ("-", " "):
+                if _ssn_valid(groups[0], groups[1], groups[2]):
+                    return (start, end, "ssn")
+            elif ng == 1 and nd == 9 and _context_has(text, start, _SSN_CONTEXT):
+                if _ssn_valid(digits[:3], digits[3:5], digits[5:]):
+                    return (start, end, "ssn")
+        if (
+            self.card
+            and 12 <= nd <= 19
+            and not pre
+            and (ng == 1 or (all(s in (" ", "-") for s in seps) and min(lens) >= 3))
+            and _card_prefix_ok(digits)
+            and luhn_valid(digits)
+        ):
+            return (start, end, "card")
+        if self.phone and self._is_phone(text, start, digits, groups, lens, seps, plus, paren):
+            if j == len(spans) - 1 and ext_at >= 0:
+                end = base + len(raw)
+            return (start, end, "phone")
+        return None
+
+    @staticmethod
+    def _is_phone(
+        text: str,
+        start: int,
+        digits: str,
+        groups: list[str],
+        lens: tuple[int, ...],
+        seps: list[str],
+        plus: bool,
+        paren: bool,
+    ) -> bool:
+        nd = len(digits)
+        ng = len(groups)
+        if any(s.strip(" \u00a0") not in ("", "-", ".", "/", "(", ")", ")(") for s in seps):
+            return False
+        if plus:
+            return 8 <= nd <= 15 and digits[0] != "0"
+        if ng == 3 and _is_date(lens, groups):
+            return False
+        if digits.startswith("00") and 10 <= nd <= 15 and digits[2] != "0":
+            return True
+        if paren:
+            return 2 <= lens[0] <= 5 and 7 <= nd <= 12
+        if ng == 1:
+            if nd == 10 and digits[0] in "23456789":
+                return True
+            if nd == 11 and digits[0] == "1" and digits[1] in "23456789":
+                return True
+            if digits[0] == "0" and digits[1] != "0" and 10 <= nd <= 11:
+                return True
+            return 7 <= nd <= 15 and _context_has(text, start, _PHONE_CONTEXT)
+        if not 7 <= nd <= 12:
+            return 7 <= nd <= 15 and _context_has(text, start, _PHONE_CONTEXT)
+        if ng == 2 and lens == (4, 4) and groups[0][:2] in ("19", "20") and groups[1][:2] in ("19", "20"):
+            return False
+        if _is_thousands(lens, seps) and digits[0] != "0":
+            return _context_has(text, start, _PHONE_CONTEXT)
+        if lens[0] == 1 and not (digits[0] == "1" and nd == 11):
+            return _context_has(text, start, _PHONE_CONTEXT)
+        if min(lens) < 2 or lens[0] > 5:
+            return _context_has(text, start, _PHONE_CONTEXT)
+        return True

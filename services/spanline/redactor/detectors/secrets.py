@@ -1,0 +1,134 @@
+"""Credentials: API keys with known prefixes, JWTs, PEM private keys, Authorization values,
+passwords in URLs and ``key=value`` pairs whose key names a secret.
+
+Prefixed tokens are found through one trigger regex: text without any known prefix
+(the vast majority of chat content) costs a single C-level scan. Where only part of a
+match is secret (``Bearer <token>``, ``scheme://user:<password>@host``), only that part
+is reported, so the redacted text keeps its shape.
+"""
+
+from __future__ import annotations
+
+import re
+
+from spanline.redactor.detectors.base import Finding
+
+# (detector, pattern, literal that must be present). Group "v", when present, is the secret part.
+_PREFIXED: tuple[tuple[str, str, str], ...] = (
+    (
+        "private_key",
+        r"-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----"
+        r"(?:.*?-----END[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----|.*\Z)",
+        "-----BEGIN",
+    ),
+    ("anthropic_key", r"(?<![\w\-])sk-ant-[a-z]{2,8}\d{0,3}-[A-Za-z0-9_\-]{20,}+", "sk-ant-"),
+    ("openai_key", r"(?<![\w\-])sk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_\-]{20,}+", "sk-"),
+    ("aws_access_key", r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Z0-9])", "A"),
+    ("github_token", r"(?<![\w])(?:gh[pousr]_[A-Za-z0-9]{36,255}+|github_pat_[A-Za-z0-9_]{22,255}+)", "g"),
+    (
+        "gitlab_token",
+        r"(?<![\w\-])gl(?:pat|dt|rt|ptt|soat|ft|imt|cbt|oas|agent)-[A-Za-z0-9_\-]{20,}+",
+        "gl",
+    ),
+    (
+        "slack_token",
+        r"(?<![\w\-])(?:xox[abposer]-[A-Za-z0-9\-]{10,}+|xapp-\d-[A-Za-z0-9\-]{10,}+)"
+        r"|https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_\-]{8,}+",
+        "x",
+    ),
+    ("google_api_key", r"(?<![\w\-])AIza[0-9A-Za-z_\-]{35}(?![\w\-])", "AIza"),
+    ("jwt", r"(?<![\w\-])eyJ[A-Za-z0-9_\-]{8,}+\.[A-Za-z0-9_\-]{4,}+\.[A-Za-z0-9_\-]*+", "eyJ"),
+)
+_TRIGGER = re.compile(
+    r"-----BEGIN|sk-|A(?:KIA|SIA|BIA|CCA)|gh[pousr]_|github_pat_|gl[a-z]{1,4}-|xox[abposer]-|xapp-"
+    r"|hooks\.slack\.com|AIza|eyJ"
+)
+
+# Authorization header values, with or without a scheme; bare "Bearer <token>" anywhere.
+_AUTHORIZATION = re.compile(
+    r"(?i)(?:\bauthorization\b[\"']?\s*[:=]\s*[\"']?(?:(?:bearer|basic|digest|token|apikey|api-key|sso-key)\s+)?"
+    r"|\bbearer\s+)"
+    r"(?P<v>(?!<[A-Z_]+(?::[0-9a-f]{8})?>)[A-Za-z0-9\-._~+/=:%]{6,}+)"
+)
+_URL_PASSWORD = re.compile(
+    r"[A-Za-z][A-Za-z0-9+.\-]{0,30}://[^\s:/@?#\"'<>]{0,128}:(?P<v>[^\s/?#\"'<>]{1,256})"
+    r"@(?=[^\s@/?#\"'<>]{1,255}(?:[/?#\s\"'<>]|\Z))"
+)
+_CREDENTIAL_WORDS = ("pass", "pwd", "secret", "token", "key", "credential", "auth")
+_CREDENTIAL_KV = re.compile(
+    r"(?i)(?<![a-z0-9])[a-z0-9_.\-]{0,40}?"
+    r"(?:password|passwd|passphrase|pwd|secret|api[_\-]?key|access[_\-]?key|private[_\-]?key|"
+    r"auth[_\-]?token|access[_\-]?token|refresh[_\-]?token|session[_\-]?token|token|credentials?)"
+    r"(?![a-z])[a-z0-9_.\-]{0,40}[\"']?\s{0,3}[:=]\s{0,3}[\"']?"
+    r"(?P<v>(?!<[A-Z_]+(?::[0-9a-f]{8})?>)[^\s\"',;&<>]{3,512}+)"
+)
+_AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+_AWS_CONTEXT = ("aws", "secret", "akia", "asia")
+
+# Attribute / JSON key names whose whole value is a credential.
+SENSITIVE_KEY = re.compile(
+    r"(?i)(?:^|[._\-\s])(?:password|passwd|passphrase|pwd|secret|client[_\-]?secret|api[_\-]?key|apikey|"
+    r"x-api-key|access[_\-]?key|secret[_\-]?key|private[_\-]?key|auth[_\-]?token|access[_\-]?token|"
+    r"refresh[_\-]?token|id[_\-]?token|session[_\-]?token|token|authorization|cookie|set-cookie|"
+    r"credentials?|proxy-authorization)$"
+)
+
+
+def _looks_random(value: str) -> bool:
+    """Tokens mix character classes; words and placeholders ("bearer instrument") do not."""
+    has_digit = any(c.isdigit() for c in value)
+    has_upper = any(c.isupper() for c in value)
+    has_lower = any(c.islower() for c in value)
+    return has_digit + has_upper + has_lower >= 2
+
+
+class SecretDetector:
+    """All credential detectors that are enabled, each reported under its own name."""
+
+    name = "secrets"
+
+    def __init__(self, enabled: frozenset[str]) -> None:
+        self._prefixed = [
+            (name, re.compile(pattern, re.DOTALL) if name == "private_key" else re.compile(pattern), literal)
+            for name, pattern, literal in _PREFIXED
+            if name in enabled
+        ]
+        self._authorization = "authorization" in enabled
+        self._url_password = "url_password" in enabled
+        self._credential = "credential" in enabled
+        self._aws_secret = "aws_secret_key" in enabled
+
+    def find(self, text: str, out: list[Finding]) -> None:
+        if self._prefixed and _TRIGGER.search(text) is not None:
+            for name, pattern, literal in self._prefixed:
+                if literal in text:
+                    for m in pattern.finditer(text):
+                        if name == "openai_key" and not _looks_random(m.group()[3:]):
+                            continue
+                        out.append((m.start(), m.end(), name))
+        if not (self._authorization or self._credential or self._aws_secret or self._url_password):
+            return
+        low = text.lower()
+        if self._authorization and ("bearer" in low or "authorization" in low):
+            for m in _AUTHORIZATION.finditer(text):
+                if _looks_random(m.group("v")) or len(m.group("v")) >= 20:
+                    out.append((m.start("v"), m.end("v"), "authorization"))
+        if self._url_password and "://" in text:
+            for m in _URL_PASSWORD.finditer(text):
+                out.append((m.start("v"), m.end("v"), "url_password"))
+        if self._aws_secret:
+            if any(w in low for w in _AWS_CONTEXT):
+                for m in _AWS_SECRET.finditer(text):
+                    value = m.group()
+                    if not _looks_random(value):
+                        continue
+                    window = low[max(0, m.start() - 120) : m.start()]
+                    if any(w in window for w in _AWS_CONTEXT):
+                        out.append((m.start(), m.end(), "aws_secret_key"))
+        if self._credential and ("=" in text or ":" in text):
+            if any(w in low for w in _CREDENTIAL_WORDS):
+                for m in _CREDENTIAL_KV.finditer(text):
+                    v = m.group("v")
+                    if v.isdigit() and len(v) < 8:
+                        continue
+                    out.append((m.start("v"), m.end("v"), "credential"))

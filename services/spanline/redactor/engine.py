@@ -1,0 +1,235 @@
+"""The redaction engine: OTLP traces/logs in, the same messages redacted in place, a report out.
+
+The service loop (raw -> redacted/audit/dlq) calls :meth:`Redactor.redact_payload` (or
+``redact_traces`` / ``redact_logs`` on parsed messages). Fail closed: any problem is a
+:class:`RedactionError`, after which the message object is in an undefined, partially
+redacted state and must be discarded; the caller sends the original bytes to the DLQ.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Literal
+
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
+from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+
+from spanline.redactor.config import RedactorSettings
+from spanline.redactor.detectors import TextDetector
+from spanline.redactor.errors import PolicyError, RedactionError, UndecodableError
+from spanline.redactor.metrics import record_redactions
+from spanline.redactor.policy import PolicyFile, load_policy, resolve
+from spanline.redactor.report import RedactionReport
+from spanline.redactor.walker import REDACTION_ATTR, CompiledPolicy, Limits, MessageWalk
+
+__all__ = [
+    "REDACTION_ATTR",
+    "Limits",
+    "PolicyError",
+    "RedactionError",
+    "Redactor",
+    "Signal",
+    "UndecodableError",
+]
+
+Signal = Literal["traces", "logs"]
+_MAX_CACHED_PROJECTS = 10_000
+
+
+class Redactor:
+    """Redacts OTLP messages according to a policy; one instance per process, thread-safe.
+
+    Build it with :meth:`from_settings`. Construction validates the policy for the
+    global section and every listed project (so a bad policy fails at start-up, not on
+    the first message of some project).
+    """
+
+    def __init__(
+        self,
+        policy: PolicyFile | None = None,
+        *,
+        pseudonym_secret: bytes | str | None = None,
+        ner: TextDetector | None = None,
+        limits: Limits | None = None,
+    ) -> None:
+        self._policy = policy or PolicyFile()
+        self._secret = (
+            pseudonym_secret.encode("utf-8") if isinstance(pseudonym_secret, str) else pseudonym_secret
+        )
+        self._ner = ner
+        self._limits = limits or Limits()
+        self._compiled: OrderedDict[str, CompiledPolicy] = OrderedDict()
+        for project in ["", *self._policy.projects]:
+            resolve(self._policy, project, global_secret=self._secret, ner=ner is not None)
+
+    @classmethod
+    def from_settings(cls, settings: RedactorSettings) -> Redactor:
+        """Load the policy file, the secret and (if enabled) NER; raises :class:`PolicyError`."""
+        policy = load_policy(settings.policy_file)
+        secret = settings.pseudonym_secret.get_secret_value() if settings.pseudonym_secret else None
+        ner: TextDetector | None = None
+        if settings.ner:
+            from spanline.redactor.ner import PresidioNer
+
+            ner = PresidioNer(settings.ner_model, settings.ner_score_threshold)
+        limits = Limits(max_json_depth=settings.max_json_depth, max_string_chars=settings.max_string_chars)
+        return cls(policy, pseudonym_secret=secret or None, ner=ner, limits=limits)
+
+    def policy_for(self, project: str) -> CompiledPolicy:
+        """The compiled policy of a project (cached, bounded LRU)."""
+        compiled = self._compiled.get(project)
+        if compiled is not None:
+            self._compiled.move_to_end(project)
+            return compiled
+        resolved = resolve(self._policy, project, global_secret=self._secret, ner=self._ner is not None)
+        compiled = CompiledPolicy(resolved, self._limits, self._ner)
+        self._compiled[project] = compiled
+        if len(self._compiled) > _MAX_CACHED_PROJECTS:
+            self._compiled.popitem(last=False)
+        return compiled
+
+    def actions(self, project: str) -> dict[str, str]:
+        """Enabled detectors of a project and their actions."""
+        return dict(self.policy_for(project).actions)
+
+    # -- OTLP ----------------------------------------------------------------------------
+
+    def redact_traces(self, data: TracesData, project: str) -> RedactionReport:
+        """Redact every string reachable in ``data`` in place; see the module doc for failures."""
+        return self._guarded(_walk_traces, data, project)
+
+    def redact_logs(self, data: LogsData, project: str) -> RedactionReport:
+        """Redact every string reachable in ``data`` in place (bodies, attributes, event names)."""
+        return self._guarded(_walk_logs, data, project)
+
+    def redact_payload(self, payload: bytes, signal: Signal, project: str) -> tuple[bytes, RedactionReport]:
+        """Parse an ``otlp_proto`` Kafka value, redact it, serialise it.
+
+        Raises :class:`UndecodableError` if the bytes are not the announced OTLP message and
+        :class:`RedactionError` for anything else that went wrong.
+        """
+        message: TracesData | LogsData
+        if signal == "traces":
+            message = TracesData()
+        elif signal == "logs":
+            message = LogsData()
+        else:
+            raise UndecodableError("unknown signal (expected 'traces' or 'logs')")
+        try:
+            message.ParseFromString(payload)
+        except (DecodeError, RuntimeError, ValueError) as exc:
+            raise UndecodableError(
+                f"payload is not a valid OTLP {signal} protobuf ({type(exc).__name__})"
+            ) from None
+        if isinstance(message, TracesData):
+            report = self.redact_traces(message, project)
+        else:
+            report = self.redact_logs(message, project)
+        try:
+            return message.SerializeToString(), report
+        except Exception as exc:
+            raise RedactionError(f"cannot serialise the redacted message ({type(exc).__name__})") from None
+
+    # -- plain values (CLI, tests, benchmarks) -------------------------------------------
+
+    def redact_text(self, text: str, project: str, *, key: str | None = None) -> tuple[str, RedactionReport]:
+        """Redact one string value as the engine would inside an attribute (JSON-aware)."""
+
+        def run(walk: MessageWalk, value: str) -> str:
+            new = walk.string(value, key)
+            walk.flush(None)
+            return value if new is None else new
+
+        return self._guarded_value(run, text, project)
+
+    def redact_json(self, value: Any, project: str) -> tuple[Any, RedactionReport]:
+        """Redact a parsed JSON value (dicts/lists modified in place); string leaves may hold JSON too."""
+
+        def run(walk: MessageWalk, v: Any) -> Any:
+            out = walk.json_value(v)
+            walk.flush(None)
+            return out
+
+        return self._guarded_value(run, value, project)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _guarded(self, fn: Any, data: Any, project: str) -> RedactionReport:
+        policy = self.policy_for(project)
+        walk = MessageWalk(policy)
+        try:
+            fn(walk, data)
+        except RedactionError:
+            raise
+        except RecursionError:
+            raise RedactionError("message nested too deeply to redact") from None
+        except Exception as exc:
+            # The exception text may quote payload (e.g. a codec error): keep only its type.
+            raise RedactionError(f"internal error while redacting ({type(exc).__name__})") from None
+        report = RedactionReport.from_detector_counts(walk.total, policy.actions)
+        record_redactions(report.by_detector())
+        return report
+
+    def _guarded_value(self, fn: Any, value: Any, project: str) -> tuple[Any, RedactionReport]:
+        policy = self.policy_for(project)
+        walk = MessageWalk(policy)
+        try:
+            out = fn(walk, value)
+        except RedactionError:
+            raise
+        except Exception as exc:
+            raise RedactionError(f"internal error while redacting ({type(exc).__name__})") from None
+        return out, RedactionReport.from_detector_counts(walk.total, policy.actions)
+
+
+def _walk_traces(walk: MessageWalk, data: TracesData) -> None:
+    text = walk.text
+    for rs in data.resource_spans:
+        walk.attributes(rs.resource.attributes)
+        walk.flush(rs.resource.attributes)
+        for ss in rs.scope_spans:
+            walk.attributes(ss.scope.attributes)
+            walk.flush(ss.scope.attributes)
+            for span in ss.spans:
+                new = text(span.name)
+                if new is not None:
+                    span.name = new
+                walk.attributes(span.attributes)
+                for event in span.events:
+                    new = text(event.name)
+                    if new is not None:
+                        event.name = new
+                    walk.attributes(event.attributes)
+                for link in span.links:
+                    walk.attributes(link.attributes)
+                if span.status.message:
+                    new = text(span.status.message)
+                    if new is not None:
+                        span.status.message = new
+                walk.dropped = False
+                walk.flush(span.attributes)
+
+
+def _walk_logs(walk: MessageWalk, data: LogsData) -> None:
+    text = walk.text
+    for rl in data.resource_logs:
+        walk.attributes(rl.resource.attributes)
+        walk.flush(rl.resource.attributes)
+        for sl in rl.scope_logs:
+            walk.attributes(sl.scope.attributes)
+            walk.flush(sl.scope.attributes)
+            for record in sl.log_records:
+                if record.HasField("body"):
+                    walk.dropped = False
+                    walk.any_value(record.body, None)
+                    if walk.dropped:
+                        record.ClearField("body")
+                    walk.dropped = False
+                walk.attributes(record.attributes)
+                if record.event_name:
+                    new = text(record.event_name)
+                    if new is not None:
+                        record.event_name = new
+                walk.dropped = False
+                walk.flush(record.attributes)

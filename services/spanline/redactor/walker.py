@@ -1,0 +1,349 @@
+"""Walking values: free text, JSON inside strings, and OTLP ``AnyValue`` trees.
+
+Everything here is iterative (explicit stacks), so a hostile payload cannot exhaust the
+interpreter stack; depth and size limits turn garbage into either "treat as text" or a
+:class:`RedactionError`, never into a crash or unbounded work.
+
+JSON inside strings (``gen_ai.input.messages``, tool arguments, OpenInference
+``input.value``...) is parsed, its string leaves redacted one by one, and re-serialised,
+so the result is still valid JSON. A cheap pre-scan of the raw JSON text skips parsing
+when nothing detectable can be inside (see :meth:`MessageWalk._json`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Final
+
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from spanline.redactor.detectors import (
+    BUILTIN_DETECTORS,
+    KEY_POLICY,
+    NER_DETECTORS,
+    SENSITIVE_KEY,
+    RegexDetector,
+    Scanner,
+    TextDetector,
+    builtin_detectors,
+    dictionary_pattern,
+    mask_label,
+)
+from spanline.redactor.errors import RedactionError
+from spanline.redactor.policy import KeyFilter, ResolvedPolicy
+from spanline.redactor.pseudonym import pseudonym
+
+REDACTION_ATTR: Final = "spanline.redaction"
+
+# A value that already is one of our masks or pseudonyms is left alone (idempotence).
+_MASKED = re.compile(r"<[A-Z][A-Z0-9_]*(?::[0-9a-f]{8})?>")
+# Two-character JSON escapes, blanked for the pre-scan (the scan only decides "parse or not").
+_ESCAPE = re.compile(r"\\.")
+_SENSITIVE_WORD = re.compile(r"(?i)pass|pwd|secret|key|token|auth|cookie|credential")
+_WHITESPACE = " \t\r\n"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on work per value; see docs/redaction.md."""
+
+    max_json_depth: int = 64
+    max_json_nesting: int = 4  # JSON documents inside JSON string leaves inside ...
+    max_string_chars: int = 64 * 1024 * 1024
+
+
+class _TooDeep(Exception):
+    pass
+
+
+class _NotJson:
+    pass
+
+
+_NOT_JSON: Final = _NotJson()
+
+
+class CompiledPolicy:
+    """A :class:`ResolvedPolicy` turned into ready-to-run detectors and lookup tables."""
+
+    def __init__(self, resolved: ResolvedPolicy, limits: Limits, ner: TextDetector | None = None) -> None:
+        enabled = frozenset(resolved.actions)
+        detectors: list[TextDetector] = builtin_detectors(enabled & frozenset(BUILTIN_DETECTORS))
+        for c in resolved.custom:
+            detectors.append(
+                RegexDetector(c.name, re.compile(c.pattern, re.IGNORECASE if c.ignore_case else 0))
+            )
+        for d in resolved.dictionary:
+            detectors.append(RegexDetector(d.name, dictionary_pattern(d.terms, d.ignore_case)))
+        self.ner = ner if ner is not None and enabled & frozenset(NER_DETECTORS) else None
+        if self.ner is not None:
+            detectors.append(self.ner)
+        self.project = resolved.project
+        self.scanner = Scanner(detectors)
+        self.limits = limits
+        self.actions: dict[str, str] = dict(resolved.actions)
+        self.actions[KEY_POLICY] = "drop"
+        self.masks = {d: f"<{mask_label(d)}>" for d in self.actions}
+        self.key_filter: KeyFilter = resolved.key_filter
+        self.hmac_key = resolved.hmac_key
+        self.sensitive_keys = "credential" in enabled
+        # The raw-JSON pre-scan is exact for built-in detectors; policy regexes and NER may
+        # depend on quoting/escapes, so with those every JSON string is parsed.
+        self.json_prefilter = not resolved.custom and not resolved.dictionary and self.ner is None
+        self._sensitive_cache: dict[str, bool] = {}
+
+    def is_sensitive_key(self, key: str) -> bool:
+        hit = self._sensitive_cache.get(key)
+        if hit is None:
+            hit = SENSITIVE_KEY.search(key) is not None
+            if len(self._sensitive_cache) < 100_000:
+                self._sensitive_cache[key] = hit
+        return hit
+
+
+def _dump(obj: Any, original: str) -> str:
+    """Re-serialise in roughly the style of the original (escaping, separators)."""
+    head = original[:512]
+    spaced = '": ' in head or '", ' in head or ", " in head
+    return json.dumps(
+        obj,
+        ensure_ascii="\\u" in original,
+        separators=(", ", ": ") if spaced else (",", ":"),
+        allow_nan=True,
+    )
+
+
+class MessageWalk:
+    """Redaction state of one message: counts of the current element and of the whole message.
+
+    Not shared between messages or threads; :class:`CompiledPolicy` is the shared, read-only part.
+    """
+
+    __slots__ = ("counts", "dropped", "p", "total")
+
+    def __init__(self, policy: CompiledPolicy) -> None:
+        self.p = policy
+        self.counts: dict[str, int] = {}
+        self.total: dict[str, int] = {}
+        self.dropped = False
+
+    # -- element bookkeeping -------------------------------------------------------------
+
+    def flush(self, attributes: Any | None) -> None:
+        """Close the current element: record ``spanline.redaction`` on it and add to the message total."""
+        counts = self.counts
+        if not counts:
+            return
+        if attributes is not None:
+            summary = ",".join(f"{d}={n}" for d, n in sorted(counts.items()))
+            attributes.add(key=REDACTION_ATTR, value=AnyValue(string_value=summary))
+        total = self.total
+        for d, n in counts.items():
+            total[d] = total.get(d, 0) + n
+        self.counts = {}
+
+    # -- text and JSON -------------------------------------------------------------------
+
+    def _apply(self, s: str, findings: list[tuple[int, int, str]]) -> str:
+        p = self.p
+        counts = self.counts
+        parts: list[str] = []
+        pos = 0
+        for start, end, det in findings:
+            action = p.actions[det]
+            counts[det] = counts.get(det, 0) + 1
+            if action == "pseudonymize" and p.hmac_key is not None:
+                repl = pseudonym(p.hmac_key, det, s[start:end])
+            else:
+                repl = p.masks[det]
+                if action == "drop":
+                    self.dropped = True
+            parts.append(s[pos:start])
+            parts.append(repl)
+            pos = end
+        parts.append(s[pos:])
+        return "".join(parts)
+
+    def text(self, s: str) -> str | None:
+        """Redact ``s`` as free text; None when nothing was found."""
+        if not s:
+            return None
+        if len(s) > self.p.limits.max_string_chars:
+            raise RedactionError("a string value exceeds redactor.max_string_chars")
+        findings = self.p.scanner.scan(s)
+        if not findings:
+            return None
+        return self._apply(s, findings)
+
+    def string(self, s: str, key: str | None, nesting: int = 0) -> str | None:
+        """Redact a string value found under ``key``: whole-value credential, JSON, or text."""
+        if not s:
+            return None
+        p = self.p
+        if key is not None and p.sensitive_keys and p.is_sensitive_key(key):
+            if _MASKED.fullmatch(s):
+                return None
+            return self._apply(s, [(0, len(s), "credential")])
+        first = s[0]
+        if first in _WHITESPACE:
+            first = s.lstrip(_WHITESPACE)[:1]
+        if (first == "{" or first == "[") and nesting < p.limits.max_json_nesting:
+            if len(s) > p.limits.max_string_chars:
+                raise RedactionError("a string value exceeds redactor.max_string_chars")
+            result = self._json(s, nesting)
+            if result is not _NOT_JSON:
+                return result  # type: ignore[return-value]
+        return self.text(s)
+
+    def number(self, value: int) -> str | None:
+        """Integers long enough to be a card, phone or SSN are checked like text."""
+        if -100_000_000 < value < 100_000_000:
+            return None
+        s = str(value)
+        findings = self.p.scanner.scan(s)
+        if not findings:
+            return None
+        return self._apply(s, findings)
+
+    def _json(self, s: str, nesting: int) -> str | _NotJson | None:
+        p = self.p
+        if p.json_prefilter and "\\u" not in s:
+            quick = _ESCAPE.sub("  ", s) if "\\" in s else s
+            if not p.scanner.scan(quick) and not (p.sensitive_keys and _SENSITIVE_WORD.search(quick)):
+                return None
+        try:
+            obj = json.loads(s)
+        except (ValueError, RecursionError):
+            return _NOT_JSON
+        if not isinstance(obj, dict | list):
+            return _NOT_JSON
+        saved_counts = dict(self.counts)
+        saved_dropped = self.dropped
+        try:
+            changed = self._walk_json(obj, nesting)
+        except _TooDeep:
+            self.counts.clear()
+            self.counts.update(saved_counts)
+            self.dropped = saved_dropped
+            return _NOT_JSON
+        if not changed:
+            return None
+        return _dump(obj, s)
+
+    def _leaf(self, value: Any, key: str | None, nesting: int) -> Any:
+        """New value for a JSON leaf, or None if unchanged."""
+        if type(value) is str:
+            return self.string(value, key, nesting + 1)
+        if type(value) is int:
+            return self.number(value)
+        return None
+
+    def _walk_json(self, root: dict[str, Any] | list[Any], nesting: int) -> bool:
+        max_depth = self.p.limits.max_json_depth
+        changed = False
+        stack: list[tuple[Any, int, str | None]] = [(root, 1, None)]
+        while stack:
+            node, depth, ctx = stack.pop()
+            if depth > max_depth:
+                raise _TooDeep
+            if isinstance(node, dict):
+                renamed: dict[str, str] | None = None
+                for k, v in node.items():
+                    if isinstance(v, dict | list):
+                        stack.append((v, depth + 1, k))
+                    else:
+                        new = self._leaf(v, k, nesting)
+                        if new is not None:
+                            node[k] = new
+                            changed = True
+                    if len(k) > 5 and not k.isidentifier():
+                        nk = self.text(k)
+                        if nk is not None:
+                            renamed = renamed or {}
+                            renamed[k] = nk
+                if renamed:
+                    items = [(renamed.get(k, k), v) for k, v in node.items()]
+                    node.clear()
+                    node.update(items)
+                    changed = True
+            else:
+                for i, v in enumerate(node):
+                    if isinstance(v, dict | list):
+                        stack.append((v, depth + 1, ctx))
+                    else:
+                        new = self._leaf(v, ctx, nesting)
+                        if new is not None:
+                            node[i] = new
+                            changed = True
+        return changed
+
+    def json_value(self, value: Any) -> Any:
+        """Redact an already-parsed JSON value (CLI ``jsonl``); returns the (possibly new) value."""
+        if isinstance(value, dict | list):
+            try:
+                self._walk_json(value, 0)
+            except _TooDeep:
+                raise RedactionError("JSON nested deeper than redactor.max_json_depth") from None
+            return value
+        new = self._leaf(value, None, -1)
+        return value if new is None else new
+
+    # -- OTLP ----------------------------------------------------------------------------
+
+    def any_value(self, root: AnyValue, key: str | None) -> None:
+        stack: list[tuple[AnyValue, str | None]] = [(root, key)]
+        while stack:
+            v, k = stack.pop()
+            kind = v.WhichOneof("value")
+            if kind == "string_value":
+                new = self.string(v.string_value, k)
+                if new is not None:
+                    v.string_value = new
+            elif kind == "kvlist_value":
+                for kv in v.kvlist_value.values:
+                    name = kv.key
+                    if len(name) > 5 and not name.isidentifier():
+                        new_name = self.text(name)
+                        if new_name is not None:
+                            kv.key = name = new_name
+                    stack.append((kv.value, name))
+            elif kind == "array_value":
+                stack.extend((item, k) for item in v.array_value.values)
+            elif kind == "bytes_value":
+                # Not necessarily UTF-8: surrogateescape keeps undecodable bytes as they are.
+                text = v.bytes_value.decode("utf-8", "surrogateescape")
+                new = self.string(text, k)
+                if new is not None:
+                    v.bytes_value = new.encode("utf-8", "surrogateescape")
+            elif kind == "int_value":
+                new = self.number(v.int_value)
+                if new is not None:
+                    v.string_value = new
+
+    def attributes(self, attrs: Any) -> None:
+        """Apply the key policy and redact every value of a repeated ``KeyValue`` field."""
+        keep = self.p.key_filter.keep
+        remove: list[int] | None = None
+        kv: KeyValue
+        for idx, kv in enumerate(attrs):
+            key = kv.key
+            if key == REDACTION_ATTR:
+                remove = remove or []
+                remove.append(idx)  # only the redactor may say what the redactor did
+                continue
+            if not keep(key):
+                self.counts[KEY_POLICY] = self.counts.get(KEY_POLICY, 0) + 1
+                remove = remove or []
+                remove.append(idx)
+                continue
+            self.dropped = False
+            self.any_value(kv.value, key)
+            if self.dropped:
+                remove = remove or []
+                remove.append(idx)
+        if remove:
+            for idx in reversed(remove):
+                del attrs[idx]
+        self.dropped = False
