@@ -182,7 +182,10 @@ class _Run:
 async def run_load(config: LoadgenConfig, pool: RequestPool | None = None) -> LoadgenResult:
     """Send load to ``config.target`` until the span count or the duration is reached."""
     if pool is None:
-        pool = RequestPool(config.batch, config.pool_size, config.seed, config.plant_pii)
+        size = config.pool_size
+        if config.total_spans is not None:
+            size = max(1, min(size, config.total_spans // config.batch))
+        pool = RequestPool(config.batch, size, config.seed, config.plant_pii)
     run = _Run(config, pool)
     options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", 16 * 1024 * 1024)]
     async with grpc.aio.insecure_channel(config.target, options=options) as channel:
