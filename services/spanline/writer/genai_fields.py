@@ -8,8 +8,9 @@ order, newest convention first, so a span carrying several spellings lands the s
 Map policy: non-payload source attributes (model, tokens, ids...) stay in the ``attributes``
 map so queries can still use the instrumentation's own names. Payload attributes (messages,
 prompts, tool arguments/results) are *moved* to their ZSTD column and removed from the map,
-so content is stored once. A lower-priority payload spelling that was not used (say
-``input.value`` next to ``llm.input_messages.*``) stays in the map: nothing is dropped.
+so content is stored once. One exception is dropped rather than moved: OpenInference's
+``input.value``/``output.value`` on a span whose ``llm.*_messages`` were reassembled, which
+repeat the same request/response a second time (the cold tier keeps every span as sent).
 """
 
 from __future__ import annotations
@@ -292,8 +293,10 @@ def extract_genai(attrs: dict[str, Any], has_flattened: bool | None = None) -> G
         f.finish_reasons = [str(r) for r in reasons]
     elif isinstance(reasons, str) and reasons:
         f.finish_reasons = _parse_str_list(reasons)
-    elif isinstance(attrs.get("gen_ai.response.finish_reason"), str):
-        f.finish_reasons = [attrs["gen_ai.response.finish_reason"]]
+    else:
+        single = _first_str(attrs, ("gen_ai.response.finish_reason", "llm.finish_reason"))
+        if single:
+            f.finish_reasons = [single]
 
     _extract_payloads(f, attrs, oi_kind.upper(), tl_kind.lower(), has_flattened)
     return f
@@ -322,6 +325,7 @@ def _extract_payloads(
 
     if has_flattened is None:
         has_flattened = any(k.startswith(FLATTENED_PREFIXES) for k in attrs)
+    reassembled = False
     if has_flattened:
         # OpenInference, then OpenLLMetry flattened message lists
         for prefix, column in (
@@ -336,6 +340,7 @@ def _extract_payloads(
                 continue
             messages = unflatten(attrs, prefix)
             setattr(f, column, _json(messages))
+            reassembled = reassembled or prefix.startswith("llm.")
             if column == "output_messages" and not f.finish_reasons:
                 f.finish_reasons = [
                     str(m["finish_reason"])
@@ -354,6 +359,16 @@ def _extract_payloads(
             f.tool_result = (
                 _take(attrs, "output.value") if oi_kind == "TOOL" else _take(attrs, "traceloop.entity.output")
             )
+        return
+    if reassembled:
+        # OpenInference LLM spans repeat the whole request/response as input.value and
+        # output.value; the message lists, invocation parameters, tools and token counts
+        # already hold it. The hot row keeps one copy (the cold tier keeps the span as sent).
+        for key, column in (("input.value", "input_messages"), ("output.value", "output_messages")):
+            if getattr(f, column):
+                attrs.pop(key, None)
+            else:
+                setattr(f, column, _take(attrs, key))
         return
     # anything else: the span's raw input/output when no message list said more
     if not f.input_messages:

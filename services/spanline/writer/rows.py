@@ -389,8 +389,24 @@ LOG_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
 )
 
 
+LOG_PAYLOAD_ATTRIBUTES = (
+    "gen_ai.input.messages",
+    "gen_ai.output.messages",
+    "gen_ai.system_instructions",
+    "gen_ai.tool.call.arguments",
+    "gen_ai.tool.call.result",
+    "gen_ai.prompt",
+    "gen_ai.completion",
+)
+
+
 class LogRows(_Buffer):
-    """Rows of ``logs`` from OTLP ``LogsData`` (GenAI events carry message content here)."""
+    """Rows of ``logs`` from OTLP ``LogsData`` (GenAI events carry message content here).
+
+    An event with an empty body and content attributes (``gen_ai.input.messages``...) gets
+    those attributes as a JSON object in ``body`` (claim-checked like span payloads) and
+    not in the map.
+    """
 
     table = "logs"
     columns = LOG_COLUMNS
@@ -426,6 +442,11 @@ class LogRows(_Buffer):
                     event_name = getattr(rec, "event_name", "") or to_text(attrs.get("event.name", ""))
                     body_value = any_value(rec.body) if rec.HasField("body") else None
                     body = "" if body_value is None else payload_text(body_value)
+                    if not body:
+                        # GenAI events carry content as attributes: it is payload, not map data
+                        content = {k: attrs.pop(k) for k in LOG_PAYLOAD_ATTRIBUTES if k in attrs}
+                        if content:
+                            body = _json(content)
                     body, body_len = self.offloader.offload(body)
                     # replays carry identical bytes: the record's own hash is its identity
                     digest = hashlib.blake2b(rec.SerializeToString(deterministic=True), digest_size=8)

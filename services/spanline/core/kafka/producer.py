@@ -110,9 +110,11 @@ class Producer:
             await asyncio.wait_for(_send(), remaining)
         except TimeoutError:
             metrics.PRODUCE_ERRORS.labels("timeout").inc()
+            await self._discard(producer)
             raise ProduceError("timeout", f"Kafka did not acknowledge within {timeout:.1f}s") from None
         except KafkaError as exc:
             metrics.PRODUCE_ERRORS.labels("kafka").inc()
+            await self._discard(producer)
             raise ProduceError("unavailable", f"Kafka rejected the records: {type(exc).__name__}") from None
         metrics.PRODUCE_SECONDS.observe(time.monotonic() - started)
         per_topic: dict[str, tuple[int, int]] = {}
@@ -122,6 +124,26 @@ class Producer:
         for topic, (n, b) in per_topic.items():
             metrics.PRODUCED_RECORDS.labels(topic).inc(n)
             metrics.PRODUCED_BYTES.labels(topic).inc(b)
+
+    async def _discard(self, producer: AIOKafkaProducer) -> None:
+        """Throw away a producer whose records were reported as failed.
+
+        Its accumulator still holds records the caller will send again (the OTLP client
+        retries, a consumer re-processes the batch); keeping them would grow memory for
+        the whole outage and replay stale batches into a restarted broker before any
+        metadata refresh. The next send builds a fresh producer.
+        """
+        if self._producer is producer:
+            self._producer = None
+        task = asyncio.ensure_future(producer.stop())
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(task), 1.0)
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            with contextlib.suppress(Exception):
+                await producer.client.close()
 
     async def stop(self) -> None:
         """Flush what is buffered and disconnect."""
