@@ -19,7 +19,10 @@ log = logging.getLogger(__name__)
 
 _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_TTL_INTERVAL_RE = re.compile(r"INTERVAL\s+(\d+)\s+DAY", re.IGNORECASE)
+# the server normalises "INTERVAL 30 DAY" to "toIntervalDay(30)" in create_table_query
+_TTL_INTERVAL_RE = re.compile(
+    r"\bTTL\b.*?(?:INTERVAL\s+(\d+)\s+DAY|toIntervalDay\((\d+)\))", re.IGNORECASE | re.DOTALL
+)
 MIN_RETAIN_DAYS = 183
 HOT_TABLES = ("spans", "logs", "scores")
 RETAINED_TABLES = ("alerts", "audit")
@@ -134,7 +137,9 @@ def _current_ttl_days(client: Any, database: str, table: str) -> int | None:
         parameters={"db": database, "t": table},
     )
     match = _TTL_INTERVAL_RE.search(str(text or ""))
-    return int(match.group(1)) if match else None
+    if not match:
+        return None
+    return int(match.group(1) or match.group(2))
 
 
 def ensure_ttl(client: Any, database: str, hot_days: int, retain_days: int) -> list[str]:
