@@ -48,7 +48,13 @@ def mask_label(detector: str) -> str:
 
 
 class TextDetector(Protocol):
-    """Anything that appends findings for a text; ``low`` is ``text.lower()`` or None if not computed."""
+    """Anything that appends findings for a text.
+
+    A detector may also have ``triggers``: ``(pattern, caseless)`` pairs in the common subset
+    of Python and Hyperscan syntax, matched on UTF-8 bytes. They must be a superset: if the
+    detector can find anything in a text, one of its triggers matches it. The scanner then
+    runs the detector only on texts where a trigger fired.
+    """
 
     name: str
 

@@ -50,8 +50,10 @@ _AUTHORIZATION = re.compile(
     r"|\bbearer\s+)"
     r"(?P<v>(?!<[A-Z_]+(?::[0-9a-f]{8})?>)[A-Za-z0-9\-._~+/=:%]{6,}+)"
 )
+# Starts with the literal "://" so the regex engine can jump to it; the scheme before it
+# does not matter for what is redacted (the password only).
 _URL_PASSWORD = re.compile(
-    r"[A-Za-z][A-Za-z0-9+.\-]{0,30}://[^\s:/@?#\"'<>]{0,128}:(?P<v>[^\s/?#\"'<>]{1,256})"
+    r"://(?<=[A-Za-z0-9+.\-]://)[^\s:/@?#\"'<>]{0,128}:(?P<v>[^\s/?#\"'<>]{1,256})"
     r"@(?=[^\s@/?#\"'<>]{1,255}(?:[/?#\s\"'<>]|\Z))"
 )
 _CREDENTIAL_WORDS = ("pass", "pwd", "secret", "token", "key", "credential", "auth")
@@ -59,7 +61,7 @@ _CREDENTIAL_KV = re.compile(
     r"(?i)(?<![a-z0-9])[a-z0-9_.\-]{0,40}?"
     r"(?:password|passwd|passphrase|pwd|secret|api[_\-]?key|access[_\-]?key|private[_\-]?key|"
     r"auth[_\-]?token|access[_\-]?token|refresh[_\-]?token|session[_\-]?token|token|credentials?)"
-    r"(?![a-z])[a-z0-9_.\-]{0,40}[\"']?\s{0,3}[:=]\s{0,3}[\"']?"
+    r"(?![a-z])[a-z0-9_.\-]{0,40}[\"']?[ \t\r\n]{0,3}[:=][ \t\r\n]{0,3}[\"']?"
     r"(?P<v>(?!<[A-Z_]+(?::[0-9a-f]{8})?>)[^\s\"',;&<>]{3,512}+)"
 )
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
@@ -82,53 +84,88 @@ def _looks_random(value: str) -> bool:
     return has_digit + has_upper + has_lower >= 2
 
 
-class SecretDetector:
-    """All credential detectors that are enabled, each reported under its own name."""
+class PrefixedSecretDetector:
+    """API keys and tokens recognisable by their prefix, each reported under its own name."""
 
-    name = "secrets"
+    name = "prefixed_secrets"
+    triggers: tuple[tuple[str, bool], ...] = ((_TRIGGER.pattern, False),)
 
     def __init__(self, enabled: frozenset[str]) -> None:
-        self._prefixed = [
+        self._patterns = [
             (name, re.compile(pattern, re.DOTALL) if name == "private_key" else re.compile(pattern), literal)
             for name, pattern, literal in _PREFIXED
             if name in enabled
         ]
-        self._authorization = "authorization" in enabled
-        self._url_password = "url_password" in enabled
-        self._credential = "credential" in enabled
-        self._aws_secret = "aws_secret_key" in enabled
 
     def find(self, text: str, out: list[Finding]) -> None:
-        if self._prefixed and _TRIGGER.search(text) is not None:
-            for name, pattern, literal in self._prefixed:
-                if literal in text:
-                    for m in pattern.finditer(text):
-                        if name == "openai_key" and not _looks_random(m.group()[3:]):
-                            continue
-                        out.append((m.start(), m.end(), name))
-        if not (self._authorization or self._credential or self._aws_secret or self._url_password):
+        for name, pattern, literal in self._patterns:
+            if literal in text:
+                for m in pattern.finditer(text):
+                    if name == "openai_key" and not _looks_random(m.group()[3:]):
+                        continue
+                    out.append((m.start(), m.end(), name))
+
+
+class AuthorizationDetector:
+    name = "authorization"
+    triggers = ((r"bearer|authorization", True),)
+
+    def find(self, text: str, out: list[Finding]) -> None:
+        low = text.lower()
+        if "bearer" not in low and "authorization" not in low:
+            return
+        for m in _AUTHORIZATION.finditer(text):
+            if _looks_random(m.group("v")) or len(m.group("v")) >= 20:
+                out.append((m.start("v"), m.end("v"), "authorization"))
+
+
+class UrlPasswordDetector:
+    name = "url_password"
+    triggers = ((r"://[^\s:/@]*:[^\s/]+@", False),)
+
+    def find(self, text: str, out: list[Finding]) -> None:
+        if "://" not in text:
+            return
+        for m in _URL_PASSWORD.finditer(text):
+            out.append((m.start("v"), m.end("v"), "url_password"))
+
+
+class AwsSecretDetector:
+    """40-character AWS secret access keys, only near an AWS/secret context word."""
+
+    name = "aws_secret_key"
+    triggers = ((r"aws|secret|akia|asia", True),)
+
+    def find(self, text: str, out: list[Finding]) -> None:
+        low = text.lower()
+        if not any(w in low for w in _AWS_CONTEXT):
+            return
+        for m in _AWS_SECRET.finditer(text):
+            if not _looks_random(m.group()):
+                continue
+            window = low[max(0, m.start() - 120) : m.start()]
+            if any(w in window for w in _AWS_CONTEXT):
+                out.append((m.start(), m.end(), "aws_secret_key"))
+
+
+class CredentialDetector:
+    """``password=...``, ``"api_key": "..."``: the value after a key that names a secret."""
+
+    name = "credential"
+    # Superset of _CREDENTIAL_KV: every keyword contains one of these words, followed within
+    # the key's length budget by ':' or '='.
+    triggers = (
+        (r"(?:pass|pwd|secret|key|token|credential)[a-z0-9_.\-]{0,60}[\"']?[ \t\r\n]{0,3}[:=]", True),
+    )
+
+    def find(self, text: str, out: list[Finding]) -> None:
+        if "=" not in text and ":" not in text:
             return
         low = text.lower()
-        if self._authorization and ("bearer" in low or "authorization" in low):
-            for m in _AUTHORIZATION.finditer(text):
-                if _looks_random(m.group("v")) or len(m.group("v")) >= 20:
-                    out.append((m.start("v"), m.end("v"), "authorization"))
-        if self._url_password and "://" in text:
-            for m in _URL_PASSWORD.finditer(text):
-                out.append((m.start("v"), m.end("v"), "url_password"))
-        if self._aws_secret:
-            if any(w in low for w in _AWS_CONTEXT):
-                for m in _AWS_SECRET.finditer(text):
-                    value = m.group()
-                    if not _looks_random(value):
-                        continue
-                    window = low[max(0, m.start() - 120) : m.start()]
-                    if any(w in window for w in _AWS_CONTEXT):
-                        out.append((m.start(), m.end(), "aws_secret_key"))
-        if self._credential and ("=" in text or ":" in text):
-            if any(w in low for w in _CREDENTIAL_WORDS):
-                for m in _CREDENTIAL_KV.finditer(text):
-                    v = m.group("v")
-                    if v.isdigit() and len(v) < 8:
-                        continue
-                    out.append((m.start("v"), m.end("v"), "credential"))
+        if not any(w in low for w in _CREDENTIAL_WORDS):
+            return
+        for m in _CREDENTIAL_KV.finditer(text):
+            v = m.group("v")
+            if v.isdigit() and len(v) < 8:
+                continue
+            out.append((m.start("v"), m.end("v"), "credential"))

@@ -1,0 +1,349 @@
+"""Redactor throughput: MB/s of payload text per process on a realistic GenAI corpus.
+
+Run from the repo root: ``python -m benchmarks.redactor_bench [--quick]``.
+
+The corpus is built deterministically (fixed seed): chat turns of ~1 KB of assistant-style
+prose, code, numbers, dates, versions and URLs, with PII or a secret planted in about one
+message in ten. It is measured three ways:
+
+* ``otlp``: ``Redactor.redact_payload`` on serialized ``TracesData`` (one trace per message:
+  a chat span carrying ``gen_ai.system_instructions``, ``gen_ai.input.messages`` and
+  ``gen_ai.output.messages`` as JSON, and a tool span with JSON arguments/results) —
+  parse, redact, serialize, exactly what the service does per Kafka record;
+* ``text``: ``Redactor.redact_text`` on each chat message's plain text;
+* ``presidio`` (if presidio-analyzer/anonymizer are installed): Presidio's
+  AnalyzerEngine with its pattern recognizers only (email, phone, card, IBAN, IP, SSN; no
+  NER model) plus the AnonymizerEngine, on the same plain texts.
+
+MB/s counts UTF-8 bytes of payload text (string values), not protobuf framing.
+Results are printed and written to ``benchmarks/results/redactor.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
+from spanline.redactor.engine import Redactor
+
+SEED = 20261122
+RESULTS = Path(__file__).resolve().parent / "results" / "redactor.json"
+
+_WORDS = (
+    "the a to of and in is for that you it with on this be can are as your will we not if or by "
+    "an have from at use when which more so there model data function example using also one "
+    "should each value return first time make need could step file set list new like result "
+    "request response error user code run test change output input token prompt call configure "
+    "service deploy cluster memory query table index cache latency update version build release "
+    "review approach option consider performance improve handle python string number object class "
+    "method parameter argument default environment variable support issue question answer help "
+    "simple better quickly because however although therefore recommend suggest explain describe "
+    "customer account order invoice payment shipping address delivery refund policy team meeting "
+    "schedule report summary analysis dashboard metric threshold alert incident resolve"
+).split()
+_NUMBERS = (
+    "in 2024",
+    "about 3.5 seconds",
+    "version 1.2.3",
+    "step 2",
+    "$1,299.00",
+    "at 12:30",
+    "on 2024-03-15",
+    "up to 512 tokens",
+    "with 16 GB",
+    "port 8080",
+    "by 15%",
+    "issue #4821",
+    "v2.14.0",
+    "at 10:45:12",
+    "0.75 probability",
+    "HTTP 429",
+)
+_CODE = (
+    "\n```python\ndef handle(request):\n    data = json.loads(request.body)\n"
+    "    return process(data, timeout=30)\n```\n",
+    "\n```bash\nkubectl get pods -n prod | grep api\n```\n",
+    "\n```sql\nSELECT id, total FROM orders WHERE created_at > now() - interval 7 day;\n```\n",
+)
+_URLS = ("https://docs.example.com/guide/setup", "https://github.com/example/repo/issues/42")
+
+
+def _pii(rng: random.Random) -> str:
+    kind = rng.randrange(12)
+    digits = "".join(rng.choice("0123456789") for _ in range(12))
+    if kind == 0:
+        return (
+            f"you can reach me at {rng.choice(['anna', 'li.wei', 'j.smith'])}{rng.randrange(99)}@example.org"
+        )
+    if kind == 1:
+        area, exchange, line = rng.randrange(200, 999), rng.randrange(200, 999), rng.randrange(1000, 9999)
+        return f"my number is +1 ({area}) {exchange}-{line}"
+    if kind == 2:
+        return "the card is 4111 1111 1111 1111 expiring 09/27"
+    if kind == 3:
+        return "please wire it to DE89 3704 0044 0532 0130 00"
+    if kind == 4:
+        return f"the server at 10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)} is down"
+    if kind == 5:
+        return "my SSN is 219-09-9999"
+    if kind == 6:
+        return f"use key sk-proj-{digits}AbCdEfGhIjKlMnOpQrStUvWx"
+    if kind == 7:
+        return "export AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE"
+    if kind == 8:
+        return f"connect to postgres://app:Sup3r{digits[:4]}@db.internal:5432/app"
+    if kind == 9:
+        return "header Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJlMTIz"
+    if kind == 10:
+        return f"call me on +44 20 7946 {rng.randrange(1000, 9999)}"
+    return f"ghp_{digits}abcdefghijklmnopqrstuvwx is my token"
+
+
+def _sentence(rng: random.Random) -> str:
+    words = [rng.choice(_WORDS) for _ in range(rng.randrange(8, 20))]
+    if rng.random() < 0.3:
+        words.insert(rng.randrange(len(words)), rng.choice(_NUMBERS))
+    if rng.random() < 0.03:
+        words.insert(rng.randrange(len(words)), rng.choice(_URLS))
+    s = " ".join(words)
+    return s[0].upper() + s[1:] + rng.choice(".!?.")
+
+
+def chat_text(rng: random.Random, target: int = 1024, pii_rate: float = 0.1) -> str:
+    """One chat message of about ``target`` characters."""
+    parts: list[str] = []
+    size = 0
+    while size < target:
+        if rng.random() < 0.04:
+            piece = rng.choice(_CODE)
+        elif rng.random() < 0.08:
+            piece = "\n- " + _sentence(rng)
+        else:
+            piece = _sentence(rng) + " "
+        parts.append(piece)
+        size += len(piece)
+    if rng.random() < pii_rate:
+        parts.insert(rng.randrange(len(parts)), _pii(rng) + ". ")
+    return "".join(parts).strip()
+
+
+def build_texts(n: int, seed: int = SEED) -> list[str]:
+    rng = random.Random(seed)
+    return [chat_text(rng) for _ in range(n)]
+
+
+def _kv(key: str, value: str | int) -> KeyValue:
+    if isinstance(value, int):
+        return KeyValue(key=key, value=AnyValue(int_value=value))
+    return KeyValue(key=key, value=AnyValue(string_value=value))
+
+
+def build_trace(rng: random.Random, texts: list[str]) -> TracesData:
+    """One trace: a chat span (system, user and assistant messages) and a tool span."""
+    td = TracesData()
+    rs = td.resource_spans.add()
+    rs.resource.attributes.extend(
+        [_kv("service.name", "support-bot"), _kv("telemetry.sdk.language", "python")]
+    )
+    ss = rs.scope_spans.add()
+    ss.scope.name = "opentelemetry.instrumentation.openai_v2"
+    trace_id = rng.randbytes(16)
+    system = [{"type": "text", "content": "You are a helpful support assistant. Answer concisely."}]
+    history = [{"role": "user", "parts": [{"type": "text", "content": t}]} for t in texts[:-1]]
+    output = [
+        {"role": "assistant", "parts": [{"type": "text", "content": texts[-1]}], "finish_reason": "stop"}
+    ]
+    chat = Span(
+        trace_id=trace_id, span_id=rng.randbytes(8), name="chat gpt-4o-mini", kind=Span.SPAN_KIND_CLIENT
+    )
+    chat.attributes.extend(
+        [
+            _kv("gen_ai.operation.name", "chat"),
+            _kv("gen_ai.provider.name", "openai"),
+            _kv("gen_ai.request.model", "gpt-4o-mini"),
+            _kv("gen_ai.usage.input_tokens", rng.randrange(100, 4000)),
+            _kv("gen_ai.usage.output_tokens", rng.randrange(10, 800)),
+            _kv("gen_ai.response.id", "chatcmpl-" + rng.randbytes(12).hex()),
+            _kv("gen_ai.system_instructions", json.dumps(system)),
+            _kv("gen_ai.input.messages", json.dumps(history)),
+            _kv("gen_ai.output.messages", json.dumps(output)),
+        ]
+    )
+    tool = Span(trace_id=trace_id, span_id=rng.randbytes(8), name="execute_tool lookup_order")
+    tool.attributes.extend(
+        [
+            _kv("gen_ai.operation.name", "execute_tool"),
+            _kv("gen_ai.tool.name", "lookup_order"),
+            _kv(
+                "gen_ai.tool.call.arguments", json.dumps({"order_id": rng.randrange(10**6), "verbose": False})
+            ),
+            _kv(
+                "gen_ai.tool.call.result", json.dumps({"status": "shipped", "eta_days": rng.randrange(1, 9)})
+            ),
+        ]
+    )
+    ss.spans.extend([chat, tool])
+    return td
+
+
+def payload_text_bytes(td: TracesData) -> int:
+    total = 0
+    for rs in td.resource_spans:
+        for kv in rs.resource.attributes:
+            total += len(kv.value.string_value.encode())
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                total += len(span.name.encode())
+                for kv in span.attributes:
+                    total += len(kv.value.string_value.encode())
+    return total
+
+
+def build_traces(n_traces: int, seed: int = SEED) -> list[TracesData]:
+    rng = random.Random(seed + 1)
+    out = []
+    for _ in range(n_traces):
+        texts = [chat_text(rng) for _ in range(rng.randrange(2, 5))]
+        out.append(build_trace(rng, texts))
+    return out
+
+
+def _timed(fn: Any, items: list[Any], min_seconds: float) -> float:
+    """Seconds per full pass over ``items`` (best of the passes run within ``min_seconds``)."""
+    best = float("inf")
+    spent = 0.0
+    passes = 0
+    while spent < min_seconds or passes < 2:
+        t0 = time.perf_counter()
+        for item in items:
+            fn(item)
+        dt = time.perf_counter() - t0
+        best = min(best, dt)
+        spent += dt
+        passes += 1
+    return best
+
+
+def _presidio_engines() -> tuple[Any, Any] | None:
+    try:
+        import spacy
+        from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+        from presidio_analyzer.nlp_engine import SpacyNlpEngine
+        from presidio_analyzer.predefined_recognizers import (
+            CreditCardRecognizer,
+            EmailRecognizer,
+            IbanRecognizer,
+            IpRecognizer,
+            PhoneRecognizer,
+            UsSsnRecognizer,
+        )
+        from presidio_anonymizer import AnonymizerEngine
+    except ImportError:
+        return None
+
+    class _BlankSpacy(SpacyNlpEngine):  # type: ignore[misc]
+        """A tokenizer-only pipeline: no NER model, no download."""
+
+        def load(self) -> None:
+            self.nlp = {"en": spacy.blank("en")}
+
+    nlp = _BlankSpacy()
+    nlp.load()
+    registry = RecognizerRegistry(supported_languages=["en"])
+    for rec in (
+        EmailRecognizer,
+        PhoneRecognizer,
+        CreditCardRecognizer,
+        IbanRecognizer,
+        IpRecognizer,
+        UsSsnRecognizer,
+    ):
+        registry.add_recognizer(rec())
+    analyzer = AnalyzerEngine(registry=registry, nlp_engine=nlp, supported_languages=["en"])
+    return analyzer, AnonymizerEngine()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller corpus and shorter timing")
+    parser.add_argument("--no-presidio", action="store_true", help="skip the Presidio comparison")
+    args = parser.parse_args(argv)
+    n_texts, n_traces, min_s = (300, 150, 0.5) if args.quick else (2000, 1000, 3.0)
+
+    redactor = Redactor()
+    texts = build_texts(n_texts)
+    text_bytes = sum(len(t.encode()) for t in texts)
+    traces = build_traces(n_traces)
+    payloads = [td.SerializeToString() for td in traces]
+    otlp_bytes = sum(payload_text_bytes(td) for td in traces)
+
+    rows: list[dict[str, Any]] = []
+    dt = _timed(lambda p: redactor.redact_payload(p, "traces", "bench"), payloads, min_s)
+    rows.append(
+        {
+            "name": "spanline otlp (parse+redact+serialize)",
+            "mb_per_s": otlp_bytes / dt / 1e6,
+            "items_per_s": len(payloads) / dt,
+            "item": "trace",
+            "text_mb": otlp_bytes / 1e6,
+        }
+    )
+    dt = _timed(lambda t: redactor.redact_text(t, "bench"), texts, min_s)
+    rows.append(
+        {
+            "name": "spanline text",
+            "mb_per_s": text_bytes / dt / 1e6,
+            "items_per_s": len(texts) / dt,
+            "item": "text",
+            "text_mb": text_bytes / 1e6,
+        }
+    )
+    presidio = None if args.no_presidio else _presidio_engines()
+    if presidio is not None:
+        analyzer, anonymizer = presidio
+        sample = texts[: max(50, n_texts // 10)]
+        sample_bytes = sum(len(t.encode()) for t in sample)
+
+        def run_presidio(t: str) -> None:
+            results = analyzer.analyze(text=t, language="en")
+            anonymizer.anonymize(text=t, analyzer_results=results)
+
+        dt = _timed(run_presidio, sample, min_s)
+        rows.append(
+            {
+                "name": "presidio text (pattern recognizers)",
+                "mb_per_s": sample_bytes / dt / 1e6,
+                "items_per_s": len(sample) / dt,
+                "item": "text",
+                "text_mb": sample_bytes / 1e6,
+            }
+        )
+
+    print(f"{'engine':42} {'MB/s':>8} {'items/s':>10}")
+    for r in rows:
+        print(f"{r['name']:42} {r['mb_per_s']:8.2f} {r['items_per_s']:10.0f} {r['item']}s")
+    result = {
+        "benchmark": "redactor",
+        "python": sys.version.split()[0],
+        "machine": platform.machine(),
+        "seed": SEED,
+        "quick": args.quick,
+        "target_mb_per_s": 20.0,
+        "rows": rows,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
