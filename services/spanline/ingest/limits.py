@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from collections.abc import Sequence
+
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from google.protobuf.message import Message
 
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
@@ -76,14 +77,13 @@ def _value_too_large(value: AnyValue, limit: int) -> bool:
     return False
 
 
-def check_attributes(item: Message, attributes: list[KeyValue] | object, limits: Limits) -> str | None:
+def check_attributes(encoded_size: int, attributes: Sequence[KeyValue], limits: Limits) -> str | None:
     """Attribute count and value size. Values are only walked when the item is big enough
-    to hold an oversized one, which keeps the common path at one C-level ByteSize()."""
-    attrs = attributes  # a protobuf repeated field
-    if len(attrs) > limits.max_attributes:  # type: ignore[arg-type]
+    to hold an oversized one, which keeps the common path free of Python loops."""
+    if len(attributes) > limits.max_attributes:
         return "too_many_attributes"
-    if item.ByteSize() > limits.max_value_bytes:
-        for kv in attrs:  # type: ignore[attr-defined]
+    if encoded_size > limits.max_value_bytes:
+        for kv in attributes:
             if _value_too_large(kv.value, limits.max_value_bytes):
                 return "value_too_large"
     return None

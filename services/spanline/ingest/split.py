@@ -3,23 +3,46 @@
 Resource and scope are kept on every piece, so each record is a self-contained OTLP
 `TracesData`/`LogsData` exactly as the Collector's Kafka exporter would write it with
 `partition_traces_by_id: true`. A trace too big for one record is cut into several
-records with the same key; one span bigger than a record is rejected, never dropped
+records with the same key; one item bigger than a record is rejected, never dropped
 silently.
+
+Records are assembled at the wire level: each span is serialized once and the
+envelopes (resource, scope) once per request, then concatenated with protobuf framing.
+Protobuf encoding is concatenative, so this yields exactly the message a copy into a new
+`TracesData` would, at a fraction of the CPU (the ingest hot path; see benchmarks).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, LogsData, ResourceLogs, ScopeLogs
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, TracesData
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from spanline.ingest.limits import Limits, Rejections, check_attributes, check_ids
 
-# protobuf framing for a length-delimited field: tag byte + up to 5 length bytes.
-_FRAME = 6
+# TracesData/LogsData, ResourceSpans/ResourceLogs and ScopeSpans/ScopeLogs share one
+# layout: field 1 = the repeated child (or the resource/scope), 2 = children, 3 = schema_url.
+_TAG_1 = b"\x0a"
+_TAG_2 = b"\x12"
+_TAG_3 = b"\x1a"
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _framed(tag: bytes, payload: bytes) -> bytes:
+    return tag + _varint(len(payload)) + payload
 
 
 @dataclass(slots=True)
@@ -31,119 +54,129 @@ class SplitResult:
     rejected: Rejections = field(default_factory=Rejections)
 
 
-class _Group:
-    """Items of one key, grouped by (resource, scope) position, with a running size."""
+@dataclass(slots=True)
+class _Scope:
+    """One (resource, scope) pair of the request: its framing bytes, computed once."""
 
-    __slots__ = ("count", "items", "size")
+    resource_head: bytes  # framed resource + framed schema_url of the ResourceX
+    scope_head: bytes  # framed scope + framed schema_url of the ScopeX
+    resource_index: int
+
+
+class _Chunk:
+    """Items of one key, grouped by scope, with the running encoded size."""
+
+    __slots__ = ("by_scope", "count", "size")
 
     def __init__(self) -> None:
-        self.items: dict[tuple[int, int], list[Span] | list[LogRecord]] = {}
+        self.by_scope: dict[int, list[bytes]] = {}
         self.size = 0
         self.count = 0
 
 
-def split_traces(request: ExportTraceServiceRequest, limits: Limits, max_record_bytes: int) -> SplitResult:
+def _assemble(chunk: _Chunk, scopes: list[_Scope]) -> bytes:
+    by_resource: dict[int, list[bytes]] = {}
+    for scope_index, items in chunk.by_scope.items():
+        scope = scopes[scope_index]
+        body = scope.scope_head + b"".join(_framed(_TAG_2, item) for item in items)
+        by_resource.setdefault(scope.resource_index, [scopes[scope_index].resource_head]).append(
+            _framed(_TAG_2, body)
+        )
+    return b"".join(_framed(_TAG_1, b"".join(parts)) for parts in by_resource.values())
+
+
+def _head(tag_child: bytes, child: Any, has_child: bool, schema_url: str) -> bytes:
+    head = _framed(tag_child, child.SerializeToString()) if has_child else b""
+    if schema_url:
+        head += _framed(_TAG_3, schema_url.encode("utf-8"))
+    return head
+
+
+def _split(
+    groups: Iterable[tuple[Any, str, Iterable[tuple[Any, str, Iterable[Any]]]]],
+    validate: Callable[[Any, int], str | None],
+    key_of: Callable[[Any], bytes],
+    limits: Limits,
+    max_record_bytes: int,
+) -> SplitResult:
     result = SplitResult()
-    groups: dict[bytes, list[_Group]] = {}
-    envelope_sizes: list[int] = []
-    for ri, rs in enumerate(request.resource_spans):
-        envelope_sizes.append(rs.resource.ByteSize() + len(rs.schema_url) + 64)
-        for si, ss in enumerate(rs.scope_spans):
-            overhead = ss.scope.ByteSize() + len(ss.schema_url) + 2 * _FRAME
-            for span in ss.spans:
+    scopes: list[_Scope] = []
+    chunks: dict[bytes, list[_Chunk]] = {}
+    for ri, (resource, r_schema, scope_groups) in enumerate(groups):
+        resource_head = _head(_TAG_1, resource, resource is not None, r_schema)
+        for scope, s_schema, items in scope_groups:
+            si = len(scopes)
+            scope_head = _head(_TAG_1, scope, scope is not None, s_schema)
+            scopes.append(_Scope(resource_head, scope_head, ri))
+            overhead = len(resource_head) + len(scope_head) + 24
+            for item in items:
                 if result.accepted >= limits.max_items:
                     result.rejected.add("too_many_spans")
                     continue
-                reason = check_ids(span.trace_id, span.span_id, span.parent_span_id) or check_attributes(
-                    span, span.attributes, limits
-                )
+                encoded = item.SerializeToString()
+                reason = validate(item, len(encoded))
+                if reason is None and len(encoded) + overhead > max_record_bytes:
+                    reason = "too_large"
                 if reason is not None:
                     result.rejected.add(reason)
                     continue
-                size = span.ByteSize() + _FRAME
-                if size + overhead + envelope_sizes[ri] > max_record_bytes:
-                    result.rejected.add("too_large")
-                    continue
-                chunks = groups.setdefault(span.trace_id, [_Group()])
-                group = chunks[-1]
-                if group.count and group.size + size + overhead + envelope_sizes[ri] > max_record_bytes:
-                    group = _Group()
-                    chunks.append(group)
-                bucket = group.items.get((ri, si))
+                size = len(encoded) + 6
+                per_key = chunks.setdefault(key_of(item), [_Chunk()])
+                chunk = per_key[-1]
+                if chunk.count and chunk.size + size + overhead > max_record_bytes:
+                    chunk = _Chunk()
+                    per_key.append(chunk)
+                bucket = chunk.by_scope.get(si)
                 if bucket is None:
-                    bucket = group.items[(ri, si)] = []
-                    group.size += overhead + envelope_sizes[ri]
-                bucket.append(span)  # type: ignore[arg-type]
-                group.size += size
-                group.count += 1
+                    bucket = chunk.by_scope[si] = []
+                    chunk.size += overhead
+                bucket.append(encoded)
+                chunk.size += size
+                chunk.count += 1
                 result.accepted += 1
-    for trace_id, chunks in groups.items():
-        for group in chunks:
-            result.pieces.append((trace_id, _build_traces(request, group).SerializeToString(), group.count))
+    for key, per_key in chunks.items():
+        for chunk in per_key:
+            result.pieces.append((key, _assemble(chunk, scopes), chunk.count))
     return result
 
 
-def _build_traces(request: ExportTraceServiceRequest, group: _Group) -> TracesData:
-    data = TracesData()
-    by_resource: dict[int, ResourceSpans] = {}
-    for (ri, si), spans in group.items.items():
-        src_rs = request.resource_spans[ri]
-        rs = by_resource.get(ri)
-        if rs is None:
-            rs = data.resource_spans.add()
-            rs.resource.CopyFrom(src_rs.resource)
-            rs.schema_url = src_rs.schema_url
-            by_resource[ri] = rs
-        src_ss = src_rs.scope_spans[si]
-        ss: ScopeSpans = rs.scope_spans.add()
-        ss.scope.CopyFrom(src_ss.scope)
-        ss.schema_url = src_ss.schema_url
-        ss.spans.extend(spans)  # type: ignore[arg-type]
-    return data
+def split_traces(request: ExportTraceServiceRequest, limits: Limits, max_record_bytes: int) -> SplitResult:
+    def validate(span: Span, size: int) -> str | None:
+        return check_ids(span.trace_id, span.span_id, span.parent_span_id) or check_attributes(
+            size, span.attributes, limits
+        )
+
+    groups = (
+        (
+            rs.resource if rs.HasField("resource") else None,
+            rs.schema_url,
+            ((ss.scope if ss.HasField("scope") else None, ss.schema_url, ss.spans) for ss in rs.scope_spans),
+        )
+        for rs in request.resource_spans
+    )
+    return _split(groups, validate, lambda span: span.trace_id, limits, max_record_bytes)
 
 
 def split_logs(
     request: ExportLogsServiceRequest, limits: Limits, max_record_bytes: int, project_key: bytes
 ) -> SplitResult:
     """Like :func:`split_traces`; records without a trace id are keyed by project."""
-    result = SplitResult()
-    groups: dict[bytes, list[_Group]] = {}
-    for ri, rl in enumerate(request.resource_logs):
-        envelope = rl.resource.ByteSize() + len(rl.schema_url) + 64
-        for si, sl in enumerate(rl.scope_logs):
-            overhead = sl.scope.ByteSize() + len(sl.schema_url) + 2 * _FRAME + envelope
-            for record in sl.log_records:
-                if result.accepted >= limits.max_items:
-                    result.rejected.add("too_many_spans")
-                    continue
-                reason = _check_log_ids(record) or check_attributes(record, record.attributes, limits)
-                if reason is None and record.body.ByteSize() > limits.max_value_bytes:
-                    reason = "value_too_large"
-                if reason is not None:
-                    result.rejected.add(reason)
-                    continue
-                size = record.ByteSize() + _FRAME
-                if size + overhead > max_record_bytes:
-                    result.rejected.add("too_large")
-                    continue
-                key = record.trace_id or project_key
-                chunks = groups.setdefault(key, [_Group()])
-                group = chunks[-1]
-                if group.count and group.size + size + overhead > max_record_bytes:
-                    group = _Group()
-                    chunks.append(group)
-                bucket = group.items.get((ri, si))
-                if bucket is None:
-                    bucket = group.items[(ri, si)] = []
-                    group.size += overhead
-                bucket.append(record)  # type: ignore[arg-type]
-                group.size += size
-                group.count += 1
-                result.accepted += 1
-    for key, chunks in groups.items():
-        for group in chunks:
-            result.pieces.append((key, _build_logs(request, group).SerializeToString(), group.count))
-    return result
+
+    def validate(record: LogRecord, size: int) -> str | None:
+        reason = _check_log_ids(record) or check_attributes(size, record.attributes, limits)
+        if reason is None and size > limits.max_value_bytes and record.body.ByteSize() > limits.max_value_bytes:
+            reason = "value_too_large"
+        return reason
+
+    groups = (
+        (
+            rl.resource if rl.HasField("resource") else None,
+            rl.schema_url,
+            ((sl.scope if sl.HasField("scope") else None, sl.schema_url, sl.log_records) for sl in rl.scope_logs),
+        )
+        for rl in request.resource_logs
+    )
+    return _split(groups, validate, lambda record: record.trace_id or project_key, limits, max_record_bytes)
 
 
 def _check_log_ids(record: LogRecord) -> str | None:
@@ -152,22 +185,3 @@ def _check_log_ids(record: LogRecord) -> str | None:
     if record.span_id and len(record.span_id) != 8:
         return "invalid_span_id"
     return None
-
-
-def _build_logs(request: ExportLogsServiceRequest, group: _Group) -> LogsData:
-    data = LogsData()
-    by_resource: dict[int, ResourceLogs] = {}
-    for (ri, si), records in group.items.items():
-        src_rl = request.resource_logs[ri]
-        rl = by_resource.get(ri)
-        if rl is None:
-            rl = data.resource_logs.add()
-            rl.resource.CopyFrom(src_rl.resource)
-            rl.schema_url = src_rl.schema_url
-            by_resource[ri] = rl
-        src_sl = src_rl.scope_logs[si]
-        sl: ScopeLogs = rl.scope_logs.add()
-        sl.scope.CopyFrom(src_sl.scope)
-        sl.schema_url = src_sl.schema_url
-        sl.log_records.extend(records)  # type: ignore[arg-type]
-    return data

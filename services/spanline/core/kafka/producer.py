@@ -24,6 +24,8 @@ from spanline.core.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
+_RECONNECT_BACKOFF_S = 1.0
+
 
 class ProduceError(Exception):
     """Kafka did not acknowledge every record. `reason` is a short code for metrics."""
@@ -40,6 +42,7 @@ class Producer:
         self._producer: AIOKafkaProducer | None = None
         self._start_lock = asyncio.Lock()
         self._closed = False
+        self._connect_failed_at = -1e9
 
     @property
     def max_record_bytes(self) -> int:
@@ -55,9 +58,12 @@ class Producer:
             raise ProduceError("closed", "producer is shut down")
         if self._producer is not None:
             return self._producer
+        self._fail_fast()
         async with self._start_lock:
             if self._producer is not None:
                 return self._producer
+            # Callers queued behind a failed attempt must not each wait a full timeout.
+            self._fail_fast()
             s = self._settings
             producer = AIOKafkaProducer(
                 **common_kwargs(s),
@@ -74,10 +80,16 @@ class Producer:
                 with contextlib.suppress(Exception):
                     await producer.stop()
                 metrics.PRODUCE_ERRORS.labels("connect").inc()
+                self._connect_failed_at = time.monotonic()
                 raise ProduceError("unavailable", f"Kafka unreachable at {s.bootstrap}: {type(exc).__name__}") from None
             self._producer = producer
             log.info("kafka producer connected", extra={"bootstrap": s.bootstrap})
             return producer
+
+    def _fail_fast(self) -> None:
+        if time.monotonic() - self._connect_failed_at < _RECONNECT_BACKOFF_S:
+            metrics.PRODUCE_ERRORS.labels("connect").inc()
+            raise ProduceError("unavailable", f"Kafka unreachable at {self._settings.bootstrap} (retrying)")
 
     async def send_all(self, records: Sequence[OutRecord], timeout_s: float | None = None) -> None:
         """Send `records` and wait until Kafka acknowledged every one of them.

@@ -1,0 +1,157 @@
+"""Shared benchmark plumbing: a broker, services as real processes, resource sampling, JSON out.
+
+Benchmarks compare figures measured in the same run (ratios), because the machines are
+shared and noisy; absolute numbers are printed for the record only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from spanline.core.broker import BundledBroker, free_port
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass
+class RssSampler:
+    """Peak RSS of a process (and its children) sampled every `interval_s`."""
+
+    pid: int
+    interval_s: float = 0.05
+    peak_bytes: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def _rss(self) -> int:
+        try:
+            proc = psutil.Process(self.pid)
+            return int(proc.memory_info().rss)
+        except psutil.Error:
+            return 0
+
+    def __enter__(self) -> RssSampler:
+        def loop() -> None:
+            while not self._stop.is_set():
+                self.peak_bytes = max(self.peak_bytes, self._rss())
+                self._stop.wait(self.interval_s)
+
+        self._thread = threading.Thread(target=loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+
+
+def cpu_seconds(pid: int) -> float:
+    t = psutil.Process(pid).cpu_times()
+    return float(t.user + t.system)
+
+
+@dataclass
+class ServiceProc:
+    name: str
+    proc: subprocess.Popen[bytes]
+    http_port: int
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def metrics(self) -> str:
+        return httpx.get(f"http://127.0.0.1:{self.http_port}/metrics", timeout=5).text
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def start_service(name: str, env: dict[str, str], workdir: Path) -> ServiceProc:
+    port = free_port()
+    log = workdir / f"{name}.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "spanline.cli.main", "run", name, "--http-port", str(port)],
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return ServiceProc(name, proc, port, log)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"{name} not ready: {log.read_text()[-2000:]}")
+
+
+@contextmanager
+def broker(workdir: Path) -> Iterator[BundledBroker]:
+    b = BundledBroker(log_path=workdir / "broker.log")
+    b.start()
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """Sum of a metric's samples whose labels include `labels` (Prometheus text format)."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name):
+            continue
+        head, _, value = line.rpartition(" ")
+        metric, _, label_text = head.partition("{")
+        if metric != name:
+            continue
+        if all(f'{k}="{v}"' in label_text for k, v in labels.items()):
+            total += float(value)
+    return total
+
+
+def write_result(name: str, data: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    data = {
+        "benchmark": name,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        **data,
+    }
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def print_table(title: str, rows: list[tuple[str, str]]) -> None:
+    width = max(len(k) for k, _ in rows)
+    print(f"\n== {title}")
+    for k, v in rows:
+        print(f"  {k:<{width}}  {v}")

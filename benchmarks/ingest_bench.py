@@ -1,0 +1,160 @@
+"""Ingest throughput, CPU per 1k spans and memory under overload (issue: foundation).
+
+Phases, one ingest process against the bundled broker, 100-span requests:
+1. throughput: enough concurrent senders to saturate ingest; spans/s acknowledged.
+2. overload: 10x the senders of phase 1; back-pressure (RESOURCE_EXHAUSTED) must keep
+   peak RSS bounded instead of buffering.
+3. Kafka frozen (SIGSTOP) under load: capacity zero, so everything offered is "10x more
+   than it can take"; ingest must answer UNAVAILABLE and stay within its memory bound.
+Targets on a 2-core machine: >= 30k spans/s acknowledged, peak RSS < 300 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.harness import (
+    RssSampler,
+    broker,
+    cpu_seconds,
+    metric_value,
+    print_table,
+    start_service,
+    write_result,
+)
+from spanline.core.broker import free_port
+from spanline.core.kafka.admin import create_topics
+from spanline.core.settings import KafkaSettings, RetentionSettings, TopicSettings
+from spanline.loadgen.request_pool import RequestPool
+from spanline.loadgen.runner import LoadgenConfig, LoadgenResult, run_load
+
+TARGET_SPANS_S = 30_000
+TARGET_RSS_MB = 300
+
+
+def _load(
+    target: str, seconds: float, concurrency: int, pool: RequestPool, retries: int = 0
+) -> LoadgenResult:
+    cfg = LoadgenConfig(
+        target=target,
+        duration_s=seconds,
+        concurrency=concurrency,
+        batch=100,
+        max_retries=retries,
+        timeout_s=10,
+    )
+    return asyncio.run(run_load(cfg, pool))
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--seconds", type=float, default=12.0, help="duration of the throughput phase")
+    ap.add_argument("--concurrency", type=int, default=16)
+    args = ap.parse_args(argv)
+
+    workdir = Path(tempfile.mkdtemp(prefix="spanline-bench-ingest-"))
+    with broker(workdir) as b:
+        prefix = "bench"
+        asyncio.run(
+            create_topics(
+                KafkaSettings(bootstrap=b.bootstrap), TopicSettings(prefix=prefix), RetentionSettings()
+            )
+        )
+        grpc_port = free_port()
+        env = {
+            "SPANLINE_KAFKA_BOOTSTRAP": b.bootstrap,
+            "SPANLINE_TOPICS_PREFIX": prefix,
+            "SPANLINE_INGEST_PORT": str(grpc_port),
+            "SPANLINE_LOG_LEVEL": "warning",
+        }
+        ingest = start_service("ingest", env, workdir)
+        target = f"127.0.0.1:{grpc_port}"
+        pool = RequestPool(batch=100, pool_size=64, seed=1)
+        try:
+            _load(target, 2.0, args.concurrency, pool)  # warm-up: connections, metadata, JIT-free caches
+            cpu0 = cpu_seconds(ingest.pid)
+            with RssSampler(ingest.pid) as rss_tp:
+                tp = _load(target, args.seconds, args.concurrency, pool)
+            cpu1 = cpu_seconds(ingest.pid)
+
+            with RssSampler(ingest.pid) as rss_over:
+                over = _load(target, 8.0, args.concurrency * 10, pool)
+
+            os.kill(b._proc.pid, signal.SIGSTOP)  # type: ignore[union-attr]
+            try:
+                with RssSampler(ingest.pid) as rss_frozen:
+                    frozen = _load(target, 8.0, args.concurrency * 10, pool)
+            finally:
+                os.kill(b._proc.pid, signal.SIGCONT)  # type: ignore[union-attr]
+            time.sleep(1)
+            after = _load(target, 3.0, args.concurrency, pool, retries=5)
+            metrics = ingest.metrics()
+        finally:
+            ingest.stop()
+
+    acked_rate = tp.spans_per_s
+    cpu_per_1k = (cpu1 - cpu0) / max(1, tp.spans_acked) * 1000
+    peak_mb = max(rss_tp.peak_bytes, rss_over.peak_bytes, rss_frozen.peak_bytes) / 2**20
+    result = {
+        "throughput": {
+            "spans_per_s_acked": round(acked_rate),
+            "concurrency": args.concurrency,
+            "batch": 100,
+            "p50_ms": round(tp.latency_p50_ms, 2),
+            "p99_ms": round(tp.latency_p99_ms, 2),
+            "errors": tp.errors_by_code,
+            "cpu_s_per_1k_spans": round(cpu_per_1k, 4),
+            "peak_rss_mb": round(rss_tp.peak_bytes / 2**20, 1),
+        },
+        "overload_10x_senders": {
+            "concurrency": args.concurrency * 10,
+            "spans_per_s_acked": round(over.spans_per_s),
+            "offered_spans_per_s": round(over.offered_spans_per_s),
+            "errors": over.errors_by_code,
+            "peak_rss_mb": round(rss_over.peak_bytes / 2**20, 1),
+        },
+        "kafka_frozen": {
+            "spans_acked": frozen.spans_acked,
+            "errors": frozen.errors_by_code,
+            "peak_rss_mb": round(rss_frozen.peak_bytes / 2**20, 1),
+        },
+        "recovered_after_freeze_spans_per_s": round(after.spans_per_s),
+        "rejected_by_reason": {
+            "resource_exhausted": metric_value(
+                metrics, "spanline_ingest_requests_total", code="RESOURCE_EXHAUSTED"
+            ),
+            "unavailable": metric_value(metrics, "spanline_ingest_requests_total", code="UNAVAILABLE"),
+        },
+        "targets": {"spans_per_s": TARGET_SPANS_S, "peak_rss_mb": TARGET_RSS_MB},
+        "met": {"throughput": acked_rate >= TARGET_SPANS_S, "memory": peak_mb < TARGET_RSS_MB},
+    }
+    print_table(
+        "ingest",
+        [
+            ("spans/s acknowledged", f"{acked_rate:,.0f}  (target >= {TARGET_SPANS_S:,})"),
+            ("Export p50 / p99", f"{tp.latency_p50_ms:.1f} / {tp.latency_p99_ms:.1f} ms"),
+            ("CPU s per 1k spans", f"{cpu_per_1k:.4f}"),
+            ("peak RSS, throughput", f"{rss_tp.peak_bytes / 2**20:.0f} MB"),
+            ("peak RSS, 10x senders", f"{rss_over.peak_bytes / 2**20:.0f} MB  errors {over.errors_by_code}"),
+            (
+                "peak RSS, Kafka frozen",
+                f"{rss_frozen.peak_bytes / 2**20:.0f} MB  errors {frozen.errors_by_code}",
+            ),
+            ("acked while frozen", f"{frozen.spans_acked}"),
+            ("spans/s after unfreeze", f"{after.spans_per_s:,.0f}"),
+        ],
+    )
+    path = write_result("ingest", result)
+    print(f"  -> {path}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
