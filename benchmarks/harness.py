@@ -21,7 +21,6 @@ from typing import Any
 
 import httpx
 import psutil
-
 from spanline.core.broker import BundledBroker, free_port
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from spanline.core.broker import BundledBroker, free_port
 from spanline.settings import Settings, load_settings
+
 from tests.support.kafka import unique_prefix
 
 
@@ -29,7 +29,11 @@ def make_settings(broker: BundledBroker, tmp_path: Path) -> Any:
 
     def factory(**sections: Any) -> Settings:
         base: dict[str, Any] = {
-            "kafka": {"bootstrap": broker.bootstrap, "session_timeout_ms": 3000, "heartbeat_interval_ms": 500},
+            "kafka": {
+                "bootstrap": broker.bootstrap,
+                "session_timeout_ms": 3000,
+                "heartbeat_interval_ms": 500,
+            },
             "topics": {"prefix": prefix, "partitions": 3},
             "data_dir": str(tmp_path / "data"),
             "ingest": {"port": free_port(), "http_port": free_port()},

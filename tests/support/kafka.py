@@ -7,7 +7,6 @@ import time
 import uuid
 
 from aiokafka import AIOKafkaConsumer
-
 from spanline.core.kafka.records import InMessage
 
 
@@ -41,7 +40,9 @@ async def read_topic(
             for records in data.values():
                 for r in records:
                     out.append(
-                        InMessage(r.topic, r.partition, r.offset, r.key, r.value or b"", list(r.headers or ()))
+                        InMessage(
+                            r.topic, r.partition, r.offset, r.key, r.value or b"", list(r.headers or ())
+                        )
                     )
             if len(out) >= min_messages and settle_until is None:
                 settle_until = time.monotonic() + settle_s

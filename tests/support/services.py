@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from spanline.core.service import Component
 
 
@@ -57,9 +56,17 @@ class ServiceProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, wait_ready: bool = True, timeout: float = 30) -> ServiceProcess:
-        log = open(self.log_path, "ab")  # noqa: SIM115
+        log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "spanline.cli.main", "run", self.service, "--http-port", str(self.http_port)],
+            [
+                sys.executable,
+                "-m",
+                "spanline.cli.main",
+                "run",
+                self.service,
+                "--http-port",
+                str(self.http_port),
+            ],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -37,7 +37,9 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         parents=[common],
         help="start the whole pipeline locally (bundled broker unless SPANLINE_KAFKA_BOOTSTRAP is set)",
     )
-    p.add_argument("--broker-port", type=int, default=0, help="port for the bundled broker (default: a free one)")
+    p.add_argument(
+        "--broker-port", type=int, default=0, help="port for the bundled broker (default: a free one)"
+    )
     p.add_argument(
         "--services",
         default="",
@@ -58,7 +60,9 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 class _Supervisor:
-    def __init__(self, settings: Settings, specs: list[ServiceSpec], config: str | None, broker_port: int) -> None:
+    def __init__(
+        self, settings: Settings, specs: list[ServiceSpec], config: str | None, broker_port: int
+    ) -> None:
         self.settings = settings
         self.specs = specs
         self.config = config
@@ -121,7 +125,7 @@ class _Supervisor:
         cmd = [sys.executable, "-m", "spanline.cli.main", "run", child.spec.name]
         if self.config:
             cmd += ["--config", self.config]
-        log = open(data_dir / f"{child.spec.name}.log", "ab")  # noqa: SIM115
+        log = open(data_dir / f"{child.spec.name}.log", "ab")
         child.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         child.started_at = time.monotonic()
@@ -164,9 +168,13 @@ class _Supervisor:
 
     def _banner(self, bootstrap: str) -> None:
         ingest = self.settings.ingest
-        _say(f"OTLP/gRPC ingest on {ingest.host}:{ingest.port}  (export with OTEL_EXPORTER_OTLP_ENDPOINT=http://{ingest.host}:{ingest.port})")
+        _say(
+            f"OTLP/gRPC ingest on {ingest.host}:{ingest.port}  (export with OTEL_EXPORTER_OTLP_ENDPOINT=http://{ingest.host}:{ingest.port})"
+        )
         for child in self.children:
-            _say(f"  {child.spec.name:<9} {child.spec.summary}   metrics http://127.0.0.1:{child.spec.http_port}/metrics")
+            _say(
+                f"  {child.spec.name:<9} {child.spec.summary}   metrics http://127.0.0.1:{child.spec.http_port}/metrics"
+            )
         _say(f"logs and data under {Path(self.settings.data_dir).resolve()}; Ctrl-C stops everything")
 
 

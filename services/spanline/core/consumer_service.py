@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from spanline.core.kafka import BatchPolicy, Producer, ProcessingStrategy, StreamConsumer
+from spanline.core.kafka import BatchPolicy, ProcessingStrategy, Producer, StreamConsumer
 from spanline.core.settings import KafkaSettings
 
 

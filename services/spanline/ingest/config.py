@@ -21,7 +21,9 @@ class IngestSettings(Section):
     host: str = Field(default="127.0.0.1", description="gRPC bind address")
     port: int = Field(default=4317, ge=0, le=65535, description="gRPC port; 0 picks a free one")
     http_port: int = Field(default=9464, ge=0, le=65535, description="/metrics /healthz /readyz")
-    max_concurrent_rpcs: int = Field(default=256, ge=1, description="calls beyond this get RESOURCE_EXHAUSTED")
+    max_concurrent_rpcs: int = Field(
+        default=256, ge=1, description="calls beyond this get RESOURCE_EXHAUSTED"
+    )
     max_receive_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, description="largest Export request")
     max_inflight_bytes: int = Field(
         default=64 * 1024 * 1024, ge=1024, description="above this, Export answers RESOURCE_EXHAUSTED"

@@ -7,10 +7,14 @@ from prometheus_client import Counter, Gauge, Histogram
 REQUESTS = Counter("spanline_ingest_requests_total", "OTLP Export calls by outcome", ["signal", "code"])
 ITEMS_RECEIVED = Counter("spanline_ingest_items_received_total", "Spans / log records received", ["signal"])
 ITEMS_ACCEPTED = Counter(
-    "spanline_ingest_items_accepted_total", "Spans / log records acknowledged after Kafka stored them", ["signal"]
+    "spanline_ingest_items_accepted_total",
+    "Spans / log records acknowledged after Kafka stored them",
+    ["signal"],
 )
 ITEMS_REJECTED = Counter(
-    "spanline_ingest_items_rejected_total", "Spans / log records rejected via partial_success", ["signal", "reason"]
+    "spanline_ingest_items_rejected_total",
+    "Spans / log records rejected via partial_success",
+    ["signal", "reason"],
 )
 BYTES_RECEIVED = Counter("spanline_ingest_bytes_received_total", "Request bytes received", ["signal"])
 RECORDS_PRODUCED = Counter("spanline_ingest_records_total", "Per-trace Kafka records produced", ["signal"])

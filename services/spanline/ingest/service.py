@@ -28,7 +28,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from spanline.core.envelope import Sealer, parse_key
-from spanline.core.kafka import OutRecord, Producer, ProduceError
+from spanline.core.kafka import OutRecord, ProduceError, Producer
 from spanline.core.kafka.records import H_ENCRYPTION, SIGNAL_LOGS, SIGNAL_TRACES, standard_headers
 from spanline.ingest import metrics
 from spanline.ingest.auth import ApiKeyAuth, AuthError
@@ -85,8 +85,10 @@ class IngestService:
     async def start(self) -> None:
         cfg = self.settings.ingest
         if not self.auth.enabled:
-            log.warning("no API keys configured: every export goes to the default project",
-                        extra={"project": self.settings.project})
+            log.warning(
+                "no API keys configured: every export goes to the default project",
+                extra={"project": self.settings.project},
+            )
         server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", cfg.max_receive_bytes),
@@ -116,8 +118,9 @@ class IngestService:
         try:  # connect eagerly so the first export is fast; not fatal if Kafka is down now
             await self.producer.start(timeout_s=min(5.0, cfg.produce_timeout_s))
         except ProduceError as exc:
-            log.warning("Kafka not reachable yet; exports answer UNAVAILABLE until it is",
-                        extra={"detail": str(exc)})
+            log.warning(
+                "Kafka not reachable yet; exports answer UNAVAILABLE until it is", extra={"detail": str(exc)}
+            )
 
     async def run(self) -> None:
         await self._stopped.wait()
@@ -220,8 +223,10 @@ class IngestService:
         try:
             await self.producer.send_all(records, timeout_s=self.settings.ingest.produce_timeout_s)
         except ProduceError as exc:
-            log.warning("Kafka did not acknowledge an export; answering UNAVAILABLE",
-                        extra={"reason": exc.reason, "records": len(records)})
+            log.warning(
+                "Kafka did not acknowledge an export; answering UNAVAILABLE",
+                extra={"reason": exc.reason, "records": len(records)},
+            )
             raise _Abort(grpc.StatusCode.UNAVAILABLE, "storage (Kafka) unavailable; retry", 1.0) from None
         metrics.RECORDS_PRODUCED.labels(signal.name).inc(len(records))
 
@@ -232,7 +237,9 @@ class IngestService:
             resp = ExportTraceServiceResponse()
             if rejected:
                 resp.partial_success.CopyFrom(
-                    ExportTracePartialSuccess(rejected_spans=rejected, error_message=result.rejected.message("spans"))
+                    ExportTracePartialSuccess(
+                        rejected_spans=rejected, error_message=result.rejected.message("spans")
+                    )
                 )
             return resp.SerializeToString()
         lresp = ExportLogsServiceResponse()

@@ -164,7 +164,11 @@ def split_logs(
 
     def validate(record: LogRecord, size: int) -> str | None:
         reason = _check_log_ids(record) or check_attributes(size, record.attributes, limits)
-        if reason is None and size > limits.max_value_bytes and record.body.ByteSize() > limits.max_value_bytes:
+        if (
+            reason is None
+            and size > limits.max_value_bytes
+            and record.body.ByteSize() > limits.max_value_bytes
+        ):
             reason = "value_too_large"
         return reason
 
@@ -172,7 +176,10 @@ def split_logs(
         (
             rl.resource if rl.HasField("resource") else None,
             rl.schema_url,
-            ((sl.scope if sl.HasField("scope") else None, sl.schema_url, sl.log_records) for sl in rl.scope_logs),
+            (
+                (sl.scope if sl.HasField("scope") else None, sl.schema_url, sl.log_records)
+                for sl in rl.scope_logs
+            ),
         )
         for rl in request.resource_logs
     )

@@ -13,8 +13,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
-
 from spanline.ingest.service import IngestService
+
 from tests.support.services import ServiceThread
 
 pytestmark = pytest.mark.integration
@@ -22,7 +22,9 @@ pytestmark = pytest.mark.integration
 PATH = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
-def _span(trace_id: bytes = b"\x01" * 16, span_id: bytes = b"\x02" * 8, attrs: int = 2, value: str = "v") -> Span:
+def _span(
+    trace_id: bytes = b"\x01" * 16, span_id: bytes = b"\x02" * 8, attrs: int = 2, value: str = "v"
+) -> Span:
     s = Span(trace_id=trace_id, span_id=span_id, name="chat")
     for i in range(attrs):
         s.attributes.append(KeyValue(key=f"k{i}", value=AnyValue(string_value=value)))
@@ -109,7 +111,9 @@ def test_empty_request_ok(ingest: _Client) -> None:
 
 
 def test_request_over_receive_limit(ingest: _Client) -> None:
-    big = _request(*[_span(span_id=i.to_bytes(8, "big"), attrs=1, value="y" * 1_000_000) for i in range(1, 11)])
+    big = _request(
+        *[_span(span_id=i.to_bytes(8, "big"), attrs=1, value="y" * 1_000_000) for i in range(1, 11)]
+    )
     code, _, _ = ingest.export(big)
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
     _ok_after(ingest)
@@ -149,6 +153,7 @@ def test_inflight_limit_resource_exhausted(make_settings: Any) -> None:
 def test_split_oversized_trace_into_several_records(make_settings: Any) -> None:
     """A per-trace message over the Kafka limit becomes several records with the same key."""
     from spanline.core.kafka.records import H_SIGNAL
+
     from tests.support.kafka import read_topic_sync
 
     settings = make_settings(kafka={"max_request_size": 1024 * 1024})

@@ -7,8 +7,8 @@ from collections import defaultdict
 from typing import Any
 
 import grpc
-from opentelemetry import context as otel_context
 import pytest
+from opentelemetry import context as otel_context
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
@@ -18,33 +18,45 @@ from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-
 from spanline.core.kafka.records import H_PROJECT, H_RECEIVED_AT, H_SCHEMA, H_SIGNAL
 from spanline.ingest.service import IngestService
+
 from tests.support.kafka import read_topic_sync
 from tests.support.services import ServiceThread
 
 pytestmark = pytest.mark.integration
 
 
-def _emit_traces(endpoint: str, compression: grpc.Compression | None, traces: int, spans_per_trace: int) -> dict[str, set[str]]:
+def _emit_traces(
+    endpoint: str, compression: grpc.Compression | None, traces: int, spans_per_trace: int
+) -> dict[str, set[str]]:
     exporter = OTLPSpanExporter(endpoint=endpoint, insecure=True, compression=compression)
     provider = TracerProvider(resource=Resource.create({"service.name": "sdk-test"}))
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("spanline.tests", "1.0")
     expected: dict[str, set[str]] = defaultdict(set)
     for t in range(traces):
-        with tracer.start_as_current_span("invoke_agent", attributes={"gen_ai.operation.name": "invoke_agent"}) as root:
-            expected[format(root.get_span_context().trace_id, "032x")].add(format(root.get_span_context().span_id, "016x"))
+        with tracer.start_as_current_span(
+            "invoke_agent", attributes={"gen_ai.operation.name": "invoke_agent"}
+        ) as root:
+            expected[format(root.get_span_context().trace_id, "032x")].add(
+                format(root.get_span_context().span_id, "016x")
+            )
             for i in range(spans_per_trace - 1):
-                with tracer.start_as_current_span(f"chat {t}.{i}", attributes={"gen_ai.request.model": "gpt-4o"}) as s:
-                    expected[format(s.get_span_context().trace_id, "032x")].add(format(s.get_span_context().span_id, "016x"))
+                with tracer.start_as_current_span(
+                    f"chat {t}.{i}", attributes={"gen_ai.request.model": "gpt-4o"}
+                ) as s:
+                    expected[format(s.get_span_context().trace_id, "032x")].add(
+                        format(s.get_span_context().span_id, "016x")
+                    )
     provider.shutdown()
     return expected
 
 
 @pytest.mark.parametrize("compression", [None, grpc.Compression.Gzip], ids=["plain", "gzip"])
-def test_sdk_traces_land_on_raw_grouped_by_trace(make_settings: Any, compression: grpc.Compression | None) -> None:
+def test_sdk_traces_land_on_raw_grouped_by_trace(
+    make_settings: Any, compression: grpc.Compression | None
+) -> None:
     settings = make_settings()
     before = time.time_ns()
     with ServiceThread(IngestService(settings)) as svc:
@@ -78,7 +90,9 @@ def test_sdk_logs_land_on_raw(make_settings: Any) -> None:
     with ServiceThread(IngestService(settings)) as svc:
         endpoint = f"127.0.0.1:{svc.component.port}"
         provider = LoggerProvider(resource=Resource.create({"service.name": "sdk-logs"}))
-        provider.add_log_record_processor(SimpleLogRecordProcessor(OTLPLogExporter(endpoint=endpoint, insecure=True)))
+        provider.add_log_record_processor(
+            SimpleLogRecordProcessor(OTLPLogExporter(endpoint=endpoint, insecure=True))
+        )
         tracer_provider = TracerProvider()
         tracer = tracer_provider.get_tracer("t")
         logger = provider.get_logger("gen_ai.events")

@@ -10,8 +10,8 @@ from typing import Any
 import grpc
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
-
 from spanline.core.broker import free_port
+
 from tests.conftest import settings_env
 from tests.integration.ingest.test_bad_input import _Client, _request, _span
 from tests.support.kafka import read_topic_sync
@@ -34,7 +34,10 @@ def test_sigterm_under_load_loses_nothing_acked(make_settings: Any, tmp_path: Pa
         while not stop.is_set() and n < 2000:
             n += 1
             trace_id = w.to_bytes(4, "big") + n.to_bytes(12, "big")
-            spans = [_span(trace_id=trace_id, span_id=(i + 1).to_bytes(8, "big"), attrs=5, value="p" * 200) for i in range(20)]
+            spans = [
+                _span(trace_id=trace_id, span_id=(i + 1).to_bytes(8, "big"), attrs=5, value="p" * 200)
+                for i in range(20)
+            ]
             code, resp, _ = client.export(_request(*spans))
             with lock:
                 outcomes[code.name] = outcomes.get(code.name, 0) + 1
@@ -57,7 +60,9 @@ def test_sigterm_under_load_loses_nothing_acked(make_settings: Any, tmp_path: Pa
     assert outcomes.get("OK", 0) > 0
     # Everything else is a clean refusal the SDK would retry, never a crash or INTERNAL.
     assert set(outcomes) <= {"OK", "UNAVAILABLE", "CANCELLED"}, outcomes
-    msgs = read_topic_sync(settings.kafka.bootstrap, settings.topics.raw, min_messages=len(acked), timeout_s=60)
+    msgs = read_topic_sync(
+        settings.kafka.bootstrap, settings.topics.raw, min_messages=len(acked), timeout_s=60
+    )
     stored: dict[bytes, int] = {}
     for m in msgs:
         for rs in TracesData.FromString(m.value).resource_spans:

@@ -12,7 +12,6 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
-
 from spanline.core.envelope import new_key
 from spanline.core.kafka.dlq import H_ERROR_REASON
 from spanline.core.kafka.records import H_ENCRYPTION, H_PROJECT
@@ -21,6 +20,7 @@ from spanline.loadgen.genai_logs import build_log_requests
 from spanline.redactor import service as redactor_service
 from spanline.redactor.engine import Redactor
 from spanline.v1.spanline_pb2 import AuditCount
+
 from tests.support.kafka import read_topic_sync
 from tests.support.services import ServiceThread
 
@@ -98,7 +98,9 @@ def test_fail_closed_detector_raises(make_settings: Any, monkeypatch: pytest.Mon
     settings = make_settings()
     req = ExportTraceServiceRequest()
     span = Span(trace_id=b"\x11" * 16, span_id=b"\x22" * 8, name="chat")
-    span.attributes.append(KeyValue(key="gen_ai.input.messages", value=AnyValue(string_value="mail bob@example.com")))
+    span.attributes.append(
+        KeyValue(key="gen_ai.input.messages", value=AnyValue(string_value="mail bob@example.com"))
+    )
     req.resource_spans.add().scope_spans.add().spans.append(span)
     good = ExportTraceServiceRequest()
     span2 = Span(trace_id=b"\x33" * 16, span_id=b"\x44" * 8, name="chat")

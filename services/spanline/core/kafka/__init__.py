@@ -7,7 +7,7 @@ Split the way sentry-arroyo splits it: *what* to do with a batch lives in a
 """
 
 from spanline.core.kafka.consumer import BatchPolicy, StreamConsumer
-from spanline.core.kafka.producer import Producer, ProduceError
+from spanline.core.kafka.producer import ProduceError, Producer
 from spanline.core.kafka.records import Headers, InMessage, OutRecord
 from spanline.core.kafka.strategy import DlqEntry, Outcome, ProcessingStrategy, RetryableError
 
@@ -16,8 +16,8 @@ __all__ = [
     "DlqEntry",
     "Headers",
     "InMessage",
-    "Outcome",
     "OutRecord",
+    "Outcome",
     "ProcessingStrategy",
     "ProduceError",
     "Producer",

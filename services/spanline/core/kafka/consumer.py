@@ -159,7 +159,7 @@ class StreamConsumer:
                     async with self._lock:
                         await self._flush_locked()
             async with self._lock:
-                await self._flush_locked(draining=True)
+                await self._flush_locked()
         finally:
             self._running = False
             with contextlib.suppress(Exception):
@@ -204,19 +204,19 @@ class StreamConsumer:
         self._in_rebalance = True
         try:
             async with self._lock:
-                await self._flush_locked(draining=True)
+                await self._flush_locked()
         finally:
             self._in_rebalance = False
         hook = getattr(self.strategy, "on_revoked", None)
         if hook is not None:
             await hook(revoked)
 
-    async def _flush_locked(self, draining: bool = False) -> None:
+    async def _flush_locked(self) -> None:
         if not self._buffer:
             return
         batch, self._buffer, self._buffer_bytes = self._buffer, [], 0
         started = time.monotonic()
-        ok = await self._process_until_done(batch, draining)
+        ok = await self._process_until_done(batch)
         if not ok:
             return
         await self._commit(batch)
@@ -224,7 +224,9 @@ class StreamConsumer:
         metrics.BATCH_SIZE.observe(len(batch))
         metrics.BATCH_SECONDS.observe(time.monotonic() - started)
 
-    async def _process_until_done(self, batch: list[InMessage], draining: bool) -> bool:
+    async def _process_until_done(self, batch: list[InMessage]) -> bool:
+        """True once the batch's outputs are acknowledged; False if asked to stop first
+        (the batch stays uncommitted and is replayed by whoever owns the partition next)."""
         delay = self.policy.retry_initial_s
         paused = False
         try:
@@ -245,9 +247,13 @@ class StreamConsumer:
                         paused = True
                     log.warning(
                         "batch not done, dependency unavailable; retrying",
-                        extra={"error": type(exc).__name__, "detail": str(exc)[:200], "retry_in_s": round(delay, 2)},
+                        extra={
+                            "error": type(exc).__name__,
+                            "detail": str(exc)[:200],
+                            "retry_in_s": round(delay, 2),
+                        },
                     )
-                    if draining and self._stopping.is_set():
+                    if self._stopping.is_set():
                         log.warning("draining with a dependency down: leaving batch uncommitted for replay")
                         return False
                     if self._consumer is not None and not self._in_rebalance:
@@ -274,7 +280,9 @@ class StreamConsumer:
                     "message failed processing; dead-lettering",
                     extra={"error": type(exc).__name__, "topic": batch[0].topic, "offset": batch[0].offset},
                 )
-                return Outcome(dlq=[DlqEntry(batch[0], "processing_error", f"unhandled {type(exc).__name__}")])
+                return Outcome(
+                    dlq=[DlqEntry(batch[0], "processing_error", f"unhandled {type(exc).__name__}")]
+                )
             log.error("batch failed processing; isolating messages", extra={"error": type(exc).__name__})
         merged = Outcome()
         for msg in batch:

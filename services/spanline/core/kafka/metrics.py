@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-PRODUCED_RECORDS = Counter("spanline_kafka_produced_records_total", "Records acknowledged by Kafka", ["topic"])
-PRODUCED_BYTES = Counter("spanline_kafka_produced_bytes_total", "Value+key bytes acknowledged by Kafka", ["topic"])
+PRODUCED_RECORDS = Counter(
+    "spanline_kafka_produced_records_total", "Records acknowledged by Kafka", ["topic"]
+)
+PRODUCED_BYTES = Counter(
+    "spanline_kafka_produced_bytes_total", "Value+key bytes acknowledged by Kafka", ["topic"]
+)
 PRODUCE_ERRORS = Counter("spanline_kafka_produce_errors_total", "Failed produce calls", ["reason"])
 PRODUCE_SECONDS = Histogram(
     "spanline_kafka_produce_seconds",
@@ -15,8 +19,12 @@ PRODUCE_SECONDS = Histogram(
 CONSUMED_RECORDS = Counter("spanline_kafka_consumed_records_total", "Records consumed", ["topic"])
 CONSUMED_BYTES = Counter("spanline_kafka_consumed_bytes_total", "Bytes consumed", ["topic"])
 COMMITS = Counter("spanline_kafka_commits_total", "Offset commits after successful processing")
-COMMIT_FAILURES = Counter("spanline_kafka_commit_failures_total", "Commits that failed (batch will be replayed)")
-DLQ_RECORDS = Counter("spanline_dlq_records_total", "Records sent to a dead-letter topic", ["topic", "reason"])
+COMMIT_FAILURES = Counter(
+    "spanline_kafka_commit_failures_total", "Commits that failed (batch will be replayed)"
+)
+DLQ_RECORDS = Counter(
+    "spanline_dlq_records_total", "Records sent to a dead-letter topic", ["topic", "reason"]
+)
 RETRIES = Counter("spanline_processing_retries_total", "Batches retried because a dependency was unavailable")
 PAUSED = Gauge("spanline_kafka_consumer_paused", "1 while consumption is paused for back-pressure")
 LAG = Gauge("spanline_kafka_consumer_lag", "Records behind the high watermark", ["topic", "partition"])

@@ -81,7 +81,9 @@ class Producer:
                     await producer.stop()
                 metrics.PRODUCE_ERRORS.labels("connect").inc()
                 self._connect_failed_at = time.monotonic()
-                raise ProduceError("unavailable", f"Kafka unreachable at {s.bootstrap}: {type(exc).__name__}") from None
+                raise ProduceError(
+                    "unavailable", f"Kafka unreachable at {s.bootstrap}: {type(exc).__name__}"
+                ) from None
             self._producer = producer
             log.info("kafka producer connected", extra={"bootstrap": s.bootstrap})
             return producer
@@ -108,12 +110,14 @@ class Producer:
                 metrics.PRODUCE_ERRORS.labels("too_large").inc()
                 raise ProduceError(
                     "too_large",
-                    f"record of {record.size} bytes exceeds the {self.max_record_bytes}-byte limit for {record.topic}",
+                    f"record of {record.size} bytes exceeds the {self.max_record_bytes}-byte limit"
+                    f" for {record.topic}",
                 )
 
         async def _send() -> None:
             futures = [
-                await producer.send(r.topic, value=r.value, key=r.key, headers=r.headers or None) for r in records
+                await producer.send(r.topic, value=r.value, key=r.key, headers=r.headers or None)
+                for r in records
             ]
             await asyncio.gather(*futures)
 

@@ -1,0 +1,141 @@
+"""The shared consumer loop on the real broker: commit policy, back-pressure, poison messages."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from spanline.core.kafka import (
+    BatchPolicy,
+    InMessage,
+    Outcome,
+    OutRecord,
+    Producer,
+    RetryableError,
+    StreamConsumer,
+)
+from spanline.core.kafka import metrics as kmetrics
+from spanline.core.kafka.dlq import H_ERROR_REASON
+
+from tests.support.kafka import read_topic
+
+pytestmark = pytest.mark.integration
+
+
+class Flaky:
+    """Unavailable for the first `failures` calls, then copies input to `out`; raises on b'poison'."""
+
+    def __init__(self, out: str, failures: int = 0) -> None:
+        self.out = out
+        self.failures = failures
+        self.calls = 0
+        self.seen: list[bytes] = []
+
+    async def process(self, batch: Sequence[InMessage]) -> Outcome:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise RetryableError("sink down")
+        if any(m.value == b"poison" for m in batch):
+            raise ValueError("cannot handle poison")
+        self.seen.extend(m.value for m in batch)
+        return Outcome(records=[OutRecord(self.out, m.value, m.key) for m in batch])
+
+    async def close(self) -> None:
+        return None
+
+
+async def _produce(settings: Any, topic: str, values: list[bytes]) -> None:
+    p = Producer(settings.kafka)
+    await p.send_all([OutRecord(topic, v, v[:4]) for v in values])
+    await p.stop()
+
+
+async def _run_until(consumer: StreamConsumer, done: Any, timeout: float = 30) -> None:
+    task = asyncio.create_task(consumer.run())
+    try:
+        async with asyncio.timeout(timeout):
+            while not done():
+                await asyncio.sleep(0.1)
+    finally:
+        consumer.stop()
+        await asyncio.wait_for(task, 30)
+
+
+async def test_retry_pauses_then_commits_and_poison_goes_to_dlq(make_settings: Any) -> None:
+    settings = make_settings()
+    src, out = settings.topics.name("src"), settings.topics.name("out")
+    values = [f"v{i:03d}".encode() for i in range(50)] + [b"poison"]
+    await _produce(settings, src, values)
+    strategy = Flaky(out, failures=3)
+    retries_before = kmetrics.RETRIES._value.get()
+    producer = Producer(settings.kafka)
+    consumer = StreamConsumer(
+        settings=settings.kafka,
+        topics=[src],
+        group_id=f"{src}-g",
+        strategy=strategy,
+        producer=producer,
+        service="test",
+        policy=BatchPolicy(max_records=20, max_wait_s=0.05, retry_initial_s=0.05),
+    )
+    await _run_until(consumer, lambda: consumer.processed >= len(values))
+    await producer.stop()
+    assert kmetrics.RETRIES._value.get() - retries_before >= 3
+    assert sorted(strategy.seen) == sorted(values[:-1])
+    dlq = await read_topic(settings.kafka.bootstrap, src + ".dlq", min_messages=1)
+    assert [m.value for m in dlq] == [b"poison"]
+    assert dlq[0].header(H_ERROR_REASON) == b"processing_error"
+
+    # Offsets were committed: the same group sees nothing new.
+    again = Flaky(out)
+    producer2 = Producer(settings.kafka)
+    consumer2 = StreamConsumer(
+        settings=settings.kafka,
+        topics=[src],
+        group_id=f"{src}-g",
+        strategy=again,
+        producer=producer2,
+        service="test",
+        policy=BatchPolicy(max_wait_s=0.05),
+    )
+    await _run_until(consumer2, lambda: consumer2.ready, timeout=30)
+    await asyncio.sleep(1.0)
+    await producer2.stop()
+    assert again.seen == []
+
+
+async def test_stop_while_dependency_down_leaves_batch_uncommitted(make_settings: Any) -> None:
+    settings = make_settings()
+    src, out = settings.topics.name("src"), settings.topics.name("out")
+    await _produce(settings, src, [b"a0001", b"a0002"])
+    down = Flaky(out, failures=10_000)
+    producer = Producer(settings.kafka)
+    consumer = StreamConsumer(
+        settings=settings.kafka,
+        topics=[src],
+        group_id=f"{src}-g",
+        strategy=down,
+        producer=producer,
+        service="test",
+        policy=BatchPolicy(max_wait_s=0.05, retry_initial_s=0.05),
+    )
+    await _run_until(consumer, lambda: down.calls >= 3)
+    await producer.stop()
+    assert consumer.processed == 0
+    # A healthy consumer of the same group replays both: nothing was committed.
+    up = Flaky(out)
+    producer2 = Producer(settings.kafka)
+    consumer2 = StreamConsumer(
+        settings=settings.kafka,
+        topics=[src],
+        group_id=f"{src}-g",
+        strategy=up,
+        producer=producer2,
+        service="test",
+        policy=BatchPolicy(max_wait_s=0.05),
+    )
+    await _run_until(consumer2, lambda: len(up.seen) >= 2)
+    await producer2.stop()
+    assert sorted(up.seen) == [b"a0001", b"a0002"]
