@@ -94,6 +94,13 @@ def cmd_config_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config_reference(args: argparse.Namespace) -> int:
+    from spanline.config_reference import render
+
+    print(render(), end="")
+    return 0
+
+
 def cmd_hash_key(args: argparse.Namespace) -> int:
     from spanline.ingest.config import hash_api_key
 
@@ -145,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     cp = csub.add_parser("show", parents=[common], help="print effective settings, secrets masked")
     cp.add_argument("--format", choices=["yaml", "json"], default="yaml")
     cp.set_defaults(func=cmd_config_show)
+    cr = csub.add_parser("reference", help="print the Markdown reference of every setting")
+    cr.set_defaults(func=cmd_config_reference)
 
     p = sub.add_parser("hash-key", help="print the digest to put in ingest.api_keys for an API key")
     p.add_argument("key", nargs="?", help="the key (read from stdin when omitted, which keeps it out of ps)")

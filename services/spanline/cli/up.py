@@ -41,6 +41,12 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "--broker-port", type=int, default=0, help="port for the bundled broker (default: a free one)"
     )
     p.add_argument(
+        "--http-base-port",
+        type=int,
+        default=9464,
+        help="/metrics port of the first service; the others count up from it (0 = ephemeral ports)",
+    )
+    p.add_argument(
         "--services",
         default="",
         help="comma-separated subset of services to run (default: all that exist)",
@@ -56,14 +62,20 @@ def cmd_up(args: argparse.Namespace) -> int:
     if unknown:
         print(f"spanline up: unknown services: {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
-    return _Supervisor(settings, specs, args.config, args.broker_port).run()
+    return _Supervisor(settings, specs, args.config, args.broker_port, args.http_base_port).run()
 
 
 class _Supervisor:
     def __init__(
-        self, settings: Settings, specs: list[ServiceSpec], config: str | None, broker_port: int
+        self,
+        settings: Settings,
+        specs: list[ServiceSpec],
+        config: str | None,
+        broker_port: int,
+        http_base: int,
     ) -> None:
         self.settings = settings
+        self.http_ports = {spec.name: (http_base + i if http_base else 0) for i, spec in enumerate(specs)}
         self.specs = specs
         self.config = config
         self.broker_port = broker_port
@@ -122,7 +134,8 @@ class _Supervisor:
                 time.sleep(1)
 
     def _spawn(self, child: _Child, env: dict[str, str], data_dir: Path) -> None:
-        cmd = [sys.executable, "-m", "spanline.cli.main", "run", child.spec.name]
+        port = self.http_ports[child.spec.name]
+        cmd = [sys.executable, "-m", "spanline.cli.main", "run", child.spec.name, "--http-port", str(port)]
         if self.config:
             cmd += ["--config", self.config]
         log = open(data_dir / f"{child.spec.name}.log", "ab")

@@ -94,3 +94,10 @@ def test_bad_encryption_key_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SPANLINE_SECURITY_RAW_ENCRYPTION_KEY", "c2hvcnQ=")
     with pytest.raises(ConfigError, match="32 bytes"):
         load_settings()
+
+
+def test_configuration_doc_is_current() -> None:
+    from spanline.config_reference import render
+
+    doc = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
+    assert doc.read_text() == render(), "docs/configuration.md is stale: run `spanline config reference`"
