@@ -133,11 +133,16 @@ class Redactor:
 
     # -- plain values (CLI, tests, benchmarks) -------------------------------------------
 
-    def redact_text(self, text: str, project: str, *, key: str | None = None) -> tuple[str, RedactionReport]:
-        """Redact one string value as the engine would inside an attribute (JSON-aware)."""
+    def redact_text(
+        self, text: str, project: str, *, key: str | None = None, plain: bool = False
+    ) -> tuple[str, RedactionReport]:
+        """Redact one string value as the engine would inside an attribute named ``key``.
+
+        JSON-aware unless ``plain`` (then the string is only scanned as text).
+        """
 
         def run(walk: MessageWalk, value: str) -> str:
-            new = walk.string(value, key)
+            new = walk.text(value) if plain else walk.string(value, key)
             walk.flush(None)
             return value if new is None else new
 

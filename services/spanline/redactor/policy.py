@@ -229,17 +229,26 @@ def _group_of(detector: str) -> str | None:
 
 
 def _lookup(section: PolicySection, detector: str) -> tuple[str | None, bool | None]:
-    """(action, enabled) a section states for a detector, None where it says nothing."""
+    """(action, enabled) a section states for a detector, None where it says nothing.
+
+    The detector's own rule wins over its group's, field by field: ``ip: {enabled: true}``
+    with ``pii: drop`` means "ip on, action drop".
+    """
+    action: str | None = None
+    enabled: bool | None = None
     for name in (detector, _group_of(detector)):
         if name is None or name not in section.detectors:
             continue
         setting = section.detectors[name]
         if setting == "off":
-            return None, False
-        if isinstance(setting, str):
-            return setting, True
-        return setting.action, setting.enabled
-    return None, None
+            stated, on = None, False
+        elif isinstance(setting, str):
+            stated, on = setting, True
+        else:
+            stated, on = setting.action, setting.enabled
+        action = action or stated
+        enabled = on if enabled is None else enabled
+    return action, enabled
 
 
 def _own_action(section: PolicySection, detector: str) -> str | None:

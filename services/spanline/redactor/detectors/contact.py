@@ -22,13 +22,30 @@ class EmailDetector:
     triggers = ((r"@", False),)
 
     def find(self, text: str, out: list[Finding]) -> None:
-        if "@" not in text:
+        ats = text.count("@")
+        if not ats:
             return
-        for m in _EMAIL.finditer(text):
+        if ats > 64:
+            matches = list(_EMAIL.finditer(text))
+        else:
+            # Few '@': match in a window around each one instead of trying every word start.
+            matches = []
+            n = len(text)
+            at = text.find("@")
+            while at != -1:
+                m = _EMAIL.search(text, max(0, at - 64), min(n, at + 600))
+                if m is not None and m.start() <= at < m.end():
+                    matches.append(m)
+                    at = text.find("@", m.end())
+                else:
+                    at = text.find("@", at + 1)
+        for m in matches:
             start, end = m.span()
             # A leading dot or a dot before '@' is punctuation around the address, not part of it.
             while text[start] in ".-+":
                 start += 1
+            if start > 0 and text[start - 1] == ":" and "://" in text[max(0, start - 160) : start]:
+                continue  # scheme://user:password@host: the url_password detector's business
             out.append((start, end, "email"))
 
 

@@ -94,10 +94,19 @@ class NumberDetector:
         limit = ext_at if ext_at >= 0 else len(raw)
         spans = [(g.start(), g.end()) for g in _GROUP.finditer(raw, 0, limit)]
         n = len(spans)
+        # Digits before group k; windows with too few or too many digits are skipped unread.
+        cum = [0]
+        for s, e in spans:
+            cum.append(cum[-1] + e - s)
         i = 0
         while i < n:
             found = False
             for j in range(min(n - 1, i + _MAX_WINDOW - 1), i - 1, -1):
+                nd = cum[j + 1] - cum[i]
+                if nd < 7 and not (self.ip and j - i == 3):
+                    break  # shorter windows have even fewer digits
+                if nd > 19:
+                    continue
                 hit = self._classify(text, base, raw, spans, i, j, ext_at)
                 if hit is not None:
                     out.append(hit)

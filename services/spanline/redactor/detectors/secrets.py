@@ -46,7 +46,7 @@ _TRIGGER = re.compile(
 
 # Authorization header values, with or without a scheme; bare "Bearer <token>" anywhere.
 _AUTHORIZATION = re.compile(
-    r"(?i)(?:\bauthorization\b[\"']?\s*[:=]\s*[\"']?(?:(?:bearer|basic|digest|token|apikey|api-key|sso-key)\s+)?"
+    r"(?i)(?:\bauthorization\b[\"']?\s*[:=]\s*[\"']?(?:(?:bearer|basic|digest|token|apikey|api-key|sso-key)\s+)?+"
     r"|\bbearer\s+)"
     r"(?P<v>(?!<[A-Z_]+(?::[0-9a-f]{8})?>)[A-Za-z0-9\-._~+/=:%]{6,}+)"
 )
@@ -64,7 +64,7 @@ _CREDENTIAL_KV = re.compile(
     r"(?![a-z])[a-z0-9_.\-]{0,40}[\"']?[ \t\r\n]{0,3}[:=][ \t\r\n]{0,3}[\"']?"
     r"(?P<v>(?!<[A-Z_]+(?::[0-9a-f]{8})?>)[^\s\"',;&<>]{3,512}+)"
 )
-_AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+_AWS_SECRET = re.compile(r"[A-Za-z0-9/+](?<![A-Za-z0-9/+].)[A-Za-z0-9/+]{39}(?![A-Za-z0-9/+=])")
 _AWS_CONTEXT = ("aws", "secret", "akia", "asia")
 
 # Attribute / JSON key names whose whole value is a credential.
@@ -115,7 +115,8 @@ class AuthorizationDetector:
         if "bearer" not in low and "authorization" not in low:
             return
         for m in _AUTHORIZATION.finditer(text):
-            if _looks_random(m.group("v")) or len(m.group("v")) >= 20:
+            v = m.group("v")
+            if len(v) >= 16 or any(c.isdigit() for c in v):
                 out.append((m.start("v"), m.end("v"), "authorization"))
 
 
