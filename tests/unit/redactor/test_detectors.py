@@ -294,3 +294,8 @@ def test_prefilter_gives_same_findings_as_running_every_detector() -> None:
     ]
     for t in texts:
         assert SCANNER.scan(t) == PLAIN_SCANNER.scan(t), t
+
+
+def test_several_emails_close_together() -> None:
+    text = "a.b@x.io, C.D@Y.IO;e@f.example and x@@y and g@h.com"
+    assert [v for v, d in found(text) if d == "email"] == ["a.b@x.io", "C.D@Y.IO", "e@f.example", "g@h.com"]

@@ -31,12 +31,16 @@ class EmailDetector:
             # Few '@': match in a window around each one instead of trying every word start.
             matches = []
             n = len(text)
+            done = 0
             at = text.find("@")
             while at != -1:
-                m = _EMAIL.search(text, max(0, at - 64), min(n, at + 600))
-                if m is not None and m.start() <= at < m.end():
+                m = _EMAIL.search(text, max(done, at - 64), min(n, at + 600))
+                while m is not None and m.end() <= at:  # an earlier '@' in the window that did not match
+                    m = _EMAIL.search(text, m.end(), min(n, at + 600))
+                if m is not None and m.start() <= at:
                     matches.append(m)
-                    at = text.find("@", m.end())
+                    done = m.end()
+                    at = text.find("@", done)
                 else:
                     at = text.find("@", at + 1)
         for m in matches:
