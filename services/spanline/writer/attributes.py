@@ -40,11 +40,15 @@ def attributes_dict(kvs: Iterable[KeyValue]) -> dict[str, Any]:
     for kv in kvs:
         value = kv.value
         which = value.WhichOneof("value")
-        # inline the common scalar cases: this loop runs for every attribute of every span
+        # the scalar cases inline: this loop runs for every attribute of every span
         if which == "string_value":
             out[kv.key] = value.string_value
         elif which == "int_value":
             out[kv.key] = value.int_value
+        elif which == "double_value":
+            out[kv.key] = value.double_value
+        elif which == "bool_value":
+            out[kv.key] = value.bool_value
         else:
             out[kv.key] = any_value(value)
     return out
@@ -52,11 +56,12 @@ def attributes_dict(kvs: Iterable[KeyValue]) -> dict[str, Any]:
 
 def to_text(value: Any) -> str:
     """Map-column text of a Python attribute value."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[no-any-return]
+    if kind is bool:
         return "true" if value else "false"
-    if isinstance(value, int | float):
+    if kind is int or kind is float:
         return repr(value)
     if value is None:
         return ""
@@ -65,7 +70,9 @@ def to_text(value: Any) -> str:
 
 def to_int(value: Any) -> int | None:
     """Token counts arrive as int, float or numeric text depending on the instrumentation."""
-    if isinstance(value, bool):
+    if type(value) is int:
+        return value if value >= 0 else None  # type: ignore[no-any-return]
+    if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value if value >= 0 else None

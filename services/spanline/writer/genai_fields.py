@@ -146,28 +146,6 @@ class GenAIFields:
         return self.response_model or self.request_model
 
 
-def _first(attrs: dict[str, Any], keys: tuple[str, ...]) -> Any:
-    for key in keys:
-        value = attrs.get(key)
-        if value is not None and value != "":
-            return value
-    return None
-
-
-def _first_str(attrs: dict[str, Any], keys: tuple[str, ...]) -> str:
-    value = _first(attrs, keys)
-    return "" if value is None else str(value)
-
-
-def _first_int(attrs: dict[str, Any], keys: tuple[str, ...]) -> int | None:
-    for key in keys:
-        if key in attrs:
-            parsed = to_int(attrs[key])
-            if parsed is not None:
-                return parsed
-    return None
-
-
 def payload_text(value: Any) -> str:
     """Payload attribute as text: strings as-is (usually JSON already), structures as JSON."""
     if isinstance(value, str):
@@ -216,89 +194,151 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+# field name -> attribute keys, best first; one dict lookup per attribute finds its field
+_FIELD_KEYS: dict[str, tuple[str, ...]] = {
+    "operation": ("gen_ai.operation.name",),
+    "provider": _PROVIDER_KEYS,
+    "request_model": _REQUEST_MODEL_KEYS,
+    "response_model": _RESPONSE_MODEL_KEYS,
+    "oi_model": ("llm.model_name",),
+    "input_tokens": _INPUT_TOKEN_KEYS,
+    "output_tokens": _OUTPUT_TOKEN_KEYS,
+    "cached_input_tokens": _CACHED_TOKEN_KEYS,
+    "reasoning_tokens": _REASONING_TOKEN_KEYS,
+    "total_tokens": _TOTAL_TOKEN_KEYS,
+    "ttft_s": _TTFT_SECONDS_KEYS,
+    "conversation_id": _CONVERSATION_KEYS,
+    "user_id": _USER_KEYS,
+    "agent_name": _AGENT_NAME_KEYS,
+    "agent_id": _AGENT_ID_KEYS,
+    "tool_name": _TOOL_NAME_KEYS,
+    "tool_call_id": _TOOL_CALL_ID_KEYS,
+    "entity": ("traceloop.entity.name",),
+    "oi_kind": ("openinference.span.kind",),
+    "tl_kind": ("traceloop.span.kind",),
+    "request_type": ("llm.request.type",),
+    "finish_reasons": ("gen_ai.response.finish_reasons",),
+    "finish_reason": ("gen_ai.response.finish_reason", "llm.finish_reason"),
+}
+_DISPATCH: dict[str, tuple[str, int]] = {
+    key: (name, prio) for name, keys in _FIELD_KEYS.items() for prio, key in enumerate(keys)
+}
+_OI_MARKERS = frozenset({"openinference.span.kind", "llm.model_name"})
+_TL_MARKERS = frozenset({"traceloop.span.kind", "llm.request.type", "traceloop.entity.name"})
+_SCAN_PREFIXES = ("gen_ai.", "llm.")
+
+
+def _scan(attrs: dict[str, Any]) -> tuple[dict[str, Any], str, bool]:
+    """One pass over the attributes: best value per field, the dialect, flattened lists seen."""
+    found: dict[str, Any] = {}
+    prios: dict[str, int] = {}
+    oi = tl = otel = flat = False
+    dispatch = _DISPATCH
+    for key, value in attrs.items():
+        hit = dispatch.get(key)
+        if hit is not None:
+            name, prio = hit
+            if value is not None and value != "" and prio < prios.get(name, 99):
+                found[name] = value
+                prios[name] = prio
+            if key in _OI_MARKERS:
+                oi = True
+            elif key in _TL_MARKERS:
+                tl = True
+        if key.startswith(_SCAN_PREFIXES):
+            if key[0] == "g":  # gen_ai.*
+                otel = True
+                # only gen_ai.prompt.N.* / gen_ai.completion.N.* are flattened lists
+                if key[7:8] in ("p", "c") and _TL_INDEXED.match(key):
+                    flat = tl = True
+            elif key.startswith(FLATTENED_PREFIXES) and _OI_INDEXED.match(key):
+                flat = oi = True
+            elif key.startswith("llm.token_count."):
+                oi = True
+        elif key in _TL_MARKERS:
+            tl = True
+    conv = CONV_OPENINFERENCE if oi else CONV_OPENLLMETRY if tl else CONV_OTEL if otel else ""
+    return found, conv, flat
+
+
 def detect_convention(attrs: dict[str, Any]) -> str:
-    if "openinference.span.kind" in attrs or "llm.model_name" in attrs:
-        return CONV_OPENINFERENCE
-    if "traceloop.span.kind" in attrs or "llm.request.type" in attrs or "traceloop.entity.name" in attrs:
-        return CONV_OPENLLMETRY
-    for key in attrs:
-        if _OI_INDEXED.match(key) or key.startswith("llm.token_count."):
-            return CONV_OPENINFERENCE
-        if _TL_INDEXED.match(key):
-            return CONV_OPENLLMETRY
-    for key in attrs:
-        if key.startswith("gen_ai."):
-            return CONV_OTEL
-    return ""
+    return _scan(attrs)[1]
+
+
+def _str(value: Any) -> str:
+    if type(value) is str:
+        return value  # type: ignore[no-any-return]
+    return "" if value is None else str(value)
 
 
 def extract_genai(attrs: dict[str, Any], has_flattened: bool | None = None) -> GenAIFields:
     """Typed GenAI fields of one span; payload attributes are removed from ``attrs``.
 
-    ``has_flattened`` lets the caller, which already walked the attributes, skip the scan
-    for ``prefix.N.*`` message lists; ``None`` means "look".
+    ``has_flattened`` is accepted for callers that already know; the single scan over the
+    attributes finds flattened ``prefix.N.*`` message lists anyway.
     """
     f = GenAIFields()
-    f.convention = detect_convention(attrs)
-    if not f.convention:
+    found, conv, flat = _scan(attrs)
+    if not conv:
         return f
-    oi_kind = str(attrs.get("openinference.span.kind", "") or "")
-    tl_kind = str(attrs.get("traceloop.span.kind", "") or "")
+    f.convention = conv
+    get = found.get
+    oi_kind = _str(get("oi_kind"))
+    tl_kind = _str(get("tl_kind"))
     f.span_kind = oi_kind or tl_kind
 
-    operation = _first_str(attrs, ("gen_ai.operation.name",))
+    operation = _str(get("operation"))
     if not operation and oi_kind:
         operation = _OI_KIND_TO_OPERATION.get(oi_kind.upper(), "")
     if not operation:
-        operation = _TL_REQUEST_TYPE_TO_OPERATION.get(str(attrs.get("llm.request.type", "")).lower(), "")
+        operation = _TL_REQUEST_TYPE_TO_OPERATION.get(_str(get("request_type")).lower(), "")
     if not operation and tl_kind:
         operation = _TL_KIND_TO_OPERATION.get(tl_kind.lower(), "")
     f.operation = operation
 
-    f.provider = _first_str(attrs, _PROVIDER_KEYS).lower()
-    f.request_model = _first_str(attrs, _REQUEST_MODEL_KEYS)
-    f.response_model = _first_str(attrs, _RESPONSE_MODEL_KEYS)
-    oi_model = _first_str(attrs, ("llm.model_name",))
+    f.provider = _str(get("provider")).lower()
+    f.request_model = _str(get("request_model"))
+    f.response_model = _str(get("response_model"))
+    oi_model = _str(get("oi_model"))
     if oi_model:
         # OpenInference records the one model name it knows; it serves as both
         f.response_model = f.response_model or oi_model
         f.request_model = f.request_model or oi_model
 
-    f.input_tokens = _first_int(attrs, _INPUT_TOKEN_KEYS)
-    f.output_tokens = _first_int(attrs, _OUTPUT_TOKEN_KEYS)
-    f.cached_input_tokens = _first_int(attrs, _CACHED_TOKEN_KEYS)
-    f.reasoning_tokens = _first_int(attrs, _REASONING_TOKEN_KEYS)
-    f.total_tokens = _first_int(attrs, _TOTAL_TOKEN_KEYS)
+    f.input_tokens = to_int(get("input_tokens"))
+    f.output_tokens = to_int(get("output_tokens"))
+    f.cached_input_tokens = to_int(get("cached_input_tokens"))
+    f.reasoning_tokens = to_int(get("reasoning_tokens"))
+    f.total_tokens = to_int(get("total_tokens"))
     if f.total_tokens is None and f.input_tokens is not None and f.output_tokens is not None:
         f.total_tokens = f.input_tokens + f.output_tokens
 
-    ttft = _first(attrs, _TTFT_SECONDS_KEYS)
+    ttft = get("ttft_s")
     seconds = to_float(ttft) if ttft is not None else None
     f.ttft_ms = seconds * 1000.0 if seconds is not None else None
 
-    f.conversation_id = _first_str(attrs, _CONVERSATION_KEYS)
-    f.user_id = _first_str(attrs, _USER_KEYS)
-    f.agent_name = _first_str(attrs, _AGENT_NAME_KEYS)
-    f.agent_id = _first_str(attrs, _AGENT_ID_KEYS)
-    f.tool_name = _first_str(attrs, _TOOL_NAME_KEYS)
-    f.tool_call_id = _first_str(attrs, _TOOL_CALL_ID_KEYS)
-    entity = _first_str(attrs, ("traceloop.entity.name",))
+    f.conversation_id = _str(get("conversation_id"))
+    f.user_id = _str(get("user_id"))
+    f.agent_name = _str(get("agent_name"))
+    f.agent_id = _str(get("agent_id"))
+    f.tool_name = _str(get("tool_name"))
+    f.tool_call_id = _str(get("tool_call_id"))
     if tl_kind == "tool" and not f.tool_name:
-        f.tool_name = entity
+        f.tool_name = _str(get("entity"))
     if tl_kind == "agent" and not f.agent_name:
-        f.agent_name = entity
+        f.agent_name = _str(get("entity"))
 
-    reasons = attrs.get("gen_ai.response.finish_reasons")
+    reasons = get("finish_reasons")
     if isinstance(reasons, list):
-        f.finish_reasons = [str(r) for r in reasons]
-    elif isinstance(reasons, str) and reasons:
+        f.finish_reasons = [r if isinstance(r, str) else str(r) for r in reasons]
+    elif isinstance(reasons, str):
         f.finish_reasons = _parse_str_list(reasons)
     else:
-        single = _first_str(attrs, ("gen_ai.response.finish_reason", "llm.finish_reason"))
+        single = _str(get("finish_reason"))
         if single:
             f.finish_reasons = [single]
 
-    _extract_payloads(f, attrs, oi_kind.upper(), tl_kind.lower(), has_flattened)
+    _extract_payloads(f, attrs, oi_kind.upper(), tl_kind.lower(), flat)
     return f
 
 

@@ -13,10 +13,11 @@ infrastructure failure (retry/pause), not a bad message.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from itertools import chain
+from itertools import accumulate
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -28,7 +29,6 @@ from spanline.v1.spanline_pb2 import AlertEvent, AuditCount, Score
 from spanline.writer.attributes import any_value, attributes_dict, to_text
 from spanline.writer.genai_fields import (
     CONTENT_EVENT_NAMES,
-    FLATTENED_PREFIXES,
     extract_genai,
     payload_text,
     take_event_payloads,
@@ -81,56 +81,95 @@ def _parse(message: Message, value: bytes, table: str) -> None:
         raise RowBuildError(table, f"not a valid {type(message).__name__} protobuf: {exc}") from None
 
 
+Rows = list[tuple[Any, ...]]
+# per MAP column index: flat keys and values of every row's map, in row order
+FlatMaps = dict[int, tuple[list[str], list[str]]]
+
+
 class _Buffer:
-    """Rows as tuples in column order; converted to Arrow once per batch."""
+    """Rows as tuples of plain values, converted to Arrow once per batch.
+
+    Map cells are kept flat (one keys list and one values list per map column; the row
+    holds only its entry count): far fewer Python containers per row keeps the cyclic GC
+    and the Arrow conversion cheap at tens of thousands of rows per second.
+    """
 
     table: ClassVar[str]
-    # (column name, arrow type); a MAP column's cells are lists of (key, value) tuples
     columns: ClassVar[Sequence[tuple[str, pa.DataType]]]
 
     def __init__(self) -> None:
-        self._rows: list[tuple[Any, ...]] = []
-        self.approx_bytes = 0
+        self._map_cols = [i for i, (_, typ) in enumerate(self.columns) if typ == MAP]
+        self.clear()
 
     def __len__(self) -> int:
         return len(self._rows)
 
-    def _commit(self, rows: list[tuple[Any, ...]], nbytes: int) -> int:
-        self._rows.extend(rows)
-        self.approx_bytes += nbytes
-        return len(rows)
+    def clear(self) -> None:
+        self._rows: Rows = []
+        self._maps: FlatMaps = {i: ([], []) for i in self._map_cols}
+        self.approx_bytes = 0
 
-    def _guard(self, build: Callable[[], list[tuple[Any, ...]]], nbytes: int) -> int:
+    def _guard(self, build: Callable[[], tuple[Rows, FlatMaps]], nbytes: int) -> int:
+        """Run one message's build; append its rows only if all of them converted."""
         try:
-            rows = build()
+            rows, maps = build()
         except RowBuildError:
             ROWS_REJECTED.labels(table=self.table).inc()
             raise
-        except (TypeError, ValueError, KeyError, IndexError, UnicodeError) as exc:
+        except (TypeError, ValueError, KeyError, IndexError, UnicodeError, OverflowError) as exc:
             # a malformed message must never stop the batch; the DLQ keeps it for people
             ROWS_REJECTED.labels(table=self.table).inc()
             raise RowBuildError(self.table, f"{type(exc).__name__}: {exc}") from None
-        return self._commit(rows, nbytes)
+        self._rows.extend(rows)
+        for i, (keys, values) in maps.items():
+            own_keys, own_values = self._maps[i]
+            own_keys.extend(keys)
+            own_values.extend(values)
+        self.approx_bytes += nbytes
+        return len(rows)
+
+    def _flatten(self, rows: Rows) -> tuple[Rows, FlatMaps]:
+        """Rows whose map cells are (key, value) lists -> entry counts plus flat maps."""
+        maps: FlatMaps = {i: ([], []) for i in self._map_cols}
+        out: Rows = []
+        for row in rows:
+            cells = list(row)
+            for i in self._map_cols:
+                pairs = cells[i]
+                keys, values = maps[i]
+                keys.extend(k for k, _ in pairs)
+                values.extend(v for _, v in pairs)
+                cells[i] = len(pairs)
+            out.append(tuple(cells))
+        return out, maps
 
     def schema(self) -> pa.Schema:
         return pa.schema([pa.field(name, typ) for name, typ in self.columns])
 
     def to_arrow(self) -> pa.Table:
-        names = [name for name, _ in self.columns]
         if not self._rows:
             return self.schema().empty_table()
+        # Conversion allocates no reference cycles; pausing the cyclic GC keeps it from
+        # rescanning the whole batch of rows over and over (measured: 2-4x faster take()).
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            return self._to_arrow()
+        finally:
+            if paused:
+                gc.enable()
+
+    def _to_arrow(self) -> pa.Table:
         cols = list(zip(*self._rows, strict=True))
         arrays = []
-        for (_, typ), values in zip(self.columns, cols, strict=True):
+        for i, (_, typ) in enumerate(self.columns):
             if typ == MAP:
-                arrays.append(_map_array(values))
+                keys, values = self._maps[i]
+                offsets = pa.array([0, *accumulate(cols[i])], type=pa.int32())
+                arrays.append(pa.MapArray.from_arrays(offsets, pa.array(keys, STR), pa.array(values, STR)))
             else:
-                arrays.append(pa.array(values, type=typ))
-        return pa.Table.from_arrays(arrays, names=names)
-
-    def clear(self) -> None:
-        self._rows = []
-        self.approx_bytes = 0
+                arrays.append(pa.array(cols[i], type=typ))
+        return pa.Table.from_arrays(arrays, names=[name for name, _ in self.columns])
 
     def take(self) -> pa.Table:
         """The batch as one Arrow table; the buffer is empty afterwards."""
@@ -139,21 +178,11 @@ class _Buffer:
         return table
 
 
-def _map_array(cells: Sequence[Sequence[tuple[str, str]]]) -> pa.Array:
-    offsets = [0]
-    total = 0
-    for cell in cells:
-        total += len(cell)
-        offsets.append(total)
-    keys = [k for k, _ in chain.from_iterable(cells)]
-    items = [v for _, v in chain.from_iterable(cells)]
-    return pa.MapArray.from_arrays(
-        pa.array(offsets, type=pa.int32()), pa.array(keys, type=STR), pa.array(items, type=STR)
-    )
-
-
-def _text_map(attrs: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(k, v if isinstance(v, str) else to_text(v)) for k, v in attrs.items()]
+def _extend_map(keys: list[str], values: list[str], attrs: dict[str, Any]) -> int:
+    for key, value in attrs.items():
+        keys.append(key)
+        values.append(value if type(value) is str else to_text(value))
+    return len(attrs)
 
 
 SPAN_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
@@ -211,6 +240,10 @@ SPAN_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
 )
 
 
+_SPAN_ATTRS = [name for name, _ in SPAN_COLUMNS].index("attributes")
+_SPAN_RES = [name for name, _ in SPAN_COLUMNS].index("resource_attributes")
+
+
 class _Inline:
     """Offloader stand-in when no object store is configured: payloads always stay inline."""
 
@@ -243,17 +276,23 @@ class SpanRows(_Buffer):
     def add(self, traces: TracesData, project_id: str, received_at_ns: int) -> int:
         return self._guard(lambda: self._build(traces, project_id, received_at_ns), traces.ByteSize())
 
-    def _build(self, traces: TracesData, project_id: str, received_at_ns: int) -> list[tuple[Any, ...]]:
+    def _build(self, traces: TracesData, project_id: str, received_at_ns: int) -> tuple[Rows, FlatMaps]:
         if not project_id:
             raise RowBuildError(self.table, "project id is empty")
-        rows: list[tuple[Any, ...]] = []
+        rows: Rows = []
+        attr_keys: list[str] = []
+        attr_values: list[str] = []
+        res_keys: list[str] = []
+        res_values: list[str] = []
         offload = self.offloader.offload
         pricing = self.pricing
         version = pricing.version
         for rs in traces.resource_spans:
             res_attrs = attributes_dict(rs.resource.attributes)
             service = to_text(res_attrs.get("service.name", ""))
-            res_map = _text_map(res_attrs)
+            res_k = list(res_attrs)
+            res_v = [v if type(v) is str else to_text(v) for v in res_attrs.values()]
+            res_n = len(res_k)
             for ss in rs.scope_spans:
                 scope_name = ss.scope.name
                 scope_version = ss.scope.version
@@ -268,8 +307,7 @@ class SpanRows(_Buffer):
                     if end < start:
                         end = start
                     attrs = attributes_dict(span.attributes)
-                    flat = any(k.startswith(FLATTENED_PREFIXES) for k in attrs)
-                    g = extract_genai(attrs, flat)
+                    g = extract_genai(attrs)
                     events_json = ""
                     if span.events:
                         events = []
@@ -311,6 +349,9 @@ class SpanRows(_Buffer):
                     result, result_len = offload(g.tool_result)
                     kind = span.kind
                     code = span.status.code
+                    n_attrs = _extend_map(attr_keys, attr_values, attrs)
+                    res_keys.extend(res_k)
+                    res_values.extend(res_v)
                     rows.append(
                         (
                             project_id,
@@ -342,7 +383,7 @@ class SpanRows(_Buffer):
                             cost,
                             version if cost is not None else "",
                             g.ttft_ms,
-                            g.finish_reasons,
+                            tuple(g.finish_reasons),
                             g.conversation_id,
                             g.user_id,
                             g.agent_name,
@@ -359,14 +400,14 @@ class SpanRows(_Buffer):
                             sys_len,
                             args_len,
                             result_len,
-                            _text_map(attrs),
-                            res_map,
+                            n_attrs,
+                            res_n,
                             events_json,
                             links_json,
                             received_at_ns,
                         )
                     )
-        return rows
+        return rows, {_SPAN_ATTRS: (attr_keys, attr_values), _SPAN_RES: (res_keys, res_values)}
 
 
 LOG_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
@@ -388,6 +429,9 @@ LOG_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("ingested_at", TS),
 )
 
+
+_LOG_ATTRS = [name for name, _ in LOG_COLUMNS].index("attributes")
+_LOG_RES = [name for name, _ in LOG_COLUMNS].index("resource_attributes")
 
 LOG_PAYLOAD_ATTRIBUTES = (
     "gen_ai.input.messages",
@@ -427,14 +471,17 @@ class LogRows(_Buffer):
     def add(self, logs: LogsData, project_id: str, received_at_ns: int) -> int:
         return self._guard(lambda: self._build(logs, project_id, received_at_ns), logs.ByteSize())
 
-    def _build(self, logs: LogsData, project_id: str, received_at_ns: int) -> list[tuple[Any, ...]]:
+    def _build(self, logs: LogsData, project_id: str, received_at_ns: int) -> tuple[Rows, FlatMaps]:
         if not project_id:
             raise RowBuildError(self.table, "project id is empty")
-        rows: list[tuple[Any, ...]] = []
+        rows: Rows = []
+        attr_keys: list[str] = []
+        attr_values: list[str] = []
+        res_keys: list[str] = []
+        res_values: list[str] = []
         for rl in logs.resource_logs:
             res_attrs = attributes_dict(rl.resource.attributes)
             service = to_text(res_attrs.get("service.name", ""))
-            res_map = _text_map(res_attrs)
             for sl in rl.scope_logs:
                 for rec in sl.log_records:
                     time = rec.time_unix_nano or rec.observed_time_unix_nano or received_at_ns
@@ -466,12 +513,12 @@ class LogRows(_Buffer):
                             sl.scope.name,
                             body,
                             body_len,
-                            _text_map(attrs),
-                            res_map,
+                            _extend_map(attr_keys, attr_values, attrs),
+                            _extend_map(res_keys, res_values, res_attrs),
                             received_at_ns,
                         )
                     )
-        return rows
+        return rows, {_LOG_ATTRS: (attr_keys, attr_values), _LOG_RES: (res_keys, res_values)}
 
 
 SCORE_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
@@ -508,7 +555,8 @@ class ScoreRows(_Buffer):
         return self.add(score, project_id, received_at_ns)
 
     def add(self, score: Score, project_id: str, received_at_ns: int) -> int:
-        return self._guard(lambda: [self._row(score, project_id, received_at_ns)], score.ByteSize())
+        build = lambda: self._flatten([self._row(score, project_id, received_at_ns)])  # noqa: E731
+        return self._guard(build, score.ByteSize())
 
     def _row(self, s: Score, project_id: str, received_at_ns: int) -> tuple[Any, ...]:
         project = s.project_id or project_id
@@ -565,7 +613,8 @@ class AlertRows(_Buffer):
         return self.add(event, project_id, received_at_ns)
 
     def add(self, event: AlertEvent, project_id: str, received_at_ns: int) -> int:
-        return self._guard(lambda: [self._row(event, project_id, received_at_ns)], event.ByteSize())
+        build = lambda: self._flatten([self._row(event, project_id, received_at_ns)])  # noqa: E731
+        return self._guard(build, event.ByteSize())
 
     def _row(self, a: AlertEvent, project_id: str, received_at_ns: int) -> tuple[Any, ...]:
         project = a.project_id or project_id
@@ -622,7 +671,8 @@ class AuditRows(_Buffer):
         return self.add(count, project_id, received_at_ns, message_id)
 
     def add(self, c: AuditCount, project_id: str, received_at_ns: int, message_id: str = "") -> int:
-        return self._guard(lambda: [self._row(c, project_id, received_at_ns, message_id)], c.ByteSize())
+        build = lambda: self._flatten([self._row(c, project_id, received_at_ns, message_id)])  # noqa: E731
+        return self._guard(build, c.ByteSize())
 
     def _row(self, c: AuditCount, project_id: str, received_at_ns: int, message_id: str) -> tuple[Any, ...]:
         project = c.project_id or project_id

@@ -1,0 +1,244 @@
+"""Writer storage throughput: span rows/s from OTLP messages into the embedded engine.
+
+Run from the repo root: ``python -m benchmarks.writer_bench [--spans N]``.
+
+The corpus is deterministic (fixed seed): agent traces of 10 spans (an ``invoke_agent``
+root, chat spans with GenAI attributes and ~1 KB of input/output messages each, tool spans
+with JSON arguments/results), one serialized ``TracesData`` per trace, exactly the value
+the writer reads from ``spanline.redacted``. The measured path is what the service does:
+
+    SpanRows.add_bytes(message) for each message  ->  take() every batch_rows rows
+    ->  ClickHouseStore.insert("spans", arrow)   (INSERT ... SELECT FROM Python(arrow))
+
+Reported: rows/s end to end, sequential (build, then insert, then build...) and pipelined
+(one insert in flight on a thread while the next batch is built: chdb releases the GIL),
+the two stages separately, and bytes on disk per span (``system.parts`` of the spans table
+after a final merge). A 200-message warm-up is excluded. Target: >= 50k rows/s.
+Results are printed and written to ``benchmarks/results/writer.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
+from spanline.writer.migrate import apply_migrations
+from spanline.writer.object_store import LocalObjectStore, PayloadOffloader
+from spanline.writer.pricing import PricingTable
+from spanline.writer.rows import SpanRows
+from spanline.writer.store import ClickHouseStore, RetryPolicy, connect
+
+from benchmarks.harness import print_table, write_result
+
+SEED = 20261122
+TARGET_ROWS_PER_S = 50_000
+SPANS_PER_TRACE = 10
+MODELS = [
+    ("openai", "gpt-4o-mini-2024-07-18"),
+    ("anthropic", "claude-sonnet-4-5-20250929"),
+    ("openai", "gpt-4.1"),
+]
+RESOURCE = (("service.name", "support-bot"), ("service.version", "1.4.2"), ("host.name", "pod-7"))
+WORDS = (
+    "the order shipment customer refund invoice tracking delayed warehouse address payment "
+    "status confirm policy return window days support agent escalate ticket priority summary "
+    "please thanks account number update email verify identity carrier label package"
+).split()
+
+
+def _prose(rng: random.Random, nbytes: int) -> str:
+    out: list[str] = []
+    size = 0
+    while size < nbytes:
+        word = rng.choice(WORDS)
+        out.append(word)
+        size += len(word) + 1
+    return " ".join(out)
+
+
+def _kv(span: Span, key: str, value: object) -> None:
+    kv = span.attributes.add(key=key)
+    if isinstance(value, int):
+        kv.value.int_value = value
+    elif isinstance(value, float):
+        kv.value.double_value = value
+    elif isinstance(value, list):
+        for item in value:
+            kv.value.array_value.values.add().string_value = item
+    else:
+        kv.value.string_value = str(value)
+
+
+def build_corpus(n_spans: int, seed: int = SEED) -> list[bytes]:
+    """One serialized TracesData per trace of SPANS_PER_TRACE spans."""
+    rng = random.Random(seed)
+    messages = []
+    base = (time.time_ns() // 10**9 - 600) * 10**9
+    for t in range(n_spans // SPANS_PER_TRACE):
+        td = TracesData()
+        rs = td.resource_spans.add()
+        for key, value in RESOURCE:
+            rs.resource.attributes.add(key=key).value.string_value = value
+        ss = rs.scope_spans.add()
+        ss.scope.name = "opentelemetry.instrumentation.openai_v2"
+        ss.scope.version = "2.4b0"
+        trace_id = rng.getrandbits(128).to_bytes(16, "big")
+        start = base + t * 3_000_000
+        root = ss.spans.add(trace_id=trace_id, span_id=rng.getrandbits(64).to_bytes(8, "big"))
+        root.name = "invoke_agent support"
+        root.kind = Span.SPAN_KIND_INTERNAL
+        root.start_time_unix_nano = start
+        root.end_time_unix_nano = start + 2_500_000_000
+        _kv(root, "gen_ai.operation.name", "invoke_agent")
+        _kv(root, "gen_ai.agent.name", "support")
+        _kv(root, "gen_ai.conversation.id", f"conv-{t % 997}")
+        for i in range(1, SPANS_PER_TRACE):
+            span = ss.spans.add(trace_id=trace_id, span_id=rng.getrandbits(64).to_bytes(8, "big"))
+            span.parent_span_id = root.span_id
+            span.start_time_unix_nano = start + i * 200_000_000
+            span.end_time_unix_nano = span.start_time_unix_nano + rng.randint(50, 190) * 1_000_000
+            span.kind = Span.SPAN_KIND_CLIENT
+            if i % 3:
+                provider, model = MODELS[(t + i) % len(MODELS)]
+                span.name = f"chat {model}"
+                _kv(span, "gen_ai.operation.name", "chat")
+                _kv(span, "gen_ai.provider.name", provider)
+                _kv(span, "gen_ai.request.model", model)
+                _kv(span, "gen_ai.response.model", model)
+                _kv(span, "gen_ai.usage.input_tokens", rng.randint(200, 4000))
+                _kv(span, "gen_ai.usage.output_tokens", rng.randint(20, 600))
+                _kv(span, "gen_ai.response.finish_reasons", ["stop"])
+                _kv(span, "gen_ai.request.temperature", 0.2)
+                _kv(span, "server.address", "api.example.com")
+                user = {"role": "user", "parts": [{"type": "text", "content": _prose(rng, 600)}]}
+                _kv(span, "gen_ai.input.messages", json.dumps([user]))
+                answer = {"role": "assistant", "parts": [{"type": "text", "content": _prose(rng, 400)}]}
+                _kv(span, "gen_ai.output.messages", json.dumps([answer]))
+            else:
+                span.name = "execute_tool lookup_order"
+                _kv(span, "gen_ai.operation.name", "execute_tool")
+                _kv(span, "gen_ai.tool.name", "lookup_order")
+                _kv(span, "gen_ai.tool.call.id", f"call_{rng.getrandbits(48):x}")
+                _kv(span, "gen_ai.tool.call.arguments", json.dumps({"query": _prose(rng, 40)}))
+                _kv(span, "gen_ai.tool.call.result", json.dumps({"status": _prose(rng, 200)}))
+        messages.append(td.SerializeToString())
+    return messages
+
+
+def _run_mode(
+    store: ClickHouseStore, buf: SpanRows, corpus: list[bytes], batch_rows: int, *, pipelined: bool
+) -> dict[str, float]:
+    """Feed the corpus through the buffer and the store; returns timings.
+
+    ``pipelined`` keeps one insert in flight on a worker thread while the next batch is
+    built (chdb releases the GIL while it writes), as a service loop awaiting
+    ``ClickHouseStore.insert_async`` for batch N while consuming batch N+1 would.
+    """
+    pool = ThreadPoolExecutor(max_workers=1)
+    pending: Future[None] | None = None
+    build_s = insert_s = wait_s = 0.0
+    rows = 0
+    wall = time.perf_counter()
+
+    def flush() -> None:
+        nonlocal pending, rows, build_s, insert_s, wait_s
+        t = time.perf_counter()
+        table = buf.take()
+        t2 = time.perf_counter()
+        build_s += t2 - t
+        rows += table.num_rows
+        if pipelined:
+            if pending is not None:
+                pending.result()
+            wait_s += time.perf_counter() - t2
+            pending = pool.submit(store.insert, "spans", table)
+        else:
+            store.insert("spans", table)
+            insert_s += time.perf_counter() - t2
+
+    for value in corpus:
+        t = time.perf_counter()
+        buf.add_bytes(value, "bench", time.time_ns())
+        build_s += time.perf_counter() - t
+        if len(buf) >= batch_rows:
+            flush()
+    if len(buf):
+        flush()
+    if pending is not None:
+        t = time.perf_counter()
+        pending.result()
+        wait_s += time.perf_counter() - t
+    pool.shutdown()
+    wall_s = time.perf_counter() - wall
+    return {"rows": rows, "wall_s": wall_s, "build_s": build_s, "insert_s": insert_s, "wait_s": wait_s}
+
+
+def run(n_spans: int, batch_rows: int) -> dict[str, object]:
+    corpus = build_corpus(n_spans)
+    pricing = PricingTable.load()
+    with tempfile.TemporaryDirectory(prefix="spanline-writer-bench-") as tmp:
+        dsn = f"chdb://{Path(tmp) / 'clickhouse'}"
+        client = connect(dsn)
+        apply_migrations(client, "bench", 30)
+        store = ClickHouseStore(client, "bench", dsn=dsn, retry=RetryPolicy(0))
+        offloader = PayloadOffloader(LocalObjectStore(Path(tmp) / "objects"), 256 * 1024)
+        buf = SpanRows(pricing, offloader)
+        # warm-up (excluded): first Arrow conversions and the first insert pay one-time costs
+        _run_mode(store, buf, corpus[:200], batch_rows, pipelined=False)
+        client.command("TRUNCATE TABLE bench.spans")
+        seq = _run_mode(store, buf, corpus, batch_rows, pipelined=False)
+        client.command("OPTIMIZE TABLE bench.spans FINAL")
+        disk, disk_rows, raw = client.query(
+            "SELECT sum(bytes_on_disk), sum(rows), sum(data_uncompressed_bytes) FROM system.parts "
+            "WHERE database = 'bench' AND table = 'spans' AND active"
+        ).result_rows[0]
+        stored = client.query("SELECT count() FROM bench.spans FINAL").result_rows[0][0]
+        priced = client.query("SELECT countIf(cost_usd IS NOT NULL) FROM bench.spans").result_rows[0][0]
+        client.command("TRUNCATE TABLE bench.spans")
+        pipe = _run_mode(store, buf, corpus, batch_rows, pipelined=True)
+        store.close()
+    rows = int(seq["rows"])
+    payload_bytes = sum(len(v) for v in corpus)
+    pipelined_rate = pipe["rows"] / pipe["wall_s"]
+    return {
+        "spans": rows,
+        "spans_stored": int(stored),
+        "spans_priced": int(priced),
+        "messages": len(corpus),
+        "batch_rows": batch_rows,
+        "otlp_bytes_per_span": round(payload_bytes / rows, 1),
+        "rows_per_s_sequential": round(rows / seq["wall_s"]),
+        "rows_per_s_pipelined": round(pipelined_rate),
+        "build_rows_per_s": round(rows / seq["build_s"]),
+        "insert_rows_per_s": round(rows / seq["insert_s"]),
+        "build_us_per_span": round(seq["build_s"] / rows * 1e6, 1),
+        "insert_us_per_span": round(seq["insert_s"] / rows * 1e6, 1),
+        "bytes_on_disk_per_span": round(int(disk) / int(disk_rows), 1),
+        "uncompressed_bytes_per_span": round(int(raw) / int(disk_rows), 1),
+        "target_rows_per_s": TARGET_ROWS_PER_S,
+        "meets_target": pipelined_rate >= TARGET_ROWS_PER_S,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--spans", type=int, default=100_000)
+    parser.add_argument("--batch-rows", type=int, default=50_000)
+    args = parser.parse_args()
+    result = run(args.spans, args.batch_rows)
+    print_table(
+        "writer: OTLP messages -> Arrow rows -> embedded ClickHouse",
+        [(k, str(v)) for k, v in result.items()],
+    )
+    path = write_result("writer", {"seed": SEED, **result})
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
