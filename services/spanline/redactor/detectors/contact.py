@@ -48,8 +48,10 @@ class EmailDetector:
             # A leading dot or a dot before '@' is punctuation around the address, not part of it.
             while text[start] in ".-+":
                 start += 1
-            if start > 0 and text[start - 1] == ":" and "://" in text[max(0, start - 160) : start]:
-                continue  # scheme://user:password@host: the url_password detector's business
+            if text.endswith("://", 0, start) or (
+                start > 0 and text[start - 1] == ":" and "://" in text[max(0, start - 160) : start]
+            ):
+                continue  # URL userinfo (scheme://user@host, scheme://user:password@host): not an email
             out.append((start, end, "email"))
 
 

@@ -17,9 +17,9 @@ from spanline.redactor.detectors.base import Finding
 # of groups keep the worst case linear (no backtracking storms on "1 1 1 1 ... x"). The
 # pattern starts with a character class and checks its left boundary by lookbehind after
 # it, so the regex engine can skip to candidate characters (4x faster than leading with
-# the lookbehind).
+# the lookbehind). A digit right after ':' is the tail of a time ("17:08:05.395471").
 _CANDIDATE = re.compile(
-    r"[+(0-9](?<![\w.+\-/\\].)(?:(?<=[0-9])[0-9]*+|(?<=\+)[0-9]++|(?<=\()\+?[0-9]++)"
+    r"[+(0-9](?<![\w.+\-/\\].)(?<!:[0-9])(?:(?<=[0-9])[0-9]*+|(?<=\+)[0-9]++|(?<=\()\+?[0-9]++)"
     r"(?:[ \u00a0\-./()]{1,3}[0-9]++){0,9}"
     r"(?P<ext>[ ]?(?:x|ext\.?|extension)[ ]?[0-9]{1,6}+)?(?![\w])"
 )
@@ -53,6 +53,22 @@ def _is_date(lens: tuple[int, ...], digits: list[str]) -> bool:
     if lens in ((2, 2, 4), (1, 2, 4), (2, 1, 4), (1, 1, 4)):
         return digits[2][:2] in ("19", "20")
     return False
+
+
+def _date_groups(raw: str, spans: list[tuple[int, int]]) -> set[int]:
+    """Indices of digit groups forming a date (2024-03-15, 15.03.2024, 03/15/2024)."""
+    out: set[int] = set()
+    for k in range(len(spans) - 2):
+        a, b, c = (raw[s:e] for s, e in spans[k : k + 3])
+        sep1 = raw[spans[k][1] : spans[k + 1][0]]
+        sep2 = raw[spans[k + 1][1] : spans[k + 2][0]]
+        if sep1 != sep2 or sep1 not in ("-", "/", "."):
+            continue
+        year_first = len(a) == 4 and a[:2] in ("19", "20") and len(b) <= 2 and len(c) <= 2
+        year_last = len(c) == 4 and c[:2] in ("19", "20") and len(a) <= 2 and len(b) <= 2
+        if year_first or year_last:
+            out.update((k, k + 1, k + 2))
+    return out
 
 
 def _is_thousands(lens: tuple[int, ...], seps: list[str]) -> bool:
@@ -98,6 +114,7 @@ class NumberDetector:
         cum = [0]
         for s, e in spans:
             cum.append(cum[-1] + e - s)
+        dates = _date_groups(raw, spans)
         i = 0
         while i < n:
             found = False
@@ -105,7 +122,7 @@ class NumberDetector:
                 nd = cum[j + 1] - cum[i]
                 if nd < 7 and not (self.ip and j - i == 3):
                     break  # shorter windows have even fewer digits
-                if nd > 19:
+                if nd > 19 or (dates and any(i <= k <= j for k in dates)):
                     continue
                 hit = self._classify(text, base, raw, spans, i, j, ext_at)
                 if hit is not None:
@@ -203,8 +220,9 @@ class NumberDetector:
             return 7 <= nd <= 15 and _context_has(text, start, _PHONE_CONTEXT)
         if not 7 <= nd <= 12:
             return 7 <= nd <= 15 and _context_has(text, start, _PHONE_CONTEXT)
-        if ng == 2 and lens == (4, 4) and groups[0][:2] in ("19", "20") and groups[1][:2] in ("19", "20"):
-            return False
+        if ng == 2 and lens[0] == 4 and digits[0] != "0":
+            # "5841 178 Main St", "2019 2020": house numbers and years, unless someone says phone.
+            return _context_has(text, start, _PHONE_CONTEXT)
         if _is_thousands(lens, seps) and digits[0] != "0":
             return _context_has(text, start, _PHONE_CONTEXT)
         if lens[0] == 1 and not (digits[0] == "1" and nd == 11):
