@@ -24,6 +24,11 @@ class KafkaSettings(Section):
         description="host:port[,host:port]. Empty means 'use the bundled broker' under `spanline up`.",
     )
     client_id: str = "spanline"
+    group_prefix: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9._-]*$",
+        description="consumer groups are '<group_prefix or topics.prefix>-<service>'; change it to replay",
+    )
     compression: Literal["zstd", "gzip", "lz4", "snappy", "none"] = "zstd"
     max_batch_size: int = Field(default=256 * 1024, ge=1024, description="producer batch bytes")
     linger_ms: int = Field(default=5, ge=0, le=10_000)
@@ -43,6 +48,10 @@ class TopicSettings(Section):
     prefix: str = Field(default="spanline", pattern=r"^[A-Za-z0-9._-]+$")
     partitions: int = Field(default=6, ge=1, le=10_000)
     replication_factor: int = Field(default=1, ge=1, le=7)
+
+    def group(self, kafka: KafkaSettings, service: str) -> str:
+        """The consumer group of a service: one group per service (DESIGN.md scaling unit)."""
+        return f"{kafka.group_prefix or self.prefix}-{service}"
 
     def name(self, suffix: str) -> str:
         """Full topic name for a DESIGN.md suffix (`raw`, `redacted`, ...)."""

@@ -115,7 +115,7 @@ def build(settings: Settings, redactor: Redactor | None = None) -> ConsumerServi
         name="redactor",
         kafka=settings.kafka,
         topics=[topics.raw],
-        group_id=f"{topics.prefix}-redactor",
+        group_id=topics.group(settings.kafka, "redactor"),
         strategy=strategy,
         policy=BatchPolicy(max_records=500, max_bytes=8 * 1024 * 1024, max_wait_s=0.05),
     )

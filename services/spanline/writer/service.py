@@ -1,0 +1,180 @@
+"""Writer: spanline.redacted / scores / alerts / audit -> ClickHouse, exactly once in effect.
+
+receive (four topics, one consumer group) -> process (each message into the row buffer
+of its table; a message that cannot be parsed is dead-lettered, the rest of the batch is
+written) -> emit (one columnar insert per table; the consumer commits only after every
+insert of the batch was acknowledged). Tables are ReplacingMergeTree keyed on the
+identity of a span/score/alert/audit message, so a replay replaces rather than
+duplicates. A ClickHouse outage raises RetryableError: the consumer pauses and retries
+the same batch, lag grows, memory does not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+from spanline.core.consumer_service import ConsumerService
+from spanline.core.kafka import BatchPolicy, DlqEntry, InMessage, Outcome, RetryableError
+from spanline.core.kafka.records import H_PROJECT, H_RECEIVED_AT, H_SIGNAL
+from spanline.settings import Settings
+from spanline.writer.config import dsn_is_embedded, resolve_dsn, resolve_object_store_url
+from spanline.writer.object_store import ObjectStoreError, PayloadOffloader, open_object_store
+from spanline.writer.pricing import PricingTable
+from spanline.writer.rows import (
+    AlertRows,
+    AuditRows,
+    LogRows,
+    RowBuildError,
+    ScoreRows,
+    SpanRows,
+)
+from spanline.writer.store import ClickHouseStore, StoreUnavailable, open_store
+
+log = logging.getLogger(__name__)
+
+
+class WriteStrategy:
+    def __init__(self, settings: Settings, store: ClickHouseStore, offloader: PayloadOffloader) -> None:
+        topics = settings.topics
+        self.store = store
+        pricing = PricingTable.load(settings.writer.pricing_file)
+        self.spans = SpanRows(pricing, offloader)
+        self.logs = LogRows(offloader)
+        self.scores = ScoreRows()
+        self.alerts = AlertRows()
+        self.audit = AuditRows()
+        self._redacted = topics.redacted
+        self._scores = topics.scores
+        self._alerts = topics.alerts
+        self._audit = topics.audit
+
+    def _buffers(self) -> tuple[SpanRows, LogRows, ScoreRows, AlertRows, AuditRows]:
+        return self.spans, self.logs, self.scores, self.alerts, self.audit
+
+    async def process(self, batch: Sequence[InMessage]) -> Outcome:
+        outcome = Outcome()
+        for buf in self._buffers():
+            buf.clear()  # a retried batch is rebuilt from its messages
+        for msg in batch:
+            project = msg.header_str(H_PROJECT, "default")
+            received = msg.header_str(H_RECEIVED_AT)
+            received_ns = int(received) if received.isdigit() else msg.timestamp_ms * 1_000_000
+            try:
+                self._add(msg, project, received_ns)
+            except RowBuildError as exc:
+                outcome.dlq.append(DlqEntry(msg, "parse_error", str(exc)[:300]))
+                log.warning(
+                    "message dead-lettered",
+                    extra={"reason": "parse_error", "topic": msg.topic, "offset": msg.offset},
+                )
+            except ObjectStoreError as exc:
+                raise RetryableError(f"object store unavailable: {type(exc).__name__}") from None
+        try:
+            for buf in self._buffers():
+                if len(buf):
+                    await self.store.insert_async(buf.table, buf.take())
+        except StoreUnavailable as exc:
+            raise RetryableError(str(exc)) from None
+        return outcome
+
+    def _add(self, msg: InMessage, project: str, received_ns: int) -> None:
+        topic = msg.topic
+        if topic == self._redacted:
+            signal = msg.header(H_SIGNAL) or b"traces"
+            if signal == b"traces":
+                self.spans.add_bytes(msg.value, project, received_ns)
+            elif signal == b"logs":
+                self.logs.add_bytes(msg.value, project, received_ns)
+            else:
+                raise RowBuildError("spans", "unknown spanline-signal header")
+        elif topic == self._scores:
+            self.scores.add_bytes(msg.value, project, received_ns)
+        elif topic == self._alerts:
+            self.alerts.add_bytes(msg.value, project, received_ns)
+        elif topic == self._audit:
+            message_id = f"{msg.topic}/{msg.partition}/{msg.offset}"
+            self.audit.add_bytes(msg.value, project, received_ns, message_id=message_id)
+        else:  # pragma: no cover - we only subscribe to the four topics
+            raise RowBuildError("spans", f"unexpected topic {topic}")
+
+    async def close(self) -> None:
+        return None
+
+
+class WriterService:
+    """The writer component: the shared consumer plus the ClickHouse store it owns."""
+
+    name = "writer"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store: ClickHouseStore | None = None
+        self.inner: ConsumerService | None = None
+        self._endpoint: object | None = None
+        self._stop_requested = False
+
+    async def start(self) -> None:
+        s = self.settings
+        started = time.monotonic()
+        self.store = await asyncio.to_thread(open_store, s)
+        w = s.writer
+        offloader = PayloadOffloader(
+            open_object_store(
+                resolve_object_store_url(s), s3_endpoint_url=w.s3_endpoint_url, s3_region=w.s3_region
+            ),
+            w.payload_offload_bytes,
+        )
+        strategy = WriteStrategy(s, self.store, offloader)
+        topics = s.topics
+        self.inner = ConsumerService(
+            name=self.name,
+            kafka=s.kafka,
+            topics=[topics.redacted, topics.scores, topics.alerts, topics.audit],
+            group_id=topics.group(s.kafka, "writer"),
+            strategy=strategy,
+            policy=BatchPolicy(
+                max_records=max(1, w.batch_max_rows // 4),
+                max_bytes=w.batch_max_bytes,
+                max_wait_s=w.batch_max_wait_s,
+                retry_initial_s=w.insert_backoff_initial_s,
+                retry_max_s=w.insert_backoff_max_s,
+            ),
+        )
+        if dsn_is_embedded(resolve_dsn(s)):
+            from spanline.query.endpoint import start_query_endpoint
+
+            self._endpoint = await asyncio.to_thread(start_query_endpoint, s)
+        log.info(
+            "writer ready",
+            extra={
+                "database": w.database,
+                "embedded": self._endpoint is not None,
+                "open_s": round(time.monotonic() - started, 2),
+            },
+        )
+
+    async def run(self) -> None:
+        assert self.inner is not None, "start() first"
+        try:
+            await self.inner.run()
+        finally:
+            if self._endpoint is not None:
+                self._endpoint.stop()  # type: ignore[attr-defined]
+                self._endpoint = None
+            if self.store is not None:
+                self.store.close()
+                self.store = None
+
+    async def stop(self) -> None:
+        if self.inner is not None:
+            await self.inner.stop()
+
+    def ready(self) -> bool:
+        return self.inner is not None and self.inner.ready()
+
+
+def build(settings: Settings) -> WriterService:
+    return WriterService(settings)

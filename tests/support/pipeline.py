@@ -1,0 +1,77 @@
+"""The real pipeline for end-to-end tests: redactor and writer as `spanline run` processes,
+ingest in a thread (its port is what the OTel SDK talks to), one unique topic prefix and
+data directory per pipeline."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from spanline.core.broker import free_port
+from spanline.ingest.service import IngestService
+from spanline.query.client import HttpBackend
+from spanline.settings import Settings
+
+from tests.conftest import settings_env
+from tests.support.services import ServiceProcess, ServiceThread
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, workdir: Path) -> None:
+        self.settings = settings
+        self.workdir = workdir
+        self.query_port = settings.writer.query_port
+        self.env = {
+            **settings_env(settings),
+            "SPANLINE_WRITER_QUERY_PORT": str(self.query_port),
+            "SPANLINE_WRITER_BATCH_MAX_WAIT_S": "0.3",
+            "SPANLINE_KAFKA_GROUP_PREFIX": settings.kafka.group_prefix,
+        }
+        self.redactor = ServiceProcess("redactor", self.env, free_port(), workdir / "redactor.log")
+        self.writer = ServiceProcess("writer", self.env, free_port(), workdir / "writer.log")
+        self.ingest = ServiceThread(IngestService(settings))
+        self.db = HttpBackend(f"http://127.0.0.1:{self.query_port}", settings.writer.database, timeout_s=30)
+
+    @property
+    def otlp_endpoint(self) -> str:
+        return f"127.0.0.1:{self.ingest.component.port}"
+
+    def __enter__(self) -> Pipeline:
+        self.ingest.__enter__()
+        self.redactor.start(wait_ready=False)
+        self.writer.start(wait_ready=False)
+        self.redactor.wait_ready(60)
+        self.writer.wait_ready(60)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.ingest.__exit__()
+        for proc in (self.redactor, self.writer):
+            if proc.proc is not None and proc.proc.poll() is None:
+                proc.terminate(60)
+
+    def restart_writer(self, env: dict[str, str] | None = None) -> None:
+        if env:
+            self.writer.env.update(env)
+        self.writer.start(wait_ready=True, timeout=60)
+
+    def scalar(self, sql: str) -> Any:
+        return self.db.query(sql).rows[0][0]
+
+    def wait_for(self, sql: str, expected: Any, timeout_s: float = 60) -> Any:
+        """Poll until the query returns `expected` (a value or a predicate)."""
+        deadline = time.monotonic() + timeout_s
+        last: Any = None
+        while time.monotonic() < deadline:
+            try:
+                last = self.scalar(sql)
+            except Exception as exc:  # the writer may be restarting
+                last = exc
+            ok = expected(last) if callable(expected) else last == expected
+            if ok:
+                return last
+            time.sleep(0.3)
+        raise AssertionError(
+            f"{sql!r} gave {last!r}, wanted {expected!r}\nwriter log:\n{self.writer.logs()[-3000:]}"
+        )
