@@ -42,7 +42,9 @@ SERVICES: dict[str, ServiceSpec] = {
     spec.name: spec
     for spec in (
         ServiceSpec("writer", "spanline.writer.service", 9466, "redacted/scores/alerts/audit -> ClickHouse"),
-        ServiceSpec("redactor", "spanline.redactor.service", 9465, "raw -> redacted + audit (PII/secrets masked)"),
+        ServiceSpec(
+            "redactor", "spanline.redactor.service", 9465, "raw -> redacted + audit (PII/secrets masked)"
+        ),
         ServiceSpec("ingest", "spanline.ingest.service", 9464, "OTLP/gRPC -> raw"),
     )
 }

@@ -78,7 +78,7 @@ def test_sdk_spans_land_with_genai_columns_cost_and_no_pii(pipeline: Pipeline) -
         "finish_reasons, conversation_id, service_name, cost_usd, input_messages "
         f"FROM spans WHERE span_id = '{chat_id}'"
     ).rows[0]
-    op, prov, req, resp, tin, tout, finish, conv, svc, cost, messages = row
+    op, prov, req, resp, tin, tout, finish, _conv, svc, cost, messages = row
     assert (op, prov, req, resp, tin, tout) == ("chat", "openai", "gpt-4o", "gpt-4o-2024-08-06", 1200, 300)
     assert list(finish) == ["stop"] and svc == "support-bot"
     price = PricingTable.load().lookup("openai", "gpt-4o-2024-08-06")
