@@ -100,7 +100,15 @@ class AttributeRules(_Model):
     keys: list[str] = Field(default_factory=list, description="attribute keys or globs (`*`)")
 
 
-DetectorSetting = Action | Literal["off"] | DetectorRule
+def _detector_rule(value: object) -> object:
+    """Shorthands: ``email: drop`` -> {action: drop}; ``ip: off`` (YAML reads it as false) -> disabled."""
+    if value is False or value == "off":
+        return {"enabled": False}
+    if value is True or value == "on":
+        return {"enabled": True}
+    if isinstance(value, str):
+        return {"action": value}
+    return value
 
 
 class PolicySection(_Model):
@@ -108,15 +116,22 @@ class PolicySection(_Model):
 
     default_action: Action | None = None
     attributes: AttributeRules | None = None
-    detectors: dict[str, DetectorSetting] = Field(default_factory=dict)
+    detectors: dict[str, DetectorRule] = Field(default_factory=dict)
     custom: list[CustomPattern] = Field(default_factory=list)
     dictionary: list[DictionaryRule] = Field(default_factory=list)
     pseudonym_secret_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     pseudonym_secret_file: Path | None = None
 
+    @field_validator("detectors", mode="before")
+    @classmethod
+    def _shorthands(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {k: _detector_rule(v) for k, v in value.items()}
+        return value
+
     @field_validator("detectors")
     @classmethod
-    def _known_detectors(cls, value: dict[str, DetectorSetting]) -> dict[str, DetectorSetting]:
+    def _known_detectors(cls, value: dict[str, DetectorRule]) -> dict[str, DetectorRule]:
         for name in value:
             if name not in _KNOWN_DETECTORS and name not in DETECTOR_GROUPS:
                 allowed = ", ".join(sorted(DETECTOR_GROUPS) + sorted(_KNOWN_DETECTORS))
@@ -239,13 +254,8 @@ def _lookup(section: PolicySection, detector: str) -> tuple[str | None, bool | N
     for name in (detector, _group_of(detector)):
         if name is None or name not in section.detectors:
             continue
-        setting = section.detectors[name]
-        if setting == "off":
-            stated, on = None, False
-        elif isinstance(setting, str):
-            stated, on = setting, True
-        else:
-            stated, on = setting.action, setting.enabled
+        rule = section.detectors[name]
+        stated, on = rule.action, rule.enabled
         action = action or stated
         enabled = on if enabled is None else enabled
     return action, enabled

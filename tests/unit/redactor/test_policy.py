@@ -154,3 +154,20 @@ projects:
     out, rep = r.redact_text("EMP-123456 works on project falcon", "x")
     assert out == "<EMPLOYEE_ID> works on <CODENAME>"
     assert rep.counts == {("employee_id", "mask"): 1, ("codename", "mask"): 1}
+
+
+def test_yaml_off_shorthand_and_doc_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ip: off` is boolean false to YAML; the policy example of docs/redaction.md loads."""
+    import re
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "redaction.md").read_text()
+    block = re.search(r"```yaml\n(.*?)```", doc, re.S)
+    assert block is not None
+    f = tmp_path / "p.yaml"
+    f.write_text(block.group(1))
+    monkeypatch.setenv("SPANLINE_PSEUDONYM_SECRET", "a")
+    monkeypatch.setenv("ACME_PSEUDONYM_SECRET", "b")
+    r = Redactor(load_policy(f))
+    assert "ip" not in r.actions("other") and r.actions("acme")["ip"] == "pseudonymize"
+    out, _ = r.redact_text("EMP-123456 ticket-pin: 9876 ACME-12345678", "acme")
+    assert out == "<EMPLOYEE_ID> ticket-pin: <TICKET_SECRET> <ACME_ACCOUNT>"
