@@ -16,7 +16,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from spanline.redactor.config import RedactorSettings
-from spanline.redactor.detectors import TextDetector
+from spanline.redactor.detectors import Scanner, TextDetector
 from spanline.redactor.errors import PolicyError, RedactionError, UndecodableError
 from spanline.redactor.metrics import record_redactions
 from spanline.redactor.policy import PolicyFile, load_policy, resolve
@@ -60,6 +60,7 @@ class Redactor:
         self._ner = ner
         self._limits = limits or Limits()
         self._compiled: OrderedDict[str, CompiledPolicy] = OrderedDict()
+        self._scanners: dict[tuple[object, ...], Scanner] = {}
         for project in ["", *self._policy.projects]:
             resolve(self._policy, project, global_secret=self._secret, ner=ner is not None)
 
@@ -83,7 +84,7 @@ class Redactor:
             self._compiled.move_to_end(project)
             return compiled
         resolved = resolve(self._policy, project, global_secret=self._secret, ner=self._ner is not None)
-        compiled = CompiledPolicy(resolved, self._limits, self._ner)
+        compiled = CompiledPolicy(resolved, self._limits, self._ner, self._scanners)
         self._compiled[project] = compiled
         if len(self._compiled) > _MAX_CACHED_PROJECTS:
             self._compiled.popitem(last=False)

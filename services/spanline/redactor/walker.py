@@ -66,20 +66,37 @@ _NOT_JSON: Final = _NotJson()
 class CompiledPolicy:
     """A :class:`ResolvedPolicy` turned into ready-to-run detectors and lookup tables."""
 
-    def __init__(self, resolved: ResolvedPolicy, limits: Limits, ner: TextDetector | None = None) -> None:
+    def __init__(
+        self,
+        resolved: ResolvedPolicy,
+        limits: Limits,
+        ner: TextDetector | None = None,
+        scanners: dict[tuple[object, ...], Scanner] | None = None,
+    ) -> None:
         enabled = frozenset(resolved.actions)
-        detectors: list[TextDetector] = builtin_detectors(enabled & frozenset(BUILTIN_DETECTORS))
-        for c in resolved.custom:
-            detectors.append(
-                RegexDetector(c.name, re.compile(c.pattern, re.IGNORECASE if c.ignore_case else 0))
-            )
-        for d in resolved.dictionary:
-            detectors.append(RegexDetector(d.name, dictionary_pattern(d.terms, d.ignore_case)))
         self.ner = ner if ner is not None and enabled & frozenset(NER_DETECTORS) else None
-        if self.ner is not None:
-            detectors.append(self.ner)
+        # Projects with the same detector set share one scanner (and its Hyperscan databases).
+        key = (
+            enabled,
+            tuple((c.name, c.pattern, c.ignore_case) for c in resolved.custom),
+            tuple((d.name, tuple(d.terms), d.ignore_case) for d in resolved.dictionary),
+            id(self.ner),
+        )
+        scanner = scanners.get(key) if scanners is not None else None
+        if scanner is None:
+            detectors: list[TextDetector] = builtin_detectors(enabled & frozenset(BUILTIN_DETECTORS))
+            for c in resolved.custom:
+                flags = re.IGNORECASE if c.ignore_case else 0
+                detectors.append(RegexDetector(c.name, re.compile(c.pattern, flags)))
+            for d in resolved.dictionary:
+                detectors.append(RegexDetector(d.name, dictionary_pattern(d.terms, d.ignore_case)))
+            if self.ner is not None:
+                detectors.append(self.ner)
+            scanner = Scanner(detectors)
+            if scanners is not None:
+                scanners[key] = scanner
         self.project = resolved.project
-        self.scanner = Scanner(detectors)
+        self.scanner = scanner
         self.limits = limits
         self.actions: dict[str, str] = dict(resolved.actions)
         self.actions[KEY_POLICY] = "drop"

@@ -300,3 +300,11 @@ def test_span_kind_and_ids_untouched() -> None:
     span.kind = Span.SPAN_KIND_CLIENT
     Redactor().redact_traces(td, "p")
     assert span.kind == Span.SPAN_KIND_CLIENT and span.trace_id == b"\x01" * 16
+
+
+def test_projects_with_the_same_detectors_share_a_scanner() -> None:
+    custom = [{"name": "x_id", "pattern": "X-[0-9]{4}"}]
+    r = Redactor(parse_policy({"projects": {"acme": {"custom": custom}}}))
+    assert r.policy_for("a").scanner is r.policy_for("b").scanner
+    assert r.policy_for("acme").scanner is not r.policy_for("a").scanner
+    assert r.redact_text("X-1234", "acme")[0] == "<X_ID>" and r.redact_text("X-1234", "a")[0] == "X-1234"
