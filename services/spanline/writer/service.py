@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from spanline.core.consumer_service import ConsumerService
 from spanline.core.kafka import BatchPolicy, DlqEntry, InMessage, Outcome, RetryableError
@@ -36,34 +37,52 @@ from spanline.writer.store import ClickHouseStore, StoreUnavailable, open_store
 log = logging.getLogger(__name__)
 
 
+@dataclass(slots=True)
+class _Batch:
+    """Row buffers of one batch. Batches are independent so two can be in flight."""
+
+    spans: SpanRows
+    logs: LogRows
+    scores: ScoreRows
+    alerts: AlertRows
+    audit: AuditRows
+
+    def buffers(self) -> tuple[SpanRows, LogRows, ScoreRows, AlertRows, AuditRows]:
+        return self.spans, self.logs, self.scores, self.alerts, self.audit
+
+
 class WriteStrategy:
     def __init__(self, settings: Settings, store: ClickHouseStore, offloader: PayloadOffloader) -> None:
         topics = settings.topics
         self.store = store
-        pricing = PricingTable.load(settings.writer.pricing_file)
-        self.spans = SpanRows(pricing, offloader)
-        self.logs = LogRows(offloader)
-        self.scores = ScoreRows()
-        self.alerts = AlertRows()
-        self.audit = AuditRows()
+        self.pricing = PricingTable.load(settings.writer.pricing_file)
+        self.offloader = offloader
         self._redacted = topics.redacted
         self._scores = topics.scores
         self._alerts = topics.alerts
         self._audit = topics.audit
+        # Two batches may be in flight (building overlaps writing), but one client
+        # must not run two inserts at once.
+        self._insert_lock = asyncio.Lock()
 
-    def _buffers(self) -> tuple[SpanRows, LogRows, ScoreRows, AlertRows, AuditRows]:
-        return self.spans, self.logs, self.scores, self.alerts, self.audit
+    def _new_batch(self) -> _Batch:
+        return _Batch(
+            SpanRows(self.pricing, self.offloader),
+            LogRows(self.offloader),
+            ScoreRows(),
+            AlertRows(),
+            AuditRows(),
+        )
 
     async def process(self, batch: Sequence[InMessage]) -> Outcome:
         outcome = Outcome()
-        for buf in self._buffers():
-            buf.clear()  # a retried batch is rebuilt from its messages
+        rows = self._new_batch()  # a retried batch is rebuilt from its messages
         for msg in batch:
             project = msg.header_str(H_PROJECT, "default")
             received = msg.header_str(H_RECEIVED_AT)
             received_ns = int(received) if received.isdigit() else msg.timestamp_ms * 1_000_000
             try:
-                self._add(msg, project, received_ns)
+                self._add(rows, msg, project, received_ns)
             except RowBuildError as exc:
                 outcome.dlq.append(DlqEntry(msg, "parse_error", str(exc)[:300]))
                 log.warning(
@@ -72,31 +91,32 @@ class WriteStrategy:
                 )
             except ObjectStoreError as exc:
                 raise RetryableError(f"object store unavailable: {type(exc).__name__}") from None
+        tables = [(buf.table, buf.take()) for buf in rows.buffers() if len(buf)]
         try:
-            for buf in self._buffers():
-                if len(buf):
-                    await self.store.insert_async(buf.table, buf.take())
+            async with self._insert_lock:
+                for table, data in tables:
+                    await self.store.insert_async(table, data)
         except StoreUnavailable as exc:
             raise RetryableError(str(exc)) from None
         return outcome
 
-    def _add(self, msg: InMessage, project: str, received_ns: int) -> None:
+    def _add(self, rows: _Batch, msg: InMessage, project: str, received_ns: int) -> None:
         topic = msg.topic
         if topic == self._redacted:
             signal = msg.header(H_SIGNAL) or b"traces"
             if signal == b"traces":
-                self.spans.add_bytes(msg.value, project, received_ns)
+                rows.spans.add_bytes(msg.value, project, received_ns)
             elif signal == b"logs":
-                self.logs.add_bytes(msg.value, project, received_ns)
+                rows.logs.add_bytes(msg.value, project, received_ns)
             else:
                 raise RowBuildError("spans", "unknown spanline-signal header")
         elif topic == self._scores:
-            self.scores.add_bytes(msg.value, project, received_ns)
+            rows.scores.add_bytes(msg.value, project, received_ns)
         elif topic == self._alerts:
-            self.alerts.add_bytes(msg.value, project, received_ns)
+            rows.alerts.add_bytes(msg.value, project, received_ns)
         elif topic == self._audit:
             message_id = f"{msg.topic}/{msg.partition}/{msg.offset}"
-            self.audit.add_bytes(msg.value, project, received_ns, message_id=message_id)
+            rows.audit.add_bytes(msg.value, project, received_ns, message_id=message_id)
         else:  # pragma: no cover - we only subscribe to the four topics
             raise RowBuildError("spans", f"unexpected topic {topic}")
 
@@ -141,6 +161,7 @@ class WriterService:
                 max_wait_s=w.batch_max_wait_s,
                 retry_initial_s=w.insert_backoff_initial_s,
                 retry_max_s=w.insert_backoff_max_s,
+                max_inflight=2,
             ),
         )
         if dsn_is_embedded(resolve_dsn(s)):

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,6 +40,9 @@ class BatchPolicy:
     max_wait_s: float = 0.1
     retry_initial_s: float = 0.2
     retry_max_s: float = 10.0
+    # Batches processed concurrently. With 2, a sink builds batch N+1 while batch N's
+    # write runs in a thread; commits stay strictly in batch order either way.
+    max_inflight: int = 1
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -86,6 +90,8 @@ class StreamConsumer:
         self._assigned: set[TopicPartition] = set()
         self._running = False
         self._in_rebalance = False
+        self._inflight: deque[tuple[asyncio.Task[bool], list[InMessage], float]] = deque()
+        self._pauses = 0
         self.processed = 0
 
     @property
@@ -155,11 +161,11 @@ class StreamConsumer:
                         )
                     if records:
                         self._record_lag(consumer, tp, records[-1].offset)
-                if self._should_flush():
+                if self._should_flush() or (self._inflight and self._inflight[0][0].done()):
                     async with self._lock:
                         await self._flush_locked()
             async with self._lock:
-                await self._flush_locked()
+                await self._flush_locked(wait_all=True)
         finally:
             self._running = False
             with contextlib.suppress(Exception):
@@ -204,25 +210,50 @@ class StreamConsumer:
         self._in_rebalance = True
         try:
             async with self._lock:
-                await self._flush_locked()
+                await self._flush_locked(wait_all=True)
         finally:
             self._in_rebalance = False
         hook = getattr(self.strategy, "on_revoked", None)
         if hook is not None:
             await hook(revoked)
 
-    async def _flush_locked(self) -> None:
-        if not self._buffer:
-            return
-        batch, self._buffer, self._buffer_bytes = self._buffer, [], 0
-        started = time.monotonic()
-        ok = await self._process_until_done(batch)
-        if not ok:
-            return
-        await self._commit(batch)
-        self.processed += len(batch)
-        metrics.BATCH_SIZE.observe(len(batch))
-        metrics.BATCH_SECONDS.observe(time.monotonic() - started)
+    async def _flush_locked(self, wait_all: bool = False) -> None:
+        """Start a batch from the buffer (if any), then commit finished batches in order.
+
+        Waits for the oldest batch while `max_inflight` batches are running (or for all
+        of them when draining). A batch that could not complete (stop requested while a
+        dependency is down) ends committing: later batches hold later offsets of the same
+        partitions, so committing them would skip it.
+        """
+        if self._buffer and (self._should_flush() or wait_all):
+            batch, self._buffer, self._buffer_bytes = self._buffer, [], 0
+            task = asyncio.create_task(self._process_until_done(batch))
+            self._inflight.append((task, batch, time.monotonic()))
+        while self._inflight and (
+            wait_all or len(self._inflight) >= self.policy.max_inflight or self._inflight[0][0].done()
+        ):
+            task, batch, started = self._inflight.popleft()
+            if not await task:
+                for rest, _, _ in self._inflight:
+                    await rest
+                self._inflight.clear()
+                return
+            await self._commit(batch)
+            self.processed += len(batch)
+            metrics.BATCH_SIZE.observe(len(batch))
+            metrics.BATCH_SECONDS.observe(time.monotonic() - started)
+
+    def _pause(self) -> None:
+        self._pauses += 1
+        if self._pauses == 1 and self._consumer is not None:
+            self._consumer.pause(*self._consumer.assignment())
+            metrics.PAUSED.set(1)
+
+    def _resume(self) -> None:
+        self._pauses -= 1
+        if self._pauses == 0 and self._consumer is not None:
+            self._consumer.resume(*self._consumer.assignment())
+            metrics.PAUSED.set(0)
 
     async def _process_until_done(self, batch: list[InMessage]) -> bool:
         """True once the batch's outputs are acknowledged; False if asked to stop first
@@ -241,9 +272,8 @@ class StreamConsumer:
                     return True
                 except (RetryableError, ProduceError) as exc:
                     metrics.RETRIES.inc()
-                    if not paused and self._consumer is not None:
-                        self._consumer.pause(*self._consumer.assignment())
-                        metrics.PAUSED.set(1)
+                    if not paused:
+                        self._pause()
                         paused = True
                     log.warning(
                         "batch not done, dependency unavailable; retrying",
@@ -265,9 +295,8 @@ class StreamConsumer:
                         await asyncio.wait_for(self._stopping.wait(), delay)
                     delay = min(delay * 2, self.policy.retry_max_s)
         finally:
-            if paused and self._consumer is not None:
-                self._consumer.resume(*self._consumer.assignment())
-                metrics.PAUSED.set(0)
+            if paused:
+                self._resume()
 
     async def _process_isolating(self, batch: list[InMessage]) -> Outcome:
         try:
