@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -24,6 +23,7 @@ from spanline.core.settings import (
     SecuritySettings,
     TopicSettings,
 )
+from spanline.core.yaml_file import YamlFileError, read_yaml_mapping
 from spanline.ingest.config import IngestSettings
 from spanline.redactor.config import RedactorSettings
 from spanline.writer.config import WriterSettings
@@ -84,22 +84,9 @@ class Settings(BaseSettings):
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"config file {path} is not valid YAML{where}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"config file {path} must hold a mapping at the top level, got {type(data).__name__}"
-        )
-    return data
+        return read_yaml_mapping(path, "config file")
+    except YamlFileError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def format_validation_error(exc: ValidationError) -> str:

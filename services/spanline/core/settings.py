@@ -23,31 +23,49 @@ class KafkaSettings(Section):
         default="",
         description="host:port[,host:port]. Empty means 'use the bundled broker' under `spanline up`.",
     )
-    client_id: str = "spanline"
+    client_id: str = Field(default="spanline", description="client id sent to the brokers")
     group_prefix: str = Field(
         default="",
         pattern=r"^[A-Za-z0-9._-]*$",
         description="consumer groups are '<group_prefix or topics.prefix>-<service>'; change it to replay",
     )
-    compression: Literal["zstd", "gzip", "lz4", "snappy", "none"] = "zstd"
+    compression: Literal["zstd", "gzip", "lz4", "snappy", "none"] = Field(
+        default="zstd", description="producer compression (aiokafka runs gzip/lz4 at level 9: slow)"
+    )
     max_batch_size: int = Field(default=256 * 1024, ge=1024, description="producer batch bytes")
-    linger_ms: int = Field(default=5, ge=0, le=10_000)
-    max_request_size: int = Field(default=16 * 1024 * 1024, ge=1024)
-    request_timeout_ms: int = Field(default=15_000, ge=500)
-    session_timeout_ms: int = Field(default=6_000, ge=1_000)
-    heartbeat_interval_ms: int = Field(default=500, ge=100)
-    fetch_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
-    max_poll_records: int = Field(default=2_000, ge=1)
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
+    linger_ms: int = Field(default=5, ge=0, le=10_000, description="producer wait to fill a batch")
+    max_request_size: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="largest record batch; bigger traces are split by ingest",
+    )
+    request_timeout_ms: int = Field(default=15_000, ge=500, description="Kafka request timeout")
+    session_timeout_ms: int = Field(
+        default=6_000, ge=1_000, description="consumer group session; the bundled broker joins in ~half of it"
+    )
+    heartbeat_interval_ms: int = Field(default=500, ge=100, description="consumer heartbeat period")
+    fetch_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, description="consumer fetch size bound")
+    max_poll_records: int = Field(default=2_000, ge=1, description="records per consumer poll")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="how to reach the brokers"
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        default=None, description="SASL mechanism with SASL_* protocols"
+    )
+    sasl_username: str | None = Field(default=None, description="SASL user")
+    sasl_password: SecretStr | None = Field(default=None, description="SASL password (secret)")
 
 
 class TopicSettings(Section):
-    prefix: str = Field(default="spanline", pattern=r"^[A-Za-z0-9._-]+$")
-    partitions: int = Field(default=6, ge=1, le=10_000)
-    replication_factor: int = Field(default=1, ge=1, le=7)
+    prefix: str = Field(
+        default="spanline", pattern=r"^[A-Za-z0-9._-]+$", description="topic names are <prefix>.raw, ..."
+    )
+    partitions: int = Field(
+        default=6, ge=1, le=10_000, description="partitions per topic: the parallelism bound of every service"
+    )
+    replication_factor: int = Field(
+        default=1, ge=1, le=7, description="replicas per partition (3 in production)"
+    )
 
     def group(self, kafka: KafkaSettings, service: str) -> str:
         """The consumer group of a service: one group per service (DESIGN.md scaling unit)."""
@@ -86,22 +104,24 @@ class RetentionSettings(Section):
     """One retention policy for every tier (DESIGN.md 'Storage')."""
 
     raw_hours: float = Field(default=6, gt=0, description="spanline.raw holds unredacted data: keep it short")
-    redacted_days: float = Field(default=7, gt=0)
-    scores_days: float = Field(default=7, gt=0)
-    audit_days: float = Field(default=7, gt=0)
-    dlq_days: float = Field(default=14, gt=0)
+    redacted_days: float = Field(default=7, gt=0, description="spanline.redacted: the replay buffer")
+    scores_days: float = Field(default=7, gt=0, description="spanline.scores")
+    audit_days: float = Field(default=7, gt=0, description="spanline.audit")
+    dlq_days: float = Field(
+        default=14, gt=0, description="dead-letter topics (raw's DLQ keeps raw's retention)"
+    )
     hot_days: int = Field(default=30, ge=1, description="ClickHouse TTL DELETE window")
     cold_days: int = Field(default=183, ge=1, description="Iceberg retention (EU AI Act: >= 183)")
 
 
 class HttpSettings(Section):
-    host: str = "127.0.0.1"
+    host: str = Field(default="127.0.0.1", description="bind address of /metrics /healthz /readyz")
     port: int = Field(default=0, ge=0, le=65535, description="0 = the service's default port")
 
 
 class LogSettings(Section):
-    level: Literal["debug", "info", "warning", "error"] = "info"
-    format: Literal["json", "text"] = "json"
+    level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="log level")
+    format: Literal["json", "text"] = Field(default="json", description="json lines (default) or text")
 
     @field_validator("level", mode="before")
     @classmethod
