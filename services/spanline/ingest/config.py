@@ -28,9 +28,15 @@ class IngestSettings(Section):
     max_inflight_bytes: int = Field(
         default=64 * 1024 * 1024, ge=1024, description="above this, Export answers RESOURCE_EXHAUSTED"
     )
-    max_spans_per_request: int = Field(default=100_000, ge=1)
-    max_attributes_per_span: int = Field(default=1_024, ge=1)
-    max_attribute_value_bytes: int = Field(default=4 * 1024 * 1024, ge=16)
+    max_spans_per_request: int = Field(
+        default=100_000, ge=1, description="spans (or log records) beyond this in one request are rejected"
+    )
+    max_attributes_per_span: int = Field(
+        default=1_024, ge=1, description="a span/log record with more attributes is rejected"
+    )
+    max_attribute_value_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=16, description="a span/log record with a larger value is rejected"
+    )
     produce_timeout_s: float = Field(
         default=5.0, gt=0, description="Kafka ack wait before answering UNAVAILABLE"
     )
