@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from spanline.writer.attributes import to_float, to_int
+from spanline.writer.attributes import json_text, to_float, to_int
 
 CONV_OTEL = "otel"
 CONV_OPENINFERENCE = "openinference"
@@ -150,7 +151,7 @@ def payload_text(value: Any) -> str:
     """Payload attribute as text: strings as-is (usually JSON already), structures as JSON."""
     if isinstance(value, str):
         return value
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return json_text(value)
 
 
 def _take(attrs: dict[str, Any], key: str) -> str:
@@ -191,7 +192,7 @@ def unflatten(attrs: dict[str, Any], prefix: str) -> list[Any]:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return json_text(value)
 
 
 # field name -> attribute keys, best first; one dict lookup per attribute finds its field
@@ -220,45 +221,120 @@ _FIELD_KEYS: dict[str, tuple[str, ...]] = {
     "finish_reasons": ("gen_ai.response.finish_reasons",),
     "finish_reason": ("gen_ai.response.finish_reason", "llm.finish_reason"),
 }
-_DISPATCH: dict[str, tuple[str, int]] = {
-    key: (name, prio) for name, keys in _FIELD_KEYS.items() for prio, key in enumerate(keys)
+# slot of each typed field in the value list a scan fills (the order of _FIELD_KEYS)
+_FIELDS = tuple(_FIELD_KEYS)
+N_SLOTS = len(_FIELDS)
+# resolve() unpacks the slots positionally: keep the two in step
+assert _FIELDS == (
+    "operation", "provider", "request_model", "response_model", "oi_model", "input_tokens",
+    "output_tokens", "cached_input_tokens", "reasoning_tokens", "total_tokens", "ttft_s",
+    "conversation_id", "user_id", "agent_name", "agent_id", "tool_name", "tool_call_id", "entity",
+    "oi_kind", "tl_kind", "request_type", "finish_reasons", "finish_reason",
+)  # fmt: skip
+_DISPATCH: dict[str, tuple[int, int]] = {
+    key: (slot, prio) for slot, keys in enumerate(_FIELD_KEYS.values()) for prio, key in enumerate(keys)
 }
 _OI_MARKERS = frozenset({"openinference.span.kind", "llm.model_name"})
 _TL_MARKERS = frozenset({"traceloop.span.kind", "llm.request.type", "traceloop.entity.name"})
 _SCAN_PREFIXES = ("gen_ai.", "llm.")
 
+# What one attribute key says about its span, as bits: which convention it belongs to, whether
+# it is part of a flattened message list, whether it may hold a payload that moves to a column.
+F_OI = 1
+F_TL = 2
+F_OTEL = 4
+F_FLAT = 8
+F_PAYLOAD = 16
+# every key the payload step may take out of the map when there is no flattened list
+PAYLOAD_KEYS = frozenset(
+    {
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+        "gen_ai.system_instructions",
+        "gen_ai.tool.call.arguments",
+        "gen_ai.tool.call.result",
+        "tool_call.function.arguments",
+        "input.value",
+        "output.value",
+        "traceloop.entity.input",
+        "traceloop.entity.output",
+    }
+)
 
-def _scan(attrs: dict[str, Any]) -> tuple[dict[str, Any], str, bool]:
-    """One pass over the attributes: best value per field, the dialect, flattened lists seen."""
-    found: dict[str, Any] = {}
-    prios: dict[str, int] = {}
-    oi = tl = otel = flat = False
-    dispatch = _DISPATCH
+KeyInfo = tuple[int, int, int]
+"""(slot of the typed field the key feeds or -1, its priority for that field, F_* bits)."""
+
+PLAIN_KEY: KeyInfo = (-1, 0, 0)
+
+
+def _classify(key: str) -> KeyInfo:
+    flags = 0
+    if key in _OI_MARKERS:
+        flags |= F_OI
+    elif key in _TL_MARKERS:
+        flags |= F_TL
+    if key.startswith(_SCAN_PREFIXES):
+        if key[0] == "g":  # gen_ai.*
+            flags |= F_OTEL
+            # only gen_ai.prompt.N.* / gen_ai.completion.N.* are flattened lists
+            if key[7:8] in ("p", "c") and _TL_INDEXED.match(key):
+                flags |= F_FLAT | F_TL
+        elif key.startswith(FLATTENED_PREFIXES) and _OI_INDEXED.match(key):
+            flags |= F_FLAT | F_OI
+        elif key.startswith("llm.token_count."):
+            flags |= F_OI
+    if key in PAYLOAD_KEYS:
+        flags |= F_PAYLOAD
+    hit = _DISPATCH.get(key)
+    if hit is None:
+        return PLAIN_KEY if not flags else (-1, 0, flags)
+    return (hit[0], hit[1], flags)
+
+
+# Attribute keys repeat across spans (instrumentations use a fixed vocabulary), so each key is
+# classified once. Bounded: keys carrying ids or list indexes must not grow it without limit.
+_KEY_INFO: dict[str, KeyInfo] = {}
+_KEY_INFO_LIMIT = 50_000
+
+
+def key_info(key: str) -> KeyInfo:
+    info = _KEY_INFO.get(key)
+    if info is None:
+        info = _classify(key)
+        if len(_KEY_INFO) >= _KEY_INFO_LIMIT:
+            _KEY_INFO.clear()
+        _KEY_INFO[key] = info
+    return info
+
+
+def key_info_cache() -> dict[str, KeyInfo]:
+    """The shared cache itself, for a builder's inner loop (fill misses with :func:`key_info`)."""
+    return _KEY_INFO
+
+
+def convention(flags: int) -> str:
+    """The dialect of a span from the OR of its keys' bits: OpenInference, then OpenLLMetry, then OTel."""
+    if flags & F_OI:
+        return CONV_OPENINFERENCE
+    if flags & F_TL:
+        return CONV_OPENLLMETRY
+    if flags & F_OTEL:
+        return CONV_OTEL
+    return ""
+
+
+def _scan(attrs: dict[str, Any]) -> tuple[list[Any], str, bool]:
+    """One pass over the attributes: best value per field slot, the dialect, flattened lists seen."""
+    values: list[Any] = [None] * N_SLOTS
+    prios = [99] * N_SLOTS
+    flags = 0
     for key, value in attrs.items():
-        hit = dispatch.get(key)
-        if hit is not None:
-            name, prio = hit
-            if value is not None and value != "" and prio < prios.get(name, 99):
-                found[name] = value
-                prios[name] = prio
-            if key in _OI_MARKERS:
-                oi = True
-            elif key in _TL_MARKERS:
-                tl = True
-        if key.startswith(_SCAN_PREFIXES):
-            if key[0] == "g":  # gen_ai.*
-                otel = True
-                # only gen_ai.prompt.N.* / gen_ai.completion.N.* are flattened lists
-                if key[7:8] in ("p", "c") and _TL_INDEXED.match(key):
-                    flat = tl = True
-            elif key.startswith(FLATTENED_PREFIXES) and _OI_INDEXED.match(key):
-                flat = oi = True
-            elif key.startswith("llm.token_count."):
-                oi = True
-        elif key in _TL_MARKERS:
-            tl = True
-    conv = CONV_OPENINFERENCE if oi else CONV_OPENLLMETRY if tl else CONV_OTEL if otel else ""
-    return found, conv, flat
+        slot, prio, bits = key_info(key)
+        flags |= bits
+        if slot >= 0 and value is not None and value != "" and prio < prios[slot]:
+            values[slot] = value
+            prios[slot] = prio
+    return values, convention(flags), bool(flags & F_FLAT)
 
 
 def detect_convention(attrs: dict[str, Any]) -> str:
@@ -277,69 +353,131 @@ def extract_genai(attrs: dict[str, Any], has_flattened: bool | None = None) -> G
     ``has_flattened`` is accepted for callers that already know; the single scan over the
     attributes finds flattened ``prefix.N.*`` message lists anyway.
     """
-    f = GenAIFields()
-    found, conv, flat = _scan(attrs)
+    values, conv, flat = _scan(attrs)
     if not conv:
-        return f
-    f.convention = conv
-    get = found.get
-    oi_kind = _str(get("oi_kind"))
-    tl_kind = _str(get("tl_kind"))
-    f.span_kind = oi_kind or tl_kind
-
-    operation = _str(get("operation"))
-    if not operation and oi_kind:
-        operation = _OI_KIND_TO_OPERATION.get(oi_kind.upper(), "")
-    if not operation:
-        operation = _TL_REQUEST_TYPE_TO_OPERATION.get(_str(get("request_type")).lower(), "")
-    if not operation and tl_kind:
-        operation = _TL_KIND_TO_OPERATION.get(tl_kind.lower(), "")
-    f.operation = operation
-
-    f.provider = _str(get("provider")).lower()
-    f.request_model = _str(get("request_model"))
-    f.response_model = _str(get("response_model"))
-    oi_model = _str(get("oi_model"))
-    if oi_model:
-        # OpenInference records the one model name it knows; it serves as both
-        f.response_model = f.response_model or oi_model
-        f.request_model = f.request_model or oi_model
-
-    f.input_tokens = to_int(get("input_tokens"))
-    f.output_tokens = to_int(get("output_tokens"))
-    f.cached_input_tokens = to_int(get("cached_input_tokens"))
-    f.reasoning_tokens = to_int(get("reasoning_tokens"))
-    f.total_tokens = to_int(get("total_tokens"))
-    if f.total_tokens is None and f.input_tokens is not None and f.output_tokens is not None:
-        f.total_tokens = f.input_tokens + f.output_tokens
-
-    ttft = get("ttft_s")
-    seconds = to_float(ttft) if ttft is not None else None
-    f.ttft_ms = seconds * 1000.0 if seconds is not None else None
-
-    f.conversation_id = _str(get("conversation_id"))
-    f.user_id = _str(get("user_id"))
-    f.agent_name = _str(get("agent_name"))
-    f.agent_id = _str(get("agent_id"))
-    f.tool_name = _str(get("tool_name"))
-    f.tool_call_id = _str(get("tool_call_id"))
-    if tl_kind == "tool" and not f.tool_name:
-        f.tool_name = _str(get("entity"))
-    if tl_kind == "agent" and not f.agent_name:
-        f.agent_name = _str(get("entity"))
-
-    reasons = get("finish_reasons")
-    if isinstance(reasons, list):
-        f.finish_reasons = [r if isinstance(r, str) else str(r) for r in reasons]
-    elif isinstance(reasons, str):
-        f.finish_reasons = _parse_str_list(reasons)
-    else:
-        single = _str(get("finish_reason"))
-        if single:
-            f.finish_reasons = [single]
-
-    _extract_payloads(f, attrs, oi_kind.upper(), tl_kind.lower(), flat)
+        return GenAIFields()
+    r = resolve(values)
+    f = GenAIFields(conv, *r[:18])
+    _extract_payloads(f, attrs, r[18], r[19], flat)
     return f
+
+
+Resolved = tuple[Any, ...]
+"""``resolve``'s result: span_kind, operation, provider, request_model, response_model,
+input/output/cached/reasoning/total tokens, ttft_ms, finish_reasons (list), conversation_id,
+user_id, agent_name, agent_id, tool_name, tool_call_id (the GenAIFields order after
+``convention``), then the OpenInference span kind upper-cased and the Traceloop kind
+lower-cased (what the payload step needs)."""
+
+
+def _tokens(value: Any) -> int | None:
+    if type(value) is int:
+        return value if value >= 0 else None  # type: ignore[no-any-return]
+    return None if value is None else to_int(value)
+
+
+def resolve(values: list[Any]) -> Resolved:
+    """Typed fields from the best value per slot (filled by a scan); payloads are not touched.
+
+    Shared by :func:`extract_genai` and the span row builder's single-pass scan, so both
+    resolve precedence, fallbacks and type coercion the same way. Slots hold ``None`` or a
+    non-empty value; text fields accept any type (``str()``), as instrumentations disagree.
+    """
+    (
+        operation,
+        provider,
+        request_model,
+        response_model,
+        oi_model,
+        input_tokens,
+        output_tokens,
+        cached_tokens,
+        reasoning_tokens,
+        total_tokens,
+        ttft,
+        conversation_id,
+        user_id,
+        agent_name,
+        agent_id,
+        tool_name,
+        tool_call_id,
+        entity,
+        oi_kind,
+        tl_kind,
+        request_type,
+        reasons,
+        single_reason,
+    ) = values
+    oi_kind = _str(oi_kind)
+    tl_kind = _str(tl_kind)
+    oi_upper = oi_kind.upper()
+    tl_lower = tl_kind.lower()
+
+    operation = "" if operation is None else operation if type(operation) is str else str(operation)
+    if not operation and oi_kind:
+        operation = _OI_KIND_TO_OPERATION.get(oi_upper, "")
+    if not operation:
+        operation = _TL_REQUEST_TYPE_TO_OPERATION.get(_str(request_type).lower(), "")
+    if not operation and tl_kind:
+        operation = _TL_KIND_TO_OPERATION.get(tl_lower, "")
+
+    provider = "" if provider is None else (provider if type(provider) is str else str(provider)).lower()
+    request_model = "" if request_model is None else _str(request_model)
+    response_model = "" if response_model is None else _str(response_model)
+    if oi_model is not None:
+        # OpenInference records the one model name it knows; it serves as both
+        oi_model = _str(oi_model)
+        response_model = response_model or oi_model
+        request_model = request_model or oi_model
+
+    input_tokens = _tokens(input_tokens)
+    output_tokens = _tokens(output_tokens)
+    total_tokens = _tokens(total_tokens)
+    if total_tokens is None and input_tokens is not None and output_tokens is not None:
+        total_tokens = input_tokens + output_tokens
+    seconds = to_float(ttft) if ttft is not None else None
+
+    conversation_id = "" if conversation_id is None else _str(conversation_id)
+    user_id = "" if user_id is None else _str(user_id)
+    agent_name = "" if agent_name is None else _str(agent_name)
+    agent_id = "" if agent_id is None else _str(agent_id)
+    tool_name = "" if tool_name is None else _str(tool_name)
+    tool_call_id = "" if tool_call_id is None else _str(tool_call_id)
+    if tl_kind == "tool" and not tool_name:
+        tool_name = _str(entity)
+    if tl_kind == "agent" and not agent_name:
+        agent_name = _str(entity)
+
+    finish_reasons: list[str]
+    if isinstance(reasons, list):
+        finish_reasons = [r if isinstance(r, str) else str(r) for r in reasons]
+    elif isinstance(reasons, str):
+        finish_reasons = _parse_str_list(reasons)
+    else:
+        single = _str(single_reason)
+        finish_reasons = [single] if single else []
+    return (
+        oi_kind or tl_kind,
+        operation,
+        provider,
+        request_model,
+        response_model,
+        input_tokens,
+        output_tokens,
+        _tokens(cached_tokens),
+        _tokens(reasoning_tokens),
+        total_tokens,
+        seconds * 1000.0 if seconds is not None else None,
+        finish_reasons,
+        conversation_id,
+        user_id,
+        agent_name,
+        agent_id,
+        tool_name,
+        tool_call_id,
+        oi_upper,
+        tl_lower,
+    )
 
 
 def _parse_str_list(text: str) -> list[str]:
@@ -353,9 +491,66 @@ def _parse_str_list(text: str) -> list[str]:
     return [text]
 
 
+Take = Callable[[str, str], str]
+"""Removes a payload attribute and returns its text ("" when absent)."""
+
+
+def take_payloads(take: Take, operation: str, oi_kind: str, tl_kind: str) -> list[str]:
+    """Payload columns of a span without flattened message lists, taken out of its map.
+
+    ``take`` pops one attribute's text (``dict.pop`` of a key -> text map works as is).
+    Returns input_messages, output_messages, system_instructions, tool_arguments,
+    tool_result. ``oi_kind`` upper-cased, ``tl_kind`` lower-cased.
+    """
+    payloads = [
+        take("gen_ai.input.messages", ""),
+        take("gen_ai.output.messages", ""),
+        take("gen_ai.system_instructions", ""),
+        take("gen_ai.tool.call.arguments", ""),
+        take("gen_ai.tool.call.result", ""),
+    ]
+    _route_payloads(take, payloads, operation, oi_kind, tl_kind, reassembled=False)
+    return payloads
+
+
+def _route_payloads(
+    take: Take, payloads: list[str], operation: str, oi_kind: str, tl_kind: str, *, reassembled: bool
+) -> None:
+    """Fill still-empty payload columns from the convention-specific attributes."""
+    # tool spans: OpenInference input/output values, Traceloop entity input/output
+    if operation == "execute_tool" or oi_kind == "TOOL" or tl_kind == "tool":
+        if not payloads[3]:
+            payloads[3] = take("tool_call.function.arguments", "") or (
+                take("input.value", "") if oi_kind == "TOOL" else take("traceloop.entity.input", "")
+            )
+        if not payloads[4]:
+            payloads[4] = (
+                take("output.value", "") if oi_kind == "TOOL" else take("traceloop.entity.output", "")
+            )
+        return
+    if reassembled:
+        # OpenInference LLM spans repeat the whole request/response as input.value and
+        # output.value; the message lists, invocation parameters, tools and token counts
+        # already hold it. The hot row keeps one copy (the cold tier keeps the span as sent).
+        for key, column in (("input.value", 0), ("output.value", 1)):
+            if payloads[column]:
+                take(key, "")
+            else:
+                payloads[column] = take(key, "")
+        return
+    # anything else: the span's raw input/output when no message list said more
+    if not payloads[0]:
+        payloads[0] = take("input.value", "") or take("traceloop.entity.input", "")
+    if not payloads[1]:
+        payloads[1] = take("output.value", "") or take("traceloop.entity.output", "")
+
+
 def _extract_payloads(
     f: GenAIFields, attrs: dict[str, Any], oi_kind: str, tl_kind: str, has_flattened: bool | None
 ) -> None:
+    def take(key: str, _default: str) -> str:
+        return _take(attrs, key)
+
     # OTel GenAI
     f.input_messages = _take(attrs, "gen_ai.input.messages")
     f.output_messages = _take(attrs, "gen_ai.output.messages")
@@ -388,33 +583,9 @@ def _extract_payloads(
                     if isinstance(m, dict) and m.get("finish_reason")
                 ]
 
-    # tool spans: OpenInference input/output values, Traceloop entity input/output
-    is_tool = f.operation == "execute_tool" or oi_kind == "TOOL" or tl_kind == "tool"
-    if is_tool:
-        if not f.tool_arguments:
-            f.tool_arguments = _take(attrs, "tool_call.function.arguments") or (
-                _take(attrs, "input.value") if oi_kind == "TOOL" else _take(attrs, "traceloop.entity.input")
-            )
-        if not f.tool_result:
-            f.tool_result = (
-                _take(attrs, "output.value") if oi_kind == "TOOL" else _take(attrs, "traceloop.entity.output")
-            )
-        return
-    if reassembled:
-        # OpenInference LLM spans repeat the whole request/response as input.value and
-        # output.value; the message lists, invocation parameters, tools and token counts
-        # already hold it. The hot row keeps one copy (the cold tier keeps the span as sent).
-        for key, column in (("input.value", "input_messages"), ("output.value", "output_messages")):
-            if getattr(f, column):
-                attrs.pop(key, None)
-            else:
-                setattr(f, column, _take(attrs, key))
-        return
-    # anything else: the span's raw input/output when no message list said more
-    if not f.input_messages:
-        f.input_messages = _take(attrs, "input.value") or _take(attrs, "traceloop.entity.input")
-    if not f.output_messages:
-        f.output_messages = _take(attrs, "output.value") or _take(attrs, "traceloop.entity.output")
+    payloads = [f.input_messages, f.output_messages, f.system_instructions, f.tool_arguments, f.tool_result]
+    _route_payloads(take, payloads, f.operation, oi_kind, tl_kind, reassembled=reassembled)
+    (f.input_messages, f.output_messages, f.system_instructions, f.tool_arguments, f.tool_result) = payloads
 
 
 def take_event_payloads(f: GenAIFields, event_name: str, event_attrs: dict[str, Any]) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import json
 from collections.abc import Callable, Sequence
 from itertools import accumulate
 from typing import Any, ClassVar
@@ -26,52 +25,35 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from spanline.v1.spanline_pb2 import AlertEvent, AuditCount, Score
-from spanline.writer.attributes import any_value, attributes_dict, to_text
-from spanline.writer.genai_fields import (
-    CONTENT_EVENT_NAMES,
-    extract_genai,
-    payload_text,
-    take_event_payloads,
-)
+from spanline.writer.attributes import any_value, attributes_dict, json_text, to_text
+from spanline.writer.genai_fields import payload_text
 from spanline.writer.metrics import ROWS_REJECTED
 from spanline.writer.object_store import PayloadOffloader
 from spanline.writer.pricing import PricingTable
+from spanline.writer.row_errors import RowBuildError
+from spanline.writer.row_errors import hex_id as _hex_id
+from spanline.writer.span_build import MAP, SPAN_COLUMNS, STR, TS, SpanBuilder
 
-TS = pa.timestamp("ns", tz="UTC")
-STR = pa.string()
-MAP = pa.map_(pa.string(), pa.string())
-STR_LIST = pa.list_(pa.string())
+__all__ = [
+    "SPAN_COLUMNS",
+    "AlertRows",
+    "AuditRows",
+    "LogRows",
+    "RowBuildError",
+    "ScoreRows",
+    "SpanRows",
+    "alerts_rows",
+    "audit_rows",
+    "logs_rows",
+    "scores_rows",
+    "spans_rows",
+]
 
-_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
-_STATUS = ("UNSET", "OK", "ERROR")
 _ALERT_STATES = {0: "UNSPECIFIED", 1: "FIRING", 2: "RESOLVED"}
 
 
-class RowBuildError(ValueError):
-    """One message cannot become rows: send it to the DLQ with ``reason``, keep the batch."""
-
-    def __init__(self, table: str, reason: str) -> None:
-        super().__init__(f"{table}: {reason}")
-        self.table = table
-        self.reason = reason
-
-
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _hex_id(raw: bytes, size: int, what: str, table: str, *, required: bool) -> str:
-    if not raw:
-        if required:
-            raise RowBuildError(table, f"{what} is empty")
-        return ""
-    if len(raw) != size:
-        raise RowBuildError(table, f"{what} has {len(raw)} bytes, expected {size}")
-    if not any(raw):
-        if required:
-            raise RowBuildError(table, f"{what} is all zeros")
-        return ""
-    return raw.hex()
+    return json_text(value)
 
 
 def _parse(message: Message, value: bytes, table: str) -> None:
@@ -185,61 +167,6 @@ def _extend_map(keys: list[str], values: list[str], attrs: dict[str, Any]) -> in
     return len(attrs)
 
 
-SPAN_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
-    ("project_id", STR),
-    ("trace_id", STR),
-    ("span_id", STR),
-    ("parent_span_id", STR),
-    ("trace_state", STR),
-    ("service_name", STR),
-    ("scope_name", STR),
-    ("scope_version", STR),
-    ("name", STR),
-    ("kind", STR),
-    ("start_time", TS),
-    ("end_time", TS),
-    ("duration_ns", pa.uint64()),
-    ("status_code", STR),
-    ("status_message", STR),
-    ("genai_convention", STR),
-    ("genai_span_kind", STR),
-    ("operation", STR),
-    ("provider", STR),
-    ("request_model", STR),
-    ("response_model", STR),
-    ("input_tokens", pa.uint64()),
-    ("output_tokens", pa.uint64()),
-    ("cached_input_tokens", pa.uint64()),
-    ("reasoning_tokens", pa.uint64()),
-    ("total_tokens", pa.uint64()),
-    ("cost_usd", pa.float64()),
-    ("pricing_version", STR),
-    ("ttft_ms", pa.float64()),
-    ("finish_reasons", STR_LIST),
-    ("conversation_id", STR),
-    ("user_id", STR),
-    ("agent_name", STR),
-    ("agent_id", STR),
-    ("tool_name", STR),
-    ("tool_call_id", STR),
-    ("input_messages", STR),
-    ("output_messages", STR),
-    ("system_instructions", STR),
-    ("tool_arguments", STR),
-    ("tool_result", STR),
-    ("input_messages_bytes", pa.uint64()),
-    ("output_messages_bytes", pa.uint64()),
-    ("system_instructions_bytes", pa.uint64()),
-    ("tool_arguments_bytes", pa.uint64()),
-    ("tool_result_bytes", pa.uint64()),
-    ("attributes", MAP),
-    ("resource_attributes", MAP),
-    ("events", STR),
-    ("links", STR),
-    ("ingested_at", TS),
-)
-
-
 _SPAN_ATTRS = [name for name, _ in SPAN_COLUMNS].index("attributes")
 _SPAN_RES = [name for name, _ in SPAN_COLUMNS].index("resource_attributes")
 
@@ -262,6 +189,7 @@ class SpanRows(_Buffer):
         super().__init__()
         self.pricing = pricing
         self.offloader: PayloadOffloader | _Inline = offloader if offloader is not None else _Inline()
+        self._builder = SpanBuilder(pricing, self.offloader.offload)
 
     def add_bytes(self, value: bytes, project_id: str, received_at_ns: int) -> int:
         """Parse one ``spanline.redacted`` traces value and add its spans; returns rows added."""
@@ -277,137 +205,8 @@ class SpanRows(_Buffer):
         return self._guard(lambda: self._build(traces, project_id, received_at_ns), traces.ByteSize())
 
     def _build(self, traces: TracesData, project_id: str, received_at_ns: int) -> tuple[Rows, FlatMaps]:
-        if not project_id:
-            raise RowBuildError(self.table, "project id is empty")
-        rows: Rows = []
-        attr_keys: list[str] = []
-        attr_values: list[str] = []
-        res_keys: list[str] = []
-        res_values: list[str] = []
-        offload = self.offloader.offload
-        pricing = self.pricing
-        version = pricing.version
-        for rs in traces.resource_spans:
-            res_attrs = attributes_dict(rs.resource.attributes)
-            service = to_text(res_attrs.get("service.name", ""))
-            res_k = list(res_attrs)
-            res_v = [v if type(v) is str else to_text(v) for v in res_attrs.values()]
-            res_n = len(res_k)
-            for ss in rs.scope_spans:
-                scope_name = ss.scope.name
-                scope_version = ss.scope.version
-                for span in ss.spans:
-                    trace_id = _hex_id(span.trace_id, 16, "trace_id", self.table, required=True)
-                    span_id = _hex_id(span.span_id, 8, "span_id", self.table, required=True)
-                    parent = _hex_id(span.parent_span_id, 8, "parent_span_id", self.table, required=False)
-                    start = span.start_time_unix_nano
-                    end = span.end_time_unix_nano
-                    if start == 0:
-                        raise RowBuildError(self.table, "span start time is 0")
-                    if end < start:
-                        end = start
-                    attrs = attributes_dict(span.attributes)
-                    g = extract_genai(attrs)
-                    events_json = ""
-                    if span.events:
-                        events = []
-                        for ev in span.events:
-                            ev_attrs = attributes_dict(ev.attributes)
-                            if g.convention and ev.name in CONTENT_EVENT_NAMES:
-                                take_event_payloads(g, ev.name, ev_attrs)
-                            events.append(
-                                {"time_unix_nano": ev.time_unix_nano, "name": ev.name, "attributes": ev_attrs}
-                            )
-                        events_json = _json(events)
-                    links_json = ""
-                    if span.links:
-                        links_json = _json(
-                            [
-                                {
-                                    "trace_id": ln.trace_id.hex(),
-                                    "span_id": ln.span_id.hex(),
-                                    "trace_state": ln.trace_state,
-                                    "attributes": attributes_dict(ln.attributes),
-                                }
-                                for ln in span.links
-                            ]
-                        )
-                    cost = None
-                    if g.input_tokens is not None or g.output_tokens is not None:
-                        cost = pricing.cost(
-                            g.provider,
-                            g.model,
-                            g.input_tokens,
-                            g.output_tokens,
-                            g.cached_input_tokens,
-                            g.reasoning_tokens,
-                        )
-                    in_msg, in_len = offload(g.input_messages)
-                    out_msg, out_len = offload(g.output_messages)
-                    sys_msg, sys_len = offload(g.system_instructions)
-                    args, args_len = offload(g.tool_arguments)
-                    result, result_len = offload(g.tool_result)
-                    kind = span.kind
-                    code = span.status.code
-                    n_attrs = _extend_map(attr_keys, attr_values, attrs)
-                    res_keys.extend(res_k)
-                    res_values.extend(res_v)
-                    rows.append(
-                        (
-                            project_id,
-                            trace_id,
-                            span_id,
-                            parent,
-                            span.trace_state,
-                            service,
-                            scope_name,
-                            scope_version,
-                            span.name,
-                            _KINDS[kind] if 0 <= kind < len(_KINDS) else str(kind),
-                            start,
-                            end,
-                            end - start,
-                            _STATUS[code] if 0 <= code < len(_STATUS) else str(code),
-                            span.status.message,
-                            g.convention,
-                            g.span_kind,
-                            g.operation,
-                            g.provider,
-                            g.request_model,
-                            g.response_model,
-                            g.input_tokens,
-                            g.output_tokens,
-                            g.cached_input_tokens,
-                            g.reasoning_tokens,
-                            g.total_tokens,
-                            cost,
-                            version if cost is not None else "",
-                            g.ttft_ms,
-                            tuple(g.finish_reasons),
-                            g.conversation_id,
-                            g.user_id,
-                            g.agent_name,
-                            g.agent_id,
-                            g.tool_name,
-                            g.tool_call_id,
-                            in_msg,
-                            out_msg,
-                            sys_msg,
-                            args,
-                            result,
-                            in_len,
-                            out_len,
-                            sys_len,
-                            args_len,
-                            result_len,
-                            n_attrs,
-                            res_n,
-                            events_json,
-                            links_json,
-                            received_at_ns,
-                        )
-                    )
-        return rows, {_SPAN_ATTRS: (attr_keys, attr_values), _SPAN_RES: (res_keys, res_values)}
+        rows, keys, values, res_keys, res_values = self._builder.build(traces, project_id, received_at_ns)
+        return rows, {_SPAN_ATTRS: (keys, values), _SPAN_RES: (res_keys, res_values)}
 
 
 LOG_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (

@@ -1,0 +1,460 @@
+"""OTLP spans -> row tuples of the ``spans`` table, one pass over each span's attributes.
+
+The writer must keep up with tens of thousands of spans per second on one core, and reading
+a protobuf field through the Python runtime costs about as much as a dict operation, so the
+common span is handled by a single loop that reads each attribute once and, in the same
+step, fills the map cell, picks the typed GenAI fields (per-key facts are cached: the key
+vocabulary is small) and notes which convention the span speaks.
+
+Spans the single pass does not cover go through the general path, which is the reference
+behaviour (``attributes_dict`` + ``extract_genai`` + event handling): spans with events or
+links, flattened message lists (OpenInference/OpenLLMetry reassembly), repeated attribute
+keys, and non-finite floats in payload keys. Both paths resolve fields with the same
+:func:`~spanline.writer.genai_fields.resolve_fields` and move payloads with the same
+:func:`~spanline.writer.genai_fields.extract_payloads`, and a differential test feeds both
+the same randomised corpus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
+
+from spanline.writer.attributes import any_value, attributes_dict, json_text, to_text
+from spanline.writer.genai_fields import (
+    CONTENT_EVENT_NAMES,
+    CONV_OPENINFERENCE,
+    CONV_OPENLLMETRY,
+    CONV_OTEL,
+    F_FLAT,
+    F_OI,
+    F_OTEL,
+    F_PAYLOAD,
+    F_TL,
+    N_SLOTS,
+    PLAIN_KEY,
+    GenAIFields,
+    extract_genai,
+    key_info,
+    key_info_cache,
+    resolve,
+    take_event_payloads,
+    take_payloads,
+)
+from spanline.writer.metrics import COST_UNKNOWN_MODEL
+from spanline.writer.pricing import ModelPrice, PricingTable, metric_provider
+from spanline.writer.row_errors import RowBuildError, hex_id
+
+TABLE = "spans"
+TS = pa.timestamp("ns", tz="UTC")
+STR = pa.string()
+MAP = pa.map_(pa.string(), pa.string())
+STR_LIST = pa.list_(pa.string())
+
+SPAN_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("project_id", STR),
+    ("trace_id", STR),
+    ("span_id", STR),
+    ("parent_span_id", STR),
+    ("trace_state", STR),
+    ("service_name", STR),
+    ("scope_name", STR),
+    ("scope_version", STR),
+    ("name", STR),
+    ("kind", STR),
+    ("start_time", TS),
+    ("end_time", TS),
+    ("duration_ns", pa.uint64()),
+    ("status_code", STR),
+    ("status_message", STR),
+    ("genai_convention", STR),
+    ("genai_span_kind", STR),
+    ("operation", STR),
+    ("provider", STR),
+    ("request_model", STR),
+    ("response_model", STR),
+    ("input_tokens", pa.uint64()),
+    ("output_tokens", pa.uint64()),
+    ("cached_input_tokens", pa.uint64()),
+    ("reasoning_tokens", pa.uint64()),
+    ("total_tokens", pa.uint64()),
+    ("cost_usd", pa.float64()),
+    ("pricing_version", STR),
+    ("ttft_ms", pa.float64()),
+    ("finish_reasons", STR_LIST),
+    ("conversation_id", STR),
+    ("user_id", STR),
+    ("agent_name", STR),
+    ("agent_id", STR),
+    ("tool_name", STR),
+    ("tool_call_id", STR),
+    ("input_messages", STR),
+    ("output_messages", STR),
+    ("system_instructions", STR),
+    ("tool_arguments", STR),
+    ("tool_result", STR),
+    ("input_messages_bytes", pa.uint64()),
+    ("output_messages_bytes", pa.uint64()),
+    ("system_instructions_bytes", pa.uint64()),
+    ("tool_arguments_bytes", pa.uint64()),
+    ("tool_result_bytes", pa.uint64()),
+    ("attributes", MAP),
+    ("resource_attributes", MAP),
+    ("events", STR),
+    ("links", STR),
+    ("ingested_at", TS),
+)
+
+_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
+_STATUS = ("UNSET", "OK", "ERROR")
+_KIND_NAMES = dict(enumerate(_KINDS))
+_STATUS_NAMES = dict(enumerate(_STATUS))
+_Z16 = bytes(16)
+_Z8 = bytes(8)
+Genai = tuple[Any, ...]
+"""The GenAI values of one span in :class:`GenAIFields` order (convention ... tool_result)."""
+
+
+def _fields_tuple(f: GenAIFields) -> Genai:
+    return (
+        f.convention,
+        f.span_kind,
+        f.operation,
+        f.provider,
+        f.request_model,
+        f.response_model,
+        f.input_tokens,
+        f.output_tokens,
+        f.cached_input_tokens,
+        f.reasoning_tokens,
+        f.total_tokens,
+        f.ttft_ms,
+        f.finish_reasons,
+        f.conversation_id,
+        f.user_id,
+        f.agent_name,
+        f.agent_id,
+        f.tool_name,
+        f.tool_call_id,
+        f.input_messages,
+        f.output_messages,
+        f.system_instructions,
+        f.tool_arguments,
+        f.tool_result,
+    )
+
+
+_NO_GENAI = _fields_tuple(GenAIFields())  # every non-GenAI span on the fast path
+_NO_PAYLOADS: list[str] = ["", "", "", "", ""]  # only read
+_NO_PRIOS: list[int] = []
+_EMPTY_PAYLOAD = ("", 0)
+_UNPRICED = ModelPrice("", "", 0.0, 0.0)  # cache sentinel: looked up, no price
+_PRICE_CACHE_LIMIT = 10_000
+
+Row = tuple[Any, ...]
+Offload = Callable[[str], tuple[str, int]]
+
+
+def _json(value: Any) -> str:
+    return json_text(value)
+
+
+class SpanBuilder:
+    """Turns ``TracesData`` into rows (tuples in ``SPAN_COLUMNS`` order, map cells as entry
+    counts) plus the flat keys/values of the two map columns."""
+
+    def __init__(self, pricing: PricingTable, offload: Offload, *, single_pass: bool = True) -> None:
+        """``single_pass=False`` sends every span through the general path (the reference)."""
+        self.pricing = pricing
+        self.offload = offload
+        self.single_pass = single_pass
+        # (provider, model) -> price or _UNPRICED; saves the table's lookup and a call per span
+        self._prices: dict[tuple[str, str], ModelPrice] = {}
+        self._unknown: dict[str, Any] = {}  # provider -> its COST_UNKNOWN_MODEL child
+
+    def _price(self, provider: str, model: str) -> ModelPrice:
+        price = self.pricing.lookup(provider, model) or _UNPRICED
+        if len(self._prices) >= _PRICE_CACHE_LIMIT:
+            self._prices.clear()
+        self._prices[(provider, model)] = price
+        return price
+
+    def _count_unknown(self, provider: str) -> None:
+        child = self._unknown.get(provider)
+        if child is None:
+            if len(self._unknown) >= _PRICE_CACHE_LIMIT:
+                self._unknown.clear()
+            child = self._unknown[provider] = COST_UNKNOWN_MODEL.labels(provider=metric_provider(provider))
+        child.inc()
+
+    def build(
+        self, traces: TracesData, project_id: str, received_at_ns: int
+    ) -> tuple[list[Row], list[str], list[str], list[str], list[str]]:
+        """Rows of one message; raises :class:`RowBuildError` for a span that cannot be stored."""
+        if not project_id:
+            raise RowBuildError(TABLE, "project id is empty")
+        rows: list[Row] = []
+        attr_keys: list[str] = []
+        attr_values: list[str] = []
+        res_keys: list[str] = []
+        res_values: list[str] = []
+        offload = self.offload
+        prices = self._prices
+        version = self.pricing.version
+        infos = key_info_cache()
+        kind_names = _KIND_NAMES
+        status_names = _STATUS_NAMES
+        append = rows.append
+        general_only = not self.single_pass
+        for rs in traces.resource_spans:
+            res_attrs = attributes_dict(rs.resource.attributes)
+            service = to_text(res_attrs.get("service.name", ""))
+            res_k = list(res_attrs)
+            res_v = [v if type(v) is str else to_text(v) for v in res_attrs.values()]
+            res_n = len(res_k)
+            for ss in rs.scope_spans:
+                scope = ss.scope
+                scope_name = scope.name
+                scope_version = scope.version
+                for span in ss.spans:
+                    raw = span.trace_id
+                    trace_id = (
+                        raw.hex()
+                        if len(raw) == 16 and raw != _Z16
+                        else hex_id(raw, 16, "trace_id", TABLE, required=True)
+                    )
+                    raw = span.span_id
+                    span_id = (
+                        raw.hex()
+                        if len(raw) == 8 and raw != _Z8
+                        else hex_id(raw, 8, "span_id", TABLE, required=True)
+                    )
+                    raw = span.parent_span_id
+                    parent = (
+                        raw.hex()
+                        if len(raw) == 8 and raw != _Z8
+                        else hex_id(raw, 8, "parent_span_id", TABLE, required=False)
+                    )
+                    start = span.start_time_unix_nano
+                    end = span.end_time_unix_nano
+                    if start == 0:
+                        raise RowBuildError(TABLE, "span start time is 0")
+                    if end < start:
+                        end = start
+
+                    events_json = links_json = ""
+                    attrs_before = len(attr_keys)
+                    if general_only or span.events or span.links:
+                        g, events_json, links_json = self._general(span, attr_keys, attr_values)
+                    else:
+                        # the single pass: map text, best value per typed field, dialect bits
+                        texts: dict[str, str] = {}
+                        values: list[Any] | None = None
+                        prios: list[int] = _NO_PRIOS
+                        flags = 0
+                        odd = False
+                        n_kv = 0
+                        for kv in span.attributes:
+                            n_kv += 1
+                            key = kv.key
+                            value = kv.value
+                            val: Any = value.string_value
+                            if val:
+                                text = val
+                            else:
+                                which = value.WhichOneof("value")
+                                if which == "int_value":
+                                    val = value.int_value
+                                    text = str(val)
+                                elif which == "string_value":
+                                    text = val
+                                elif which is None:
+                                    val = None
+                                    text = ""
+                                elif which == "double_value":
+                                    val = value.double_value
+                                    text = repr(val)
+                                elif which == "bool_value":
+                                    val = value.bool_value
+                                    text = "true" if val else "false"
+                                else:
+                                    val = any_value(value)
+                                    text = to_text(val)
+                            texts[key] = text
+                            info = infos.get(key)
+                            if info is None:
+                                info = key_info(key)
+                            if info is not PLAIN_KEY:
+                                slot, prio, bits = info
+                                flags |= bits
+                                if slot >= 0 and val is not None and val != "":
+                                    if values is None:
+                                        values = [None] * N_SLOTS
+                                        prios = [99] * N_SLOTS
+                                    if prio < prios[slot]:
+                                        values[slot] = val
+                                        prios[slot] = prio
+                                if bits & F_PAYLOAD and type(val) is float:
+                                    odd = True  # payload text of NaN/inf differs from map text
+                        if odd or flags & F_FLAT or len(texts) != n_kv:
+                            g, events_json, links_json = self._general(span, attr_keys, attr_values)
+                        elif flags & (F_OI | F_TL | F_OTEL):
+                            conv = (
+                                CONV_OPENINFERENCE
+                                if flags & F_OI
+                                else CONV_OPENLLMETRY
+                                if flags & F_TL
+                                else CONV_OTEL
+                            )
+                            r = resolve(values if values is not None else [None] * N_SLOTS)
+                            if flags & F_PAYLOAD:
+                                payloads = take_payloads(texts.pop, r[1], r[18], r[19])
+                            else:
+                                payloads = _NO_PAYLOADS
+                            g = (conv, *r[:18], *payloads)
+                            attr_keys.extend(texts)
+                            attr_values.extend(texts.values())
+                        else:
+                            g = _NO_GENAI
+                            attr_keys.extend(texts)
+                            attr_values.extend(texts.values())
+                    (
+                        convention,
+                        span_kind,
+                        operation,
+                        provider,
+                        request_model,
+                        response_model,
+                        itok,
+                        otok,
+                        cached_tokens,
+                        reasoning_tokens,
+                        total_tokens,
+                        ttft_ms,
+                        finish_reasons,
+                        conversation_id,
+                        user_id,
+                        agent_name,
+                        agent_id,
+                        tool_name,
+                        tool_call_id,
+                        in_msg,
+                        out_msg,
+                        sys_msg,
+                        args,
+                        result,
+                    ) = g
+
+                    cost = None
+                    if itok is not None or otok is not None:
+                        model = response_model or request_model
+                        price = prices.get((provider, model))
+                        if price is None:
+                            price = self._price(provider, model)
+                        if price is _UNPRICED:
+                            self._count_unknown(provider)
+                        else:
+                            cost = price.cost(itok, otok, cached_tokens, reasoning_tokens)
+
+                    in_msg, in_len = offload(in_msg) if in_msg else _EMPTY_PAYLOAD
+                    out_msg, out_len = offload(out_msg) if out_msg else _EMPTY_PAYLOAD
+                    sys_msg, sys_len = offload(sys_msg) if sys_msg else _EMPTY_PAYLOAD
+                    args, args_len = offload(args) if args else _EMPTY_PAYLOAD
+                    result, result_len = offload(result) if result else _EMPTY_PAYLOAD
+
+                    kind = span.kind
+                    status = span.status
+                    code = status.code
+                    res_keys.extend(res_k)
+                    res_values.extend(res_v)
+                    append(
+                        (
+                            project_id,
+                            trace_id,
+                            span_id,
+                            parent,
+                            span.trace_state,
+                            service,
+                            scope_name,
+                            scope_version,
+                            span.name,
+                            kind_names.get(kind) or str(kind),
+                            start,
+                            end,
+                            end - start,
+                            status_names.get(code) or str(code),
+                            status.message,
+                            convention,
+                            span_kind,
+                            operation,
+                            provider,
+                            request_model,
+                            response_model,
+                            itok,
+                            otok,
+                            cached_tokens,
+                            reasoning_tokens,
+                            total_tokens,
+                            cost,
+                            version if cost is not None else "",
+                            ttft_ms,
+                            tuple(finish_reasons),  # a tuple of str: the GC untracks the row
+                            conversation_id,
+                            user_id,
+                            agent_name,
+                            agent_id,
+                            tool_name,
+                            tool_call_id,
+                            in_msg,
+                            out_msg,
+                            sys_msg,
+                            args,
+                            result,
+                            in_len,
+                            out_len,
+                            sys_len,
+                            args_len,
+                            result_len,
+                            len(attr_keys) - attrs_before,
+                            res_n,
+                            events_json,
+                            links_json,
+                            received_at_ns,
+                        )
+                    )
+        return rows, attr_keys, attr_values, res_keys, res_values
+
+    @staticmethod
+    def _general(span: Span, attr_keys: list[str], attr_values: list[str]) -> tuple[Genai, str, str]:
+        """The reference path: attributes as a dict, :func:`extract_genai`, events and links."""
+        attrs = attributes_dict(span.attributes)
+        g = extract_genai(attrs)
+        events_json = ""
+        if span.events:
+            events = []
+            for ev in span.events:
+                ev_attrs = attributes_dict(ev.attributes)
+                if g.convention and ev.name in CONTENT_EVENT_NAMES:
+                    take_event_payloads(g, ev.name, ev_attrs)
+                events.append({"time_unix_nano": ev.time_unix_nano, "name": ev.name, "attributes": ev_attrs})
+            events_json = _json(events)
+        links_json = ""
+        if span.links:
+            links_json = _json(
+                [
+                    {
+                        "trace_id": ln.trace_id.hex(),
+                        "span_id": ln.span_id.hex(),
+                        "trace_state": ln.trace_state,
+                        "attributes": attributes_dict(ln.attributes),
+                    }
+                    for ln in span.links
+                ]
+            )
+        for key, value in attrs.items():
+            attr_keys.append(key)
+            attr_values.append(value if type(value) is str else to_text(value))
+        return _fields_tuple(g), events_json, links_json

@@ -1,0 +1,80 @@
+"""The single-pass span builder against the general (reference) path, on randomised spans."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+from spanline.writer.object_store import LocalObjectStore, PayloadOffloader
+from spanline.writer.pricing import PricingTable
+from spanline.writer.rows import RowBuildError, SpanRows
+from spanline.writer.span_build import SPAN_COLUMNS, SpanBuilder
+
+from tests.unit.writer.span_corpus import make_corpus
+
+
+def _build(
+    corpus: list[bytes], offloader: PayloadOffloader, *, single_pass: bool
+) -> tuple[pa.Table, list[str]]:
+    buf = SpanRows(PricingTable.load(), offloader)
+    buf._builder = SpanBuilder(buf.pricing, offloader.offload, single_pass=single_pass)
+    errors = []
+    for i, value in enumerate(corpus):
+        try:
+            buf.add_bytes(value, "p", 1_000 + i)
+        except RowBuildError as exc:
+            errors.append(f"{i}: {exc}")
+    return buf.take(), errors
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return bool(a == b)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_single_pass_matches_general_path(seed: int, tmp_path: Path) -> None:
+    corpus = make_corpus(400, seed)
+    # a low threshold so the claim check runs on both paths too
+    offloader = PayloadOffloader(LocalObjectStore(tmp_path), 300)
+    fast, fast_errors = _build(corpus, offloader, single_pass=True)
+    ref, ref_errors = _build(corpus, offloader, single_pass=False)
+    assert fast_errors == ref_errors
+    assert fast.schema == ref.schema and fast.num_rows == ref.num_rows > 1000
+    for name, _ in SPAN_COLUMNS:
+        got, want = fast[name].to_pylist(), ref[name].to_pylist()
+        diffs = [i for i, (x, y) in enumerate(zip(got, want, strict=True)) if not _same(x, y)]
+        assert not diffs, f"{name} differs at rows {diffs[:5]}: {got[diffs[0]]!r} != {want[diffs[0]]!r}"
+
+
+def test_corpus_exercises_both_paths_and_all_conventions() -> None:
+    """Guards the test above against a corpus that stops covering what it claims to."""
+    corpus = make_corpus(400, 1)
+    builder = SpanBuilder(PricingTable.load(), lambda text: (text, len(text)))
+    general = 0
+    original = builder._general
+
+    def counting(*args: Any) -> Any:
+        nonlocal general
+        general += 1
+        return original(*args)
+
+    builder._general = counting  # type: ignore[method-assign]
+    conventions: set[str] = set()
+    total = 0
+    for value in corpus:
+        traces = TracesData()
+        traces.ParseFromString(value)
+        try:
+            rows = builder.build(traces, "p", 1)[0]
+        except RowBuildError:
+            continue
+        total += len(rows)
+        conventions.update(row[15] for row in rows)
+    assert conventions == {"", "otel", "openinference", "openllmetry"}
+    assert 0.2 * total < general < 0.8 * total
