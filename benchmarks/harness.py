@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import psutil
+
 from spanline.core.broker import BundledBroker, free_port
 
 RESULTS = Path(__file__).resolve().parent / "results"

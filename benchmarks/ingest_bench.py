@@ -20,12 +20,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from spanline.core.broker import free_port
-from spanline.core.kafka.admin import create_topics
-from spanline.core.settings import KafkaSettings, RetentionSettings, TopicSettings
-from spanline.loadgen.request_pool import RequestPool
-from spanline.loadgen.runner import LoadgenConfig, LoadgenResult, run_load
-
 from benchmarks.harness import (
     RssSampler,
     broker,
@@ -35,6 +29,11 @@ from benchmarks.harness import (
     start_service,
     write_result,
 )
+from spanline.core.broker import free_port
+from spanline.core.kafka.admin import create_topics
+from spanline.core.settings import KafkaSettings, RetentionSettings, TopicSettings
+from spanline.loadgen.request_pool import RequestPool
+from spanline.loadgen.runner import LoadgenConfig, LoadgenResult, run_load
 
 TARGET_SPANS_S = 30_000
 TARGET_RSS_MB = 300

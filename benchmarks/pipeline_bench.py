@@ -23,13 +23,13 @@ from typing import Any
 import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from benchmarks.harness import broker, cpu_seconds, print_table, start_service, write_result
 from spanline.core.broker import free_port
 from spanline.core.kafka.admin import create_topics
 from spanline.core.settings import KafkaSettings, RetentionSettings, TopicSettings
 from spanline.loadgen.request_pool import RequestPool
 from spanline.loadgen.runner import LoadgenConfig, percentile, run_load
-
-from benchmarks.harness import broker, cpu_seconds, print_table, start_service, write_result
 
 TARGET_SPANS_S = 10_000
 TARGET_P99_S = 5.0

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from spanline.core.broker import BundledBroker, free_port
 from spanline.settings import Settings, load_settings
-
 from tests.support.kafka import unique_prefix
 
 

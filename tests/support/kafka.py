@@ -7,6 +7,7 @@ import time
 import uuid
 
 from aiokafka import AIOKafkaConsumer
+
 from spanline.core.kafka.records import InMessage
 
 

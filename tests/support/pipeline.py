@@ -12,7 +12,6 @@ from spanline.core.broker import free_port
 from spanline.ingest.service import IngestService
 from spanline.query.client import HttpBackend
 from spanline.settings import Settings
-
 from tests.conftest import settings_env
 from tests.support.services import ServiceProcess, ServiceThread
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+
 from spanline.core.kafka import (
     BatchPolicy,
     InMessage,
@@ -18,7 +19,6 @@ from spanline.core.kafka import (
 )
 from spanline.core.kafka import metrics as kmetrics
 from spanline.core.kafka.dlq import H_ERROR_REASON
-
 from tests.support.kafka import read_topic
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
-from spanline.ingest.service import IngestService
 
+from spanline.ingest.service import IngestService
 from tests.support.services import ServiceThread
 
 pytestmark = pytest.mark.integration
@@ -153,7 +153,6 @@ def test_inflight_limit_resource_exhausted(make_settings: Any) -> None:
 def test_split_oversized_trace_into_several_records(make_settings: Any) -> None:
     """A per-trace message over the Kafka limit becomes several records with the same key."""
     from spanline.core.kafka.records import H_SIGNAL
-
     from tests.support.kafka import read_topic_sync
 
     settings = make_settings(kafka={"max_request_size": 1024 * 1024})

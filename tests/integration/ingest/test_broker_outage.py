@@ -10,9 +10,9 @@ from typing import Any
 
 import grpc
 import pytest
+
 from spanline.core.broker import BundledBroker, free_port
 from spanline.ingest.service import IngestService
-
 from tests.integration.ingest.test_bad_input import _Client, _request, _span
 from tests.support.kafka import read_topic_sync
 from tests.support.services import ServiceThread

@@ -18,9 +18,9 @@ from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
 from spanline.core.kafka.records import H_PROJECT, H_RECEIVED_AT, H_SCHEMA, H_SIGNAL
 from spanline.ingest.service import IngestService
-
 from tests.support.kafka import read_topic_sync
 from tests.support.services import ServiceThread
 

@@ -10,8 +10,8 @@ from typing import Any
 import grpc
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
-from spanline.core.broker import free_port
 
+from spanline.core.broker import free_port
 from tests.conftest import settings_env
 from tests.integration.ingest.test_bad_input import _Client, _request, _span
 from tests.support.kafka import read_topic_sync

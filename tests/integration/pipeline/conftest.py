@@ -5,8 +5,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from spanline.core.broker import free_port
 
+from spanline.core.broker import free_port
 from tests.support.kafka import unique_prefix
 from tests.support.pipeline import Pipeline
 

@@ -12,6 +12,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
+
 from spanline.core.envelope import new_key
 from spanline.core.kafka.dlq import H_ERROR_REASON
 from spanline.core.kafka.records import H_ENCRYPTION, H_PROJECT
@@ -20,7 +21,6 @@ from spanline.loadgen.genai_logs import build_log_requests
 from spanline.redactor import service as redactor_service
 from spanline.redactor.engine import Redactor
 from spanline.v1.spanline_pb2 import AuditCount
-
 from tests.support.kafka import read_topic_sync
 from tests.support.services import ServiceThread
 

@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
 from spanline.core.broker import free_port
 from spanline.query.client import HttpBackend, QueryError, open_backend
 from spanline.query.commands import run_query, run_trace
@@ -23,7 +24,6 @@ from spanline.writer.object_store import LocalObjectStore, PayloadOffloader, par
 from spanline.writer.pricing import PricingTable
 from spanline.writer.rows import ScoreRows, SpanRows
 from spanline.writer.store import ClickHouseStore, connect
-
 from tests.integration.writer.otlp import T0, traces
 
 pytestmark = pytest.mark.integration

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
+
 from spanline.core.broker import free_port
 from spanline.query.client import DirectBackend
 from spanline.query.trace_view import fetch_trace, trace_json
@@ -24,7 +25,6 @@ from spanline.writer.object_store import (
 from spanline.writer.pricing import PricingTable
 from spanline.writer.rows import SpanRows
 from spanline.writer.store import ClickHouseStore, connect
-
 from tests.integration.writer.otlp import T0, traces
 
 pytestmark = pytest.mark.integration

@@ -6,6 +6,7 @@ import os
 
 import pyarrow as pa
 import pytest
+
 from spanline.core.broker import free_port
 from spanline.query.readonly import run_readonly
 from spanline.v1.spanline_pb2 import AlertEvent, AuditCount, Score
@@ -19,7 +20,6 @@ from spanline.writer.store import (
     StoreUnavailable,
     connect,
 )
-
 from tests.integration.writer.conftest import scalar
 from tests.integration.writer.otlp import T0, traces
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from spanline.core.envelope import EnvelopeError, Opener, Sealer, new_key, parse_key
 from spanline.core.kafka import DlqEntry, InMessage
 from spanline.core.kafka.dlq import H_ERROR_REASON, H_SOURCE_OFFSET, dlq_record

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from spanline.cli.main import main
 from spanline.ingest.config import hash_api_key
 from spanline.settings import ConfigError, load_settings, masked_dump

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
 from spanline.loadgen.genai_logs import build_log_requests, logs_for_traces
 from spanline.loadgen.genai_traces import build_requests, build_trace_set, serialize_requests
 from spanline.loadgen.pii import luhn_valid

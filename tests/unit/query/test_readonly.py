@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from spanline.query.readonly import QueryRejected, check_readonly_sql
 
 
