@@ -20,6 +20,7 @@ from spanline.redactor.detectors import Scanner, TextDetector
 from spanline.redactor.errors import PolicyError, RedactionError, UndecodableError
 from spanline.redactor.metrics import record_redactions
 from spanline.redactor.policy import PolicyFile, load_policy, resolve
+from spanline.redactor.prefilter import Prefilter, log_record_attribute_bytes, span_attribute_bytes
 from spanline.redactor.report import RedactionReport
 from spanline.redactor.walker import REDACTION_ATTR, CompiledPolicy, Limits, MessageWalk
 
@@ -52,7 +53,10 @@ class Redactor:
         pseudonym_secret: bytes | str | None = None,
         ner: TextDetector | None = None,
         limits: Limits | None = None,
+        fast_paths: bool = True,
     ) -> None:
+        """``fast_paths=False`` walks every element and parses every JSON document even when
+        the prefilter proves nothing would change (same results; for benchmarks and tests)."""
         self._policy = policy or PolicyFile()
         self._secret = (
             pseudonym_secret.encode("utf-8") if isinstance(pseudonym_secret, str) else pseudonym_secret
@@ -61,6 +65,8 @@ class Redactor:
         self._limits = limits or Limits()
         self._compiled: OrderedDict[str, CompiledPolicy] = OrderedDict()
         self._scanners: dict[tuple[object, ...], Scanner] = {}
+        self._prefilters: dict[tuple[object, ...], Prefilter] = {}
+        self._fast_paths = fast_paths
         for project in ["", *self._policy.projects]:
             resolve(self._policy, project, global_secret=self._secret, ner=ner is not None)
 
@@ -84,7 +90,9 @@ class Redactor:
             self._compiled.move_to_end(project)
             return compiled
         resolved = resolve(self._policy, project, global_secret=self._secret, ner=self._ner is not None)
-        compiled = CompiledPolicy(resolved, self._limits, self._ner, self._scanners)
+        compiled = CompiledPolicy(
+            resolved, self._limits, self._ner, self._scanners, self._prefilters, fast_paths=self._fast_paths
+        )
         self._compiled[project] = compiled
         if len(self._compiled) > _MAX_CACHED_PROJECTS:
             self._compiled.popitem(last=False)
@@ -123,10 +131,11 @@ class Redactor:
             raise UndecodableError(
                 f"payload is not a valid OTLP {signal} protobuf ({type(exc).__name__})"
             ) from None
-        if isinstance(message, TracesData):
-            report = self.redact_traces(message, project)
-        else:
-            report = self.redact_logs(message, project)
+        walk = self._run(_walk_traces if isinstance(message, TracesData) else _walk_logs, message, project)
+        report = self._report(walk)
+        if not walk.changed:
+            # Nothing was redacted or removed: the original bytes encode the same message.
+            return payload, report
         try:
             return message.SerializeToString(), report
         except Exception as exc:
@@ -162,8 +171,10 @@ class Redactor:
     # -- internals -----------------------------------------------------------------------
 
     def _guarded(self, fn: Any, data: Any, project: str) -> RedactionReport:
-        policy = self.policy_for(project)
-        walk = MessageWalk(policy)
+        return self._report(self._run(fn, data, project))
+
+    def _run(self, fn: Any, data: Any, project: str) -> MessageWalk:
+        walk = MessageWalk(self.policy_for(project))
         try:
             fn(walk, data)
         except RedactionError:
@@ -173,8 +184,13 @@ class Redactor:
         except Exception as exc:
             # The exception text may quote payload (e.g. a codec error): keep only its type.
             raise RedactionError(f"internal error while redacting ({type(exc).__name__})") from None
-        report = RedactionReport.from_detector_counts(walk.total, policy.actions)
-        record_redactions(report.by_detector())
+        return walk
+
+    @staticmethod
+    def _report(walk: MessageWalk) -> RedactionReport:
+        report = RedactionReport.from_detector_counts(walk.total, walk.p.actions)
+        if walk.total:
+            record_redactions(report.by_detector())
         return report
 
     def _guarded_value(self, fn: Any, value: Any, project: str) -> tuple[Any, RedactionReport]:
@@ -191,17 +207,29 @@ class Redactor:
 
 def _walk_traces(walk: MessageWalk, data: TracesData) -> None:
     text = walk.text
+    p = walk.p
+    skip = p.element_is_clean if p.prefilter is not None else None
     for rs in data.resource_spans:
-        walk.attributes(rs.resource.attributes)
-        walk.flush(rs.resource.attributes)
+        resource = rs.resource
+        if skip is None or not skip(resource.SerializeToString()):
+            walk.attributes(resource.attributes)
+            walk.flush(resource.attributes)
         for ss in rs.scope_spans:
-            walk.attributes(ss.scope.attributes)
-            walk.flush(ss.scope.attributes)
+            scope = ss.scope
+            if skip is None or not skip(scope.SerializeToString()):
+                walk.attributes(scope.attributes)
+                walk.flush(scope.attributes)
             for span in ss.spans:
+                dirty: list[int] | None = None
+                if skip is not None:
+                    serialized = span.SerializeToString()
+                    if skip(serialized):
+                        continue
+                    dirty = p.dirty_attributes(span_attribute_bytes(serialized))
                 new = text(span.name)
                 if new is not None:
                     span.name = new
-                walk.attributes(span.attributes)
+                walk.attributes(span.attributes, dirty)
                 for event in span.events:
                     new = text(event.name)
                     if new is not None:
@@ -219,20 +247,32 @@ def _walk_traces(walk: MessageWalk, data: TracesData) -> None:
 
 def _walk_logs(walk: MessageWalk, data: LogsData) -> None:
     text = walk.text
+    p = walk.p
+    skip = p.element_is_clean if p.prefilter is not None else None
     for rl in data.resource_logs:
-        walk.attributes(rl.resource.attributes)
-        walk.flush(rl.resource.attributes)
+        resource = rl.resource
+        if skip is None or not skip(resource.SerializeToString()):
+            walk.attributes(resource.attributes)
+            walk.flush(resource.attributes)
         for sl in rl.scope_logs:
-            walk.attributes(sl.scope.attributes)
-            walk.flush(sl.scope.attributes)
+            scope = sl.scope
+            if skip is None or not skip(scope.SerializeToString()):
+                walk.attributes(scope.attributes)
+                walk.flush(scope.attributes)
             for record in sl.log_records:
+                dirty: list[int] | None = None
+                if skip is not None:
+                    serialized = record.SerializeToString()
+                    if skip(serialized) and (not record.event_name or p.text_is_clean(record.event_name)):
+                        continue
+                    dirty = p.dirty_attributes(log_record_attribute_bytes(serialized))
                 if record.HasField("body"):
                     walk.dropped = False
                     walk.any_value(record.body, None)
                     if walk.dropped:
                         record.ClearField("body")
                     walk.dropped = False
-                walk.attributes(record.attributes)
+                walk.attributes(record.attributes, dirty)
                 if record.event_name:
                     new = text(record.event_name)
                     if new is not None:

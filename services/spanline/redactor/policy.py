@@ -194,12 +194,28 @@ def load_policy(path: str | Path | None) -> PolicyFile:
     return parse_policy(data, str(path))
 
 
+def _literals(globs: list[str]) -> tuple[str, ...] | None:
+    """The longest literal run of each glob (a key matching the glob contains it)."""
+    out: list[str] = []
+    for glob in globs:
+        if "?" in glob or "[" in glob:
+            return None
+        longest = max(glob.split("*"), key=len)
+        if not longest:
+            return None
+        out.append(longest)
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class KeyFilter:
     """Allow/deny decision on attribute keys, memoised: keys repeat on every span."""
 
     mode: Literal["allow", "deny"]
     pattern: re.Pattern[str] | None
+    # For the engine's prefilter: every key this filter removes contains one of these
+    # strings; None when that cannot be said (allow mode, a glob without a literal part).
+    removed_key_literals: tuple[str, ...] | None = ()
     _cache: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -211,7 +227,7 @@ class KeyFilter:
         if not globs:
             return cls(rules.mode, None)
         body = "|".join(fnmatch.translate(g) for g in globs)
-        return cls(rules.mode, re.compile(body))
+        return cls(rules.mode, re.compile(body), _literals(globs) if rules.mode == "deny" else None)
 
     def keep(self, key: str) -> bool:
         cached = self._cache.get(key)

@@ -6,15 +6,17 @@ interpreter stack; depth and size limits turn garbage into either "treat as text
 
 JSON inside strings (``gen_ai.input.messages``, tool arguments, OpenInference
 ``input.value``...) is parsed, its string leaves redacted one by one, and re-serialised
-only if something changed, so the result is still valid JSON. (Pre-scanning the raw JSON
-text to skip parsing was measured slower: escapes make it inexact and C-level
-``json.loads`` is cheap next to the detectors.)
+only if something changed, so the result is still valid JSON. Parsing and walking a
+document costs far more than the detectors on typical (clean) documents, so a document
+whose raw text, with its escapes decoded, triggers nothing is left as it is without being
+parsed; :mod:`spanline.redactor.prefilter` explains why that is exact.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -34,6 +36,7 @@ from spanline.redactor.detectors import (
 )
 from spanline.redactor.errors import RedactionError
 from spanline.redactor.policy import KeyFilter, ResolvedPolicy
+from spanline.redactor.prefilter import Prefilter
 from spanline.redactor.pseudonym import pseudonym
 
 REDACTION_ATTR: Final = "spanline.redaction"
@@ -72,6 +75,9 @@ class CompiledPolicy:
         limits: Limits,
         ner: TextDetector | None = None,
         scanners: dict[tuple[object, ...], Scanner] | None = None,
+        prefilters: dict[tuple[object, ...], Prefilter] | None = None,
+        *,
+        fast_paths: bool = True,
     ) -> None:
         enabled = frozenset(resolved.actions)
         self.ner = ner if ner is not None and enabled & frozenset(NER_DETECTORS) else None
@@ -105,6 +111,50 @@ class CompiledPolicy:
         self.hmac_key = resolved.hmac_key
         self.sensitive_keys = "credential" in enabled
         self._sensitive_cache: dict[str, bool] = {}
+        # False: the reference walk (every element walked, every document parsed, every
+        # text scanned on its own); same results, for benchmarks and equivalence tests.
+        self.fast_paths = fast_paths
+        self.prefilter: Prefilter | None = None
+        literals = self.key_filter.removed_key_literals
+        if fast_paths and scanner.triggers_cover_all and literals is not None:
+            prefilter = prefilters.get(key) if prefilters is not None else None
+            if prefilter is None:
+                prefilter = Prefilter(
+                    scanner.element_triggers(),
+                    sensitive_keys=self.sensitive_keys,
+                    json_nesting=limits.max_json_nesting,
+                    max_bytes=limits.max_string_chars,
+                )
+                if prefilters is not None:
+                    prefilters[key] = prefilter
+            self.prefilter = prefilter
+        self._removed_key_literals = tuple(lit.encode("utf-8") for lit in literals or ())
+
+    def text_is_clean(self, text: str) -> bool:
+        """True if redacting ``text`` as a value (or as plain text) would change nothing."""
+        return self.prefilter is not None and self.prefilter.clean_text(text)
+
+    def dirty_attributes(self, serialized_kvs: list[bytes]) -> list[int] | None:
+        """Ascending indices of the attributes (given as serialised ``KeyValue``) the walk may
+        change; None for all of them."""
+        if self.prefilter is None:
+            return None
+        flagged = self.prefilter.flag_elements(serialized_kvs)
+        if flagged is None:
+            return None
+        for lit in self._removed_key_literals:
+            flagged.update(idx for idx, kv in enumerate(serialized_kvs) if lit in kv)
+        return sorted(flagged)
+
+    def element_is_clean(self, serialized: bytes) -> bool:
+        """True if the walk would change nothing in the element serialised (by upb) as ``serialized``.
+
+        False whenever it cannot tell (no prefilter for this policy).
+        """
+        prefilter = self.prefilter
+        if prefilter is None or not prefilter.clean_element(serialized):
+            return False
+        return not any(lit in serialized for lit in self._removed_key_literals)
 
     def is_sensitive_key(self, key: str) -> bool:
         hit = self._sensitive_cache.get(key)
@@ -113,6 +163,14 @@ class CompiledPolicy:
             if len(self._sensitive_cache) < 100_000:
                 self._sensitive_cache[key] = hit
         return hit
+
+
+def _may_hold_json(s: str) -> bool:
+    """Whether :meth:`MessageWalk.string` would try ``s`` as JSON (its first non-space is a bracket)."""
+    first = s[0]
+    if first in _WHITESPACE:
+        first = s.lstrip(_WHITESPACE)[:1]
+    return first == "{" or first == "["
 
 
 def _dump(obj: Any, original: str) -> str:
@@ -133,13 +191,23 @@ class MessageWalk:
     Not shared between messages or threads; :class:`CompiledPolicy` is the shared, read-only part.
     """
 
-    __slots__ = ("counts", "dropped", "p", "total")
+    __slots__ = ("counts", "dropped", "findings", "p", "stripped", "total")
 
     def __init__(self, policy: CompiledPolicy) -> None:
         self.p = policy
+        # Findings per text within this message: agent traces repeat the whole conversation
+        # in every chat span, so the same prompts and tool results come back again and again.
+        # Lives as long as the message (which holds the same values anyway), never longer.
+        self.findings: dict[str, list[tuple[int, int, str]]] = {}
         self.counts: dict[str, int] = {}
         self.total: dict[str, int] = {}
         self.dropped = False
+        self.stripped = False  # a client-sent spanline.redaction was removed (not counted)
+
+    @property
+    def changed(self) -> bool:
+        """Whether the walk modified the message (every modification but one is counted)."""
+        return bool(self.total or self.counts) or self.stripped
 
     # -- element bookkeeping -------------------------------------------------------------
 
@@ -184,13 +252,20 @@ class MessageWalk:
             return None
         if len(s) > self.p.limits.max_string_chars:
             raise RedactionError("a string value exceeds redactor.max_string_chars")
-        findings = self.p.scanner.scan(s)
+        findings = self.findings.get(s)
+        if findings is None:
+            findings = self.p.scanner.scan(s)
+            if self.p.fast_paths:
+                self.findings[s] = findings
         if not findings:
             return None
         return self._apply(s, findings)
 
-    def string(self, s: str, key: str | None, nesting: int = 0) -> str | None:
-        """Redact a string value found under ``key``: whole-value credential, JSON, or text."""
+    def string(self, s: str, key: str | None, nesting: int = 0, prechecked: bool = False) -> str | None:
+        """Redact a string value found under ``key``: whole-value credential, JSON, or text.
+
+        ``prechecked``: the prefilter already said the value may need redaction.
+        """
         if not s:
             return None
         p = self.p
@@ -204,6 +279,8 @@ class MessageWalk:
         if (first == "{" or first == "[") and nesting < p.limits.max_json_nesting:
             if len(s) > p.limits.max_string_chars:
                 raise RedactionError("a string value exceeds redactor.max_string_chars")
+            if not prechecked and p.prefilter is not None and p.prefilter.clean_text(s):
+                return None  # parsed or not, nothing in it can be found
             result = self._json(s, nesting)
             if result is not _NOT_JSON:
                 return result  # type: ignore[return-value]
@@ -248,42 +325,98 @@ class MessageWalk:
         return None
 
     def _walk_json(self, root: dict[str, Any] | list[Any], nesting: int) -> bool:
-        max_depth = self.p.limits.max_json_depth
-        changed = False
+        """Redact every string leaf, long integer and non-identifier key of a parsed document.
+
+        The tree is first collected (nothing changes before it is known to be shallow
+        enough). Leaves under sensitive keys and leaves that may hold JSON are redacted
+        whatever they contain; texts already scanned in this message reuse their findings;
+        the others are prefiltered in one pass (:meth:`Scanner.flag_texts`) and only the
+        flagged ones go through the detectors.
+        """
+        p = self.p
+        max_depth = p.limits.max_json_depth
+        sensitive = p.is_sensitive_key if p.sensitive_keys else None
+        memo = self.findings if p.fast_paths else None
+        todo: list[tuple[Any, Any, Any, str | None]] = []  # (container, key or index, value, context key)
+        pending: list[tuple[Any, Any, Any, str | None]] = []  # waiting for the prefilter
+        texts: list[str] = []  # what the scanner would see for each pending leaf, then each key
+        keys: list[tuple[dict[str, Any], str]] = []
         stack: list[tuple[Any, int, str | None]] = [(root, 1, None)]
         while stack:
             node, depth, ctx = stack.pop()
             if depth > max_depth:
                 raise _TooDeep
             if isinstance(node, dict):
-                renamed: dict[str, str] | None = None
-                for k, v in node.items():
-                    if isinstance(v, dict | list):
+                pairs: Iterable[tuple[Any, Any]] = node.items()
+                for k, v in pairs:
+                    kind = type(v)
+                    if kind is str:
+                        if v:
+                            if (sensitive is not None and sensitive(k)) or _may_hold_json(v):
+                                todo.append((node, k, v, k))
+                            elif memo is not None and (known := memo.get(v)) is not None:
+                                if known:
+                                    todo.append((node, k, v, k))
+                            else:
+                                pending.append((node, k, v, k))
+                                texts.append(v)
+                    elif kind is int:
+                        if not -100_000_000 < v < 100_000_000:
+                            pending.append((node, k, v, k))
+                            texts.append(str(v))
+                    elif isinstance(v, dict | list):
                         stack.append((v, depth + 1, k))
-                    else:
-                        new = self._leaf(v, k, nesting)
-                        if new is not None:
-                            node[k] = new
-                            changed = True
-                    if len(k) > 5 and not k.isidentifier():
-                        nk = self.text(k)
-                        if nk is not None:
-                            renamed = renamed or {}
-                            renamed[k] = nk
-                if renamed:
-                    items = [(renamed.get(k, k), v) for k, v in node.items()]
-                    node.clear()
-                    node.update(items)
-                    changed = True
+                    if len(k) > 5 and not k.isidentifier() and not (memo is not None and memo.get(k) == []):
+                        keys.append((node, k))
             else:
+                forced = ctx is not None and sensitive is not None and sensitive(ctx)
                 for i, v in enumerate(node):
-                    if isinstance(v, dict | list):
+                    kind = type(v)
+                    if kind is str:
+                        if v:
+                            if forced or _may_hold_json(v):
+                                todo.append((node, i, v, ctx))
+                            elif memo is not None and (known := memo.get(v)) is not None:
+                                if known:
+                                    todo.append((node, i, v, ctx))
+                            else:
+                                pending.append((node, i, v, ctx))
+                                texts.append(v)
+                    elif kind is int:
+                        if not -100_000_000 < v < 100_000_000:
+                            pending.append((node, i, v, ctx))
+                            texts.append(str(v))
+                    elif isinstance(v, dict | list):
                         stack.append((v, depth + 1, ctx))
-                    else:
-                        new = self._leaf(v, ctx, nesting)
-                        if new is not None:
-                            node[i] = new
-                            changed = True
+        n_pending = len(pending)
+        texts.extend(k for _, k in keys)
+        flagged = (p.scanner.flag_texts(texts) if p.fast_paths else None) if texts else set()
+        if flagged is None:
+            todo.extend(pending)
+        else:
+            for index, leaf in enumerate(pending):
+                if index in flagged:
+                    todo.append(leaf)
+                elif memo is not None and type(leaf[2]) is str:
+                    memo[leaf[2]] = []  # no trigger fires in it: the scanner would find nothing
+        changed = False
+        for container, ref, value, ctx in todo:
+            new = self._leaf(value, ctx, nesting)
+            if new is not None:
+                container[ref] = new
+                changed = True
+        renamed: dict[int, tuple[dict[str, Any], dict[str, str]]] = {}
+        for index, (node, k) in enumerate(keys, n_pending):
+            if flagged is not None and index not in flagged:
+                continue
+            nk = self.text(k)
+            if nk is not None:
+                renamed.setdefault(id(node), (node, {}))[1][k] = nk
+        for node, names in renamed.values():
+            items = [(names.get(k, k), v) for k, v in node.items()]
+            node.clear()
+            node.update(items)
+            changed = True
         return changed
 
     def json_value(self, value: Any) -> Any:
@@ -299,13 +432,13 @@ class MessageWalk:
 
     # -- OTLP ----------------------------------------------------------------------------
 
-    def any_value(self, root: AnyValue, key: str | None) -> None:
+    def any_value(self, root: AnyValue, key: str | None, prechecked: bool = False) -> None:
         stack: list[tuple[AnyValue, str | None]] = [(root, key)]
         while stack:
             v, k = stack.pop()
             kind = v.WhichOneof("value")
             if kind == "string_value":
-                new = self.string(v.string_value, k)
+                new = self.string(v.string_value, k, 0, prechecked and v is root)
                 if new is not None:
                     v.string_value = new
             elif kind == "kvlist_value":
@@ -329,16 +462,22 @@ class MessageWalk:
                 if new is not None:
                     v.string_value = new
 
-    def attributes(self, attrs: Any) -> None:
-        """Apply the key policy and redact every value of a repeated ``KeyValue`` field."""
+    def attributes(self, attrs: Any, only: Iterable[int] | None = None) -> None:
+        """Apply the key policy and redact every value of a repeated ``KeyValue`` field.
+
+        ``only``: ascending indices of the attributes to look at, when the others are
+        known to need nothing (:meth:`CompiledPolicy.dirty_attributes`).
+        """
         keep = self.p.key_filter.keep
         remove: list[int] | None = None
         kv: KeyValue
-        for idx, kv in enumerate(attrs):
+        pairs = enumerate(attrs) if only is None else ((idx, attrs[idx]) for idx in only)
+        for idx, kv in pairs:
             key = kv.key
             if key == REDACTION_ATTR:
                 remove = remove or []
                 remove.append(idx)  # only the redactor may say what the redactor did
+                self.stripped = True
                 continue
             if not keep(key):
                 self.counts[KEY_POLICY] = self.counts.get(KEY_POLICY, 0) + 1
@@ -346,7 +485,7 @@ class MessageWalk:
                 remove.append(idx)
                 continue
             self.dropped = False
-            self.any_value(kv.value, key)
+            self.any_value(kv.value, key, only is not None)
             if self.dropped:
                 remove = remove or []
                 remove.append(idx)

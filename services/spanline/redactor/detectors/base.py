@@ -54,6 +54,15 @@ class TextDetector(Protocol):
     of Python and Hyperscan syntax, matched on UTF-8 bytes. They must be a superset: if the
     detector can find anything in a text, one of its triggers matches it. The scanner then
     runs the detector only on texts where a trigger fired.
+
+    A detector may also have ``element_triggers``: ``(left, body, caseless)`` triples used
+    to skip whole serialised elements and JSON documents (``spanline.redactor.prefilter``),
+    where ordinary triggers fire too often on ids and model names that the detector then
+    rejects. They must be a superset of what the detector *finds* where its trigger fires:
+    for every finding, ``body`` matches from some position ``p`` of the text inside the
+    text, and, if ``left`` is not None, ``p`` is the start of the text or the character
+    before ``p`` is not in the character class ``[left]`` (ASCII; any non-ASCII
+    character counts as outside). Without them, the ordinary triggers are used.
     """
 
     name: str

@@ -91,6 +91,13 @@ class NumberDetector:
         (r"[0-9](?:(?:[ \-./()]|\xc2\xa0){0,3}[0-9]){6}", False),
         (r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}", False),
     )
+    # _CANDIDATE starts at '+', '(' or a digit not preceded by [\w.+\-/\\] and holds every
+    # group of the window found in it, so 7 digits follow its start (dotted quads, which
+    # may start mid-candidate, keep their context-free trigger).
+    element_triggers = (
+        (r"\w.+\-/\\", r"(?:\+|\(\+?)?[0-9](?:(?:[ \-./()]|\xc2\xa0){0,3}[0-9]){6}", False),
+        (None, triggers[1][0], False),
+    )
 
     def __init__(self, enabled: frozenset[str]) -> None:
         self.phone = "phone" in enabled

@@ -12,6 +12,7 @@ counts in the audit topic are counts of redacted spans, not of detector hits.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -36,6 +37,7 @@ except ImportError:  # pragma: no cover - exercised on platforms without a wheel
 HYPERSCAN_AVAILABLE = _hs is not None
 _CLEAN_CACHE_MAX_LEN = 64
 _CLEAN_CACHE_SIZE = 50_000
+_MAX_LOCATED_MATCHES = 256
 
 
 def builtin_detectors(enabled: frozenset[str]) -> list[TextDetector]:
@@ -72,6 +74,19 @@ def builtin_detectors(enabled: frozenset[str]) -> list[TextDetector]:
     return out
 
 
+def trigger_specs(detector: TextDetector) -> list[tuple[str | None, str, bool]]:
+    """A detector's ``element_triggers``, else its ``triggers`` as context-free ones.
+
+    Element triggers fire on fewer texts (ids, model names, dates) and are a superset of
+    what the detector finds where its trigger fires, so scanning with them instead
+    gives the same findings with fewer detector runs.
+    """
+    specific = getattr(detector, "element_triggers", None)
+    if specific is not None:
+        return list(specific)
+    return [(None, pattern, caseless) for pattern, caseless in getattr(detector, "triggers", ())]
+
+
 class Scanner:
     """Runs detectors over text and returns non-overlapping findings sorted by position."""
 
@@ -80,10 +95,12 @@ class Scanner:
         self._patterns: list[tuple[bytes, bool, int]] = []
         always: list[int] = []
         for index, detector in enumerate(self._detectors):
-            triggers = getattr(detector, "triggers", ())
-            if not triggers:
+            specs = trigger_specs(detector)
+            if not specs:
                 always.append(index)
-            for pattern, caseless in triggers:
+            for left, body, caseless in specs:
+                # As a text scanned on its own, the only boundary before a text is its start.
+                pattern = body if left is None else f"(?:^|[^{left}]){body}"
                 self._patterns.append((pattern.encode("ascii"), caseless, index))
         self._always = tuple(always)
         self.prefiltered = prefilter and HYPERSCAN_AVAILABLE and bool(self._patterns)
@@ -92,9 +109,18 @@ class Scanner:
         # model names...): remember them. Only clean strings are kept, never detected values.
         self._clean: set[str] = set()
 
-    def _database(self) -> Any:
-        db = getattr(self._local, "db", None)
-        if db is None:
+    @property
+    def triggers_cover_all(self) -> bool:
+        """True if no detector can find anything in a text that none of the triggers matches."""
+        return self.prefiltered and not self._always
+
+    def element_triggers(self) -> list[tuple[str | None, str, bool]]:
+        """``(left, body, caseless)`` for every detector (see ``TextDetector``), for the prefilter."""
+        return [spec for detector in self._detectors for spec in trigger_specs(detector)]
+
+    def _state(self) -> tuple[Any, list[int], Any]:
+        state = getattr(self._local, "state", None)
+        if state is None:
             assert _hs is not None
             db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
             flags = [
@@ -107,22 +133,79 @@ class Scanner:
                 flags=flags,
                 elements=len(self._patterns),
             )
-            self._local.db = db
-        return db
+            hits: list[int] = []
+            append = hits.append
+
+            def on_match(index: int, _start: int, _end: int, _flags: int, _ctx: object) -> None:
+                append(index)
+
+            state = (db, hits, on_match)
+            self._local.state = state
+        return state  # type: ignore[no-any-return]
 
     def _triggered(self, text: str) -> list[int]:
-        hits: list[int] = []
-        append = hits.append
-
-        def on_match(index: int, _start: int, _end: int, _flags: int, _ctx: object) -> None:
-            append(index)
-
-        self._database().scan(text.encode("utf-8", "surrogatepass"), match_event_handler=on_match)
+        db, hits, on_match = self._state()
+        hits.clear()
+        db.scan(text.encode("utf-8", "surrogatepass"), match_event_handler=on_match)
         if self._always:
             hits.extend(self._always)
         if len(hits) > 1:
-            hits = sorted(set(hits))
-        return hits
+            return sorted(set(hits))
+        return list(hits)
+
+    def flag_texts(self, texts: Sequence[str]) -> set[int] | None:
+        """Indices of the texts in which some trigger fires (a superset of those with findings).
+
+        One Hyperscan pass over all texts joined by newlines, instead of one call per text.
+        None means "every text" (no prefilter, a detector without triggers, or so many
+        trigger hits that scanning text by text is cheaper).
+        """
+        if not self.prefiltered or self._always:
+            return None
+        parts = [t.encode("utf-8", "surrogatepass") for t in texts]
+        starts = [0]
+        total = 0
+        for part in parts:
+            total += len(part) + 1
+            starts.append(total)
+        db, ends, on_match = self._locate_state()
+        ends.clear()
+        try:
+            db.scan(b"\n".join(parts), match_event_handler=on_match)
+        except _hs.ScanTerminated:
+            return None
+        flagged: set[int] = set()
+        for end in ends:
+            # The last byte of the match is in the text starting at or before it.
+            flagged.add(bisect.bisect_right(starts, end - 1) - 1)
+        return flagged
+
+    def _locate_state(self) -> tuple[Any, list[int], Any]:
+        state = getattr(self._local, "locate", None)
+        if state is None:
+            assert _hs is not None
+            db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
+            # Every match is reported (no SINGLEMATCH) to locate its text; "^" also matches
+            # after the newline that separates texts, as at the start of a text on its own.
+            db.compile(
+                expressions=[p for p, _, _ in self._patterns],
+                ids=[index for _, _, index in self._patterns],
+                flags=[
+                    _hs.HS_FLAG_MULTILINE | (_hs.HS_FLAG_CASELESS if caseless else 0)
+                    for _, caseless, _ in self._patterns
+                ],
+                elements=len(self._patterns),
+            )
+            ends: list[int] = []
+            append = ends.append
+
+            def on_match(_index: int, _start: int, end: int, _flags: int, _ctx: object) -> bool:
+                append(end)
+                return len(ends) >= _MAX_LOCATED_MATCHES
+
+            state = (db, ends, on_match)
+            self._local.locate = state
+        return state  # type: ignore[no-any-return]
 
     def scan(self, text: str) -> list[Finding]:
         short = len(text) <= _CLEAN_CACHE_MAX_LEN

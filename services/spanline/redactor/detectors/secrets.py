@@ -13,31 +13,40 @@ import re
 
 from spanline.redactor.detectors.base import Finding
 
-# (detector, pattern, literal that must be present). Group "v", when present, is the secret part.
-_PREFIXED: tuple[tuple[str, str, str], ...] = (
+# (detector, pattern, literals one of which every match contains). Group "v", when present,
+# is the secret part.
+_PREFIXED: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (
         "private_key",
         r"-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----"
         r"(?:.*?-----END[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----|.*\Z)",
-        "-----BEGIN",
+        ("-----BEGIN",),
     ),
-    ("anthropic_key", r"(?<![\w\-])sk-ant-[a-z]{2,8}\d{0,3}-[A-Za-z0-9_\-]{20,}+", "sk-ant-"),
-    ("openai_key", r"(?<![\w\-])sk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_\-]{20,}+", "sk-"),
-    ("aws_access_key", r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Z0-9])", "A"),
-    ("github_token", r"(?<![\w])(?:gh[pousr]_[A-Za-z0-9]{36,255}+|github_pat_[A-Za-z0-9_]{22,255}+)", "g"),
+    ("anthropic_key", r"(?<![\w\-])sk-ant-[a-z]{2,8}\d{0,3}-[A-Za-z0-9_\-]{20,}+", ("sk-ant-",)),
+    ("openai_key", r"(?<![\w\-])sk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_\-]{20,}+", ("sk-",)),
+    (
+        "aws_access_key",
+        r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Z0-9])",
+        ("AKIA", "ASIA", "ABIA", "ACCA"),
+    ),
+    (
+        "github_token",
+        r"(?<![\w])(?:gh[pousr]_[A-Za-z0-9]{36,255}+|github_pat_[A-Za-z0-9_]{22,255}+)",
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    ),
     (
         "gitlab_token",
         r"(?<![\w\-])gl(?:pat|dt|rt|ptt|soat|ft|imt|cbt|oas|agent)-[A-Za-z0-9_\-]{20,}+",
-        "gl",
+        ("glpat-", "gldt-", "glrt-", "glptt-", "glsoat-", "glft-", "glimt-", "glcbt-", "gloas-", "glagent-"),
     ),
     (
         "slack_token",
         r"(?<![\w\-])(?:xox[abposer]-[A-Za-z0-9\-]{10,}+|xapp-\d-[A-Za-z0-9\-]{10,}+)"
         r"|https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_\-]{8,}+",
-        "x",
+        ("xox", "xapp-", "hooks.slack.com"),
     ),
-    ("google_api_key", r"(?<![\w\-])AIza[0-9A-Za-z_\-]{35}(?![\w\-])", "AIza"),
-    ("jwt", r"(?<![\w\-])eyJ[A-Za-z0-9_\-]{8,}+\.[A-Za-z0-9_\-]{4,}+\.[A-Za-z0-9_\-]*+", "eyJ"),
+    ("google_api_key", r"(?<![\w\-])AIza[0-9A-Za-z_\-]{35}(?![\w\-])", ("AIza",)),
+    ("jwt", r"(?<![\w\-])eyJ[A-Za-z0-9_\-]{8,}+\.[A-Za-z0-9_\-]{4,}+\.[A-Za-z0-9_\-]*+", ("eyJ",)),
 )
 _TRIGGER = re.compile(
     r"-----BEGIN|sk-|A(?:KIA|SIA|BIA|CCA)|gh[pousr]_|github_pat_|gl[a-z]{1,4}-|xox[abposer]-|xapp-"
@@ -98,8 +107,8 @@ class PrefixedSecretDetector:
         ]
 
     def find(self, text: str, out: list[Finding]) -> None:
-        for name, pattern, literal in self._patterns:
-            if literal in text:
+        for name, pattern, literals in self._patterns:
+            if any(literal in text for literal in literals):
                 for m in pattern.finditer(text):
                     if name == "openai_key" and not _looks_random(m.group()[3:]):
                         continue

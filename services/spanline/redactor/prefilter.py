@@ -1,0 +1,362 @@
+"""Skipping what cannot hold anything to redact: whole spans, log records, resources, JSON documents.
+
+Walking an OTLP message in Python costs far more than detecting (protobuf wrapper objects,
+one call per attribute, ``json.loads`` and a Python walk over every JSON leaf), and most
+telemetry holds nothing to redact. So before walking an element the engine serialises it
+(upb, in C) and runs one Hyperscan pass over the bytes with every pattern that could make
+the walk change something. No hit means the walk would change nothing, and it is skipped.
+
+Why a clean pass proves the walk is a no-op, for every way the walk can change a value:
+
+* **Detectors** run only where one of their triggers (a superset, see ``TextDetector``)
+  matches. Every text the walk scans is a contiguous part of the scanned bytes: strings
+  are stored contiguously in protobuf, JSON leaves and keys are substrings of their
+  document once JSON escapes are decoded. Escapes are decoded in *views* (below), so a
+  trigger hidden behind ``\\n`` or ``\\u0040`` is still seen. A trigger matching across two
+  texts is only a false alarm (the walk runs). Detectors without triggers (policy regexes,
+  dictionaries, NER) and platforms without Hyperscan disable the prefilter.
+* **Sensitive key names** (whole value replaced whatever it holds): a key ends with one of
+  the words of ``SENSITIVE_KEY`` (its ``$`` also matches before a final newline), matched
+  with Python's Unicode case folding (U+017F long s, U+212A Kelvin, U+0130/U+0131 dotted and
+  dotless i). upb serialises known
+  fields in field order and unknown ones last, so the key of a ``KeyValue`` that has a
+  value is immediately followed by the value's tag ``0x12``; a JSON key by its closing
+  quote.
+* **Integers of 9+ digits** (scanned as text): an ``AnyValue`` holding only ``int_value``
+  is serialised as tag ``0x18`` first, and a varint of absolute value >= 10^8 has at
+  least three continuation bytes; the ``AnyValue`` itself follows the tag and length of
+  its carrier (``KeyValue.value``, ``ArrayValue.values``, ``LogRecord.body``).
+* **``bytes_value``** (tag ``0x3a`` in the same position): decoded with surrogateescape,
+  so invalid UTF-8 is not scanned as the raw bytes; such values always take the walk.
+* **A client-sent ``spanline.redaction``** attribute is removed by the walk: its name is
+  a pattern too. Key allow lists disable the prefilter; deny lists are checked by their
+  literal parts (see ``KeyFilter``) by the caller.
+* **Limits**: an element no longer than ``max_string_chars`` bytes cannot hold a string
+  over the limit, the only check the walk could fail on.
+
+JSON escape views: view 0 is the bytes as they are; view k+1 decodes every JSON escape of
+view k (``\\uXXXX`` including surrogate pairs as ``json`` does, ``\\n``, ``\\"``, ``\\\\``...).
+A JSON document starts with ``{``, ``[`` or whitespace, none of which can follow a
+backslash in an escape, so decoding is aligned at every document start; in a valid
+document every backslash starts an escape inside a string, so the leaves and keys of a
+document found in view k are substrings of view k+1, and a document inside a leaf is
+decoded by the next view. ``max_json_nesting`` views cover every level the walk parses.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import threading
+from collections.abc import Sequence
+from typing import Any, Final
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+from spanline.redactor.detectors.scanner import HYPERSCAN_AVAILABLE
+
+_hs: Any
+try:
+    import hyperscan as _hs
+except ImportError:  # pragma: no cover - exercised on platforms without a wheel
+    _hs = None
+
+# Every alternative of SENSITIVE_KEY ends with one of these (client_secret -> secret,
+# x-api-key -> key, refresh_token -> token, proxy-authorization -> authorization...).
+SENSITIVE_KEY_ENDINGS: Final = (
+    "password",
+    "passwd",
+    "passphrase",
+    "pwd",
+    "secret",
+    "key",
+    "token",
+    "authorization",
+    "cookie",
+    "credential",
+    "credentials",
+)
+# Non-ASCII characters that Python's re.IGNORECASE matches to an ASCII letter.
+_UNICODE_FOLDS: Final = {"i": ("\u0130", "\u0131"), "k": ("\u212a",), "s": ("\u017f",)}
+
+
+def _caseless_utf8(word: str) -> bytes:
+    """A byte pattern matching ``word`` as ``re.IGNORECASE`` does on ``str``, in UTF-8."""
+    out: list[bytes] = []
+    for ch in word:
+        alts = [f"[{ch.lower()}{ch.upper()}]".encode("ascii")]
+        alts += [
+            b"".join(b"\\x%02x" % c for c in extra.encode("utf-8")) for extra in _UNICODE_FOLDS.get(ch, ())
+        ]
+        out.append(alts[0] if len(alts) == 1 else b"(?:" + b"|".join(alts) + b")")
+    return b"".join(out)
+
+
+_KEY_WORDS: Final = b"(?:" + b"|".join(_caseless_utf8(w) for w in SENSITIVE_KEY_ENDINGS) + b")"
+# Carrier tag of an AnyValue (KeyValue.value, ArrayValue.values, LogRecord.body) and its length.
+_ANY_VALUE_HEAD: Final = rb"[\x0a\x12\x2a][\x80-\xff]{0,4}[\x00-\x7f]"
+# What precedes the first character of a scanned protobuf string: the tag of the field
+# (AnyValue.string_value and KeyValue.key 0x0a; Status.message and Event.name 0x12;
+# Span.name 0x2a) or a length continuation byte, then the last byte of the length.
+# (LogRecord.event_name, tag 0x62 = 'b', would make every "b" a string start: the log
+# walk checks event names as text instead.) Inside JSON a string starts after '"'.
+_STRING_START: Final = rb"[\x0a\x12\x2a\x80-\xff][\x00-\x7f]"
+
+
+def trigger_pattern(left: str | None, body: str) -> bytes:
+    """An element trigger (see ``TextDetector``) as a pattern on serialised elements and JSON text."""
+    if left is None:
+        return body.encode("ascii")
+    return b"(?:^|[^" + left.encode("ascii") + b"]|" + _STRING_START + b")" + body.encode("ascii")
+
+
+# Patterns that matter in text (JSON documents in strings) and in serialised elements.
+TEXT_PATTERNS: Final = (_KEY_WORDS + rb'\n?"',)
+# Patterns that only mean something in serialised protobuf.
+ELEMENT_PATTERNS: Final = (
+    _KEY_WORDS + rb"\n?\x12",
+    _ANY_VALUE_HEAD + rb"\x18[\x80-\xff]{3}",  # int_value with |v| >= 10^8
+    _ANY_VALUE_HEAD + rb"\x3a",  # bytes_value
+    rb"spanline\.redaction",
+)
+
+_ESCAPE: Final = re.compile(
+    rb'\\(?:u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|(["\\/bfnrt]))'
+)
+_ANY_ESCAPE: Final = re.compile(rb'\\["\\/bfnrtu]')
+_SIMPLE_ESCAPES: Final = {
+    b'"': b'"',
+    b"\\": b"\\",
+    b"/": b"/",
+    b"b": b"\b",
+    b"f": b"\f",
+    b"n": b"\n",
+    b"r": b"\r",
+    b"t": b"\t",
+}
+_MAX_LOCATED_MATCHES: Final = 256
+# Raw control characters cannot occur in a JSON document: a safe stand-in for "\\".
+_BACKSLASH_STANDIN: Final = b"\x00"
+
+
+def _escape_replacement(m: re.Match[bytes]) -> bytes:
+    high, low, code, simple = m.groups()
+    if simple is not None:
+        return _SIMPLE_ESCAPES[simple]
+    if high is not None:
+        cp = 0x10000 + ((int(high, 16) - 0xD800) << 10) + (int(low, 16) - 0xDC00)
+        return chr(cp).encode("utf-8")
+    return chr(int(code, 16)).encode("utf-8", "surrogatepass")
+
+
+def unescape_json(data: bytes) -> bytes:
+    """Decode every JSON string escape in ``data`` (documents, and whatever surrounds them).
+
+    Left to right like a JSON parser, so ``\\\\n`` is a backslash then ``n``. Without
+    ``\\u`` escapes, a chain of C-level replaces does it: after ``\\\\`` pairs are set
+    aside no two backslashes are adjacent, so the single-character escapes cannot
+    interfere with each other.
+    """
+    paired = data.replace(b"\\\\", _BACKSLASH_STANDIN) if b"\\\\" in data else data
+    if b"\\u" in paired:
+        return _ESCAPE.sub(_escape_replacement, data)
+    out = paired
+    for esc, char in ((b'\\"', b'"'), (b"\\/", b"/"), (b"\\n", b"\n"), (b"\\t", b"\t"), (b"\\r", b"\r")):
+        if esc in out:
+            out = out.replace(esc, char)
+    if b"\\b" in out:
+        out = out.replace(b"\\b", b"\b")
+    if b"\\f" in out:
+        out = out.replace(b"\\f", b"\f")
+    if paired is not data:
+        out = out.replace(_BACKSLASH_STANDIN, b"\\")
+    return out
+
+
+def json_views(data: bytes, levels: int) -> bytes:
+    """``data`` and up to ``levels`` successively unescaped views of it, joined by newlines."""
+    if b"\\" not in data or _ANY_ESCAPE.search(data) is None:  # (binary ids hold stray backslashes)
+        return data
+    views = [data]
+    current = data
+    for _ in range(levels):
+        decoded = unescape_json(current)
+        if decoded == current:
+            break
+        views.append(decoded)
+        current = decoded
+        if b"\\" not in current:
+            break
+    return b"\n".join(views)
+
+
+def _attribute_lists() -> tuple[Any, Any]:
+    """Message types that read only the attributes of a Span (field 9) / LogRecord (field 6), as bytes.
+
+    Parsing a serialised span with them yields each attribute's canonical ``KeyValue``
+    bytes in order, in C, without building Python wrappers for every attribute.
+    """
+    file = descriptor_pb2.FileDescriptorProto(
+        name="spanline/redactor/attribute_lists.proto", package="spanline.redactor.internal", syntax="proto3"
+    )
+    for name, number in (("SpanAttributes", 9), ("LogRecordAttributes", 6)):
+        message = file.message_type.add(name=name)
+        message.field.add(
+            name="attributes",
+            number=number,
+            type=descriptor_pb2.FieldDescriptorProto.TYPE_BYTES,
+            label=descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED,
+        )
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    return tuple(  # type: ignore[return-value]
+        message_factory.GetMessageClass(pool.FindMessageTypeByName(f"spanline.redactor.internal.{name}"))
+        for name in ("SpanAttributes", "LogRecordAttributes")
+    )
+
+
+_SPAN_ATTRIBUTES, _LOG_RECORD_ATTRIBUTES = _attribute_lists()
+
+
+def span_attribute_bytes(serialized_span: bytes) -> list[bytes]:
+    """The serialised ``KeyValue`` of each attribute of a serialised span, in order."""
+    view = _SPAN_ATTRIBUTES()
+    view.ParseFromString(serialized_span)
+    return list(view.attributes)
+
+
+def log_record_attribute_bytes(serialized_record: bytes) -> list[bytes]:
+    """The serialised ``KeyValue`` of each attribute of a serialised log record, in order."""
+    view = _LOG_RECORD_ATTRIBUTES()
+    view.ParseFromString(serialized_record)
+    return list(view.attributes)
+
+
+class _Hits:
+    """Per-thread scan state: one bound handler instead of a closure per scan."""
+
+    __slots__ = ("first", "handler")
+
+    def __init__(self) -> None:
+        self.first = -1
+
+        def handler(index: int, _start: int, _end: int, _flags: int, _ctx: object) -> bool:
+            if self.first < 0 or index < self.first:
+                self.first = index
+            return False
+
+        self.handler = handler
+
+
+class Prefilter:
+    """One Hyperscan database: detector triggers plus the patterns listed in the module doc.
+
+    Shared by every project with the same detectors (like :class:`Scanner`); thread-safe
+    (database and scratch per thread).
+    """
+
+    def __init__(
+        self,
+        triggers: Sequence[tuple[str | None, str, bool]],
+        *,
+        sensitive_keys: bool,
+        json_nesting: int,
+        max_bytes: int,
+    ) -> None:
+        if not HYPERSCAN_AVAILABLE:
+            raise RuntimeError("the prefilter needs hyperscan")
+        text = [(trigger_pattern(left, body), caseless) for left, body, caseless in triggers]
+        if sensitive_keys:
+            text += [(p, False) for p in TEXT_PATTERNS]
+        element = [(p, False) for p in ELEMENT_PATTERNS[1:]]
+        if sensitive_keys:
+            element.insert(0, (ELEMENT_PATTERNS[0], False))
+        self._patterns = text + element
+        self._text_count = len(text)  # ids below this matter in text; the rest in protobuf only
+        self._levels = json_nesting
+        self._max_bytes = max_bytes
+        self._local = threading.local()
+
+    def _state(self) -> tuple[Any, _Hits]:
+        state = getattr(self._local, "state", None)
+        if state is None:
+            assert _hs is not None
+            db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
+            db.compile(
+                expressions=[p for p, _ in self._patterns],
+                ids=list(range(len(self._patterns))),
+                flags=[
+                    _hs.HS_FLAG_SINGLEMATCH | (_hs.HS_FLAG_CASELESS if caseless else 0)
+                    for _, caseless in self._patterns
+                ],
+                elements=len(self._patterns),
+            )
+            state = (db, _Hits())
+            self._local.state = state
+        return state  # type: ignore[no-any-return]
+
+    def _first_hit(self, data: bytes) -> int:
+        db, hits = self._state()
+        hits.first = -1
+        db.scan(json_views(data, self._levels), match_event_handler=hits.handler)
+        return hits.first
+
+    def _locate_state(self) -> tuple[Any, list[int], Any]:
+        state = getattr(self._local, "locate", None)
+        if state is None:
+            assert _hs is not None
+            db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
+            db.compile(  # every match reported, to tell which element it is in
+                expressions=[p for p, _ in self._patterns],
+                ids=list(range(len(self._patterns))),
+                flags=[_hs.HS_FLAG_CASELESS if caseless else 0 for _, caseless in self._patterns],
+                elements=len(self._patterns),
+            )
+            ends: list[int] = []
+            append = ends.append
+
+            def on_match(_index: int, _start: int, end: int, _flags: int, _ctx: object) -> bool:
+                append(end)
+                return len(ends) >= _MAX_LOCATED_MATCHES
+
+            state = (db, ends, on_match)
+            self._local.locate = state
+        return state  # type: ignore[no-any-return]
+
+    def flag_elements(self, serialized: Sequence[bytes]) -> set[int] | None:
+        """Indices of the elements that are not clean (see :meth:`clean_element`), in one pass.
+
+        None means "all of them" (so many hits that looking element by element is pointless).
+        """
+        segments = [
+            json_views(part, self._levels) if len(part) <= self._max_bytes else b"" for part in serialized
+        ]
+        flagged = {i for i, part in enumerate(serialized) if len(part) > self._max_bytes}
+        starts = [0]
+        total = 0
+        for segment in segments:
+            total += len(segment) + 1
+            starts.append(total)
+        db, ends, on_match = self._locate_state()
+        ends.clear()
+        try:
+            db.scan(b"\n".join(segments), match_event_handler=on_match)
+        except _hs.ScanTerminated:
+            return None
+        for end in ends:
+            flagged.add(bisect.bisect_right(starts, end - 1) - 1)
+        return flagged
+
+    def clean_element(self, serialized: bytes) -> bool:
+        """True if walking the element these canonical (upb) bytes encode would change nothing."""
+        if len(serialized) > self._max_bytes:
+            return False
+        return self._first_hit(serialized) < 0
+
+    def clean_text(self, text: str) -> bool:
+        """True if redacting ``text`` as a string value (JSON-aware, under a non-sensitive key)
+        would change nothing."""
+        if len(text) > self._max_bytes:
+            return False
+        first = self._first_hit(text.encode("utf-8", "surrogatepass"))
+        return first < 0 or first >= self._text_count
