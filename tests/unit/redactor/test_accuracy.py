@@ -8,7 +8,6 @@ comes from ``python -m benchmarks.redactor_accuracy``.
 from __future__ import annotations
 
 import pytest
-from spanline.redactor.detectors import BUILTIN_DETECTORS, Scanner, builtin_detectors
 
 from benchmarks.redactor_accuracy import (
     PII_TYPES,
@@ -19,6 +18,7 @@ from benchmarks.redactor_accuracy import (
     evaluate,
     load,
 )
+from spanline.redactor.detectors import BUILTIN_DETECTORS, Scanner, builtin_detectors
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from spanline.redactor.commands import add_commands
 
 OTLP = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from spanline.redactor.checksums import iban_valid, luhn_valid
 from spanline.redactor.detectors import BUILTIN_DETECTORS, Scanner, builtin_detectors
 from spanline.redactor.detectors.scanner import HYPERSCAN_AVAILABLE

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
+
 from spanline.redactor.engine import REDACTION_ATTR, Redactor
 from spanline.redactor.policy import parse_policy
 from spanline.v1.spanline_pb2 import AuditCount
@@ -276,9 +278,9 @@ def _without_summaries(td: TracesData) -> bytes:
     copy = TracesData()
     copy.CopyFrom(td)
     for rs in copy.resource_spans:
-        for container in [rs.resource, *(ss.scope for ss in rs.scope_spans)] + [
-            s for ss in rs.scope_spans for s in ss.spans
-        ]:
+        containers: list[Any] = [rs.resource, *(ss.scope for ss in rs.scope_spans)]
+        containers += [s for ss in rs.scope_spans for s in ss.spans]
+        for container in containers:
             keep = [a for a in container.attributes if a.key != REDACTION_ATTR]
             del container.attributes[:]
             container.attributes.extend(keep)

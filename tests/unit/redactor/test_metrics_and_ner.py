@@ -7,6 +7,7 @@ import sys
 
 import pytest
 from prometheus_client import REGISTRY
+
 from spanline.redactor import metrics
 from spanline.redactor.config import RedactorSettings
 from spanline.redactor.engine import Redactor

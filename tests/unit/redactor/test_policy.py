@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from spanline.redactor.config import RedactorSettings
 from spanline.redactor.detectors import BUILTIN_DETECTORS
 from spanline.redactor.engine import Redactor

@@ -11,6 +11,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 from prometheus_client import REGISTRY
+
 from spanline.redactor.detectors.numbers import NumberDetector
 from spanline.redactor.engine import Redactor
 from spanline.redactor.errors import RedactionError, UndecodableError

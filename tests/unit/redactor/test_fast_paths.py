@@ -1,0 +1,491 @@
+"""The engine's fast paths change nothing: same messages, same reports as the reference walk.
+
+``Redactor(fast_paths=False)`` walks every element, parses every JSON document and scans
+every text on its own (the algorithm before the prefilter skipped anything). These tests
+run both on generated data built to hit the corners the fast paths reason about: JSON
+escapes (``\\u``, surrogate pairs, ``\\\\n``), JSON inside JSON, sensitive keys spelled with
+Unicode case folds or a trailing newline, long integers, invalid UTF-8 in ``bytes_value``,
+detector look-alikes behind word characters, client-sent ``spanline.redaction``, deny and
+allow lists, pseudonyms, drop actions, too-deep JSON and the string length limit. The
+generator is seeded, so a failure names its seed and reproduces.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
+from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
+from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+
+from spanline.redactor.detectors import BUILTIN_DETECTORS, SENSITIVE_KEY, Scanner, builtin_detectors
+from spanline.redactor.detectors.scanner import HYPERSCAN_AVAILABLE
+from spanline.redactor.engine import REDACTION_ATTR, Limits, RedactionError, Redactor
+from spanline.redactor.policy import parse_policy
+from spanline.redactor.prefilter import SENSITIVE_KEY_ENDINGS, Prefilter, json_views, unescape_json
+
+pytestmark = pytest.mark.skipif(not HYPERSCAN_AVAILABLE, reason="the fast paths need hyperscan")
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+CORPUS = [
+    json.loads(line)["text"]
+    for name in ("pii_corpus.jsonl", "secrets_corpus.jsonl")
+    for line in (DATA / name).read_text(encoding="utf-8").splitlines()
+    if line.strip()
+]
+
+FRAGMENTS = [
+    "gpt-4o-2024-08-06",
+    "claude-sonnet-4-5-20250929",
+    "call_8b5ab3ee4265bb3153740902",
+    "chatcmpl-0cb1658cda1495e60af5",
+    "conv_cd0216353d03",
+    "call_ee4265bb3153740902de89",
+    "x_GB82WEST12345698765432",
+    "-GB82WEST12345698765432",
+    "\u00e9GB82 WEST 1234 5698 7654 32",
+    "DE89 3704 0044 0532 0130 00",
+    "de89370400440532013000",
+    "4111 1111 1111 1111",
+    "a4111111111111111",
+    "_4111111111111111",
+    ".4111111111111111",
+    "-4111-1111-1111-1111",
+    "\u00e94111111111111111",
+    "(415) 555-2671",
+    "+44\u00a020\u00a07946\u00a00958",
+    "call me: 555-123-4567",
+    "2024-03-15 10:45:12",
+    "v1.2.3.4",
+    "10.1.2.3",
+    "fe80::1",
+    "2001:db8::8a2e:370:7334",
+    "219-09-9999",
+    "ssn 123456789",
+    "alice@example.com",
+    "b\u00fccher@b\u00fccher.de",
+    "x@[10.0.0.1]",
+    "user@localhost",
+    "postgres://app:Sup3rS3cret@db.internal:5432/app",
+    "Authorization: Bearer abcdef1234567890",
+    "password=hunter22",
+    '"api_key": "k-123456"',
+    "sk-proj-Ab3dEfGh1jKlMnOpQrStUvWxYz0123456789AbCd",
+    "task-Ab3dEfGh1jKlMnOpQrStUvWxYz0123456789",
+    "AKIAIOSFODNN7EXAMPLE",
+    "aws secret wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "ghp_0123456789abcdefghijklmnopqrstuvwxyz",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJlMTIz",
+    "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",
+    "<EMAIL>",
+    "<CARD:9f3a1c2b>",
+    REDACTION_ATTR,
+    "token_count",
+    "\\u0040",
+    "\\",
+    '"',
+    "\n",
+    "\t",
+    "/",
+    "\ud83d\ude00",
+    "\u2019",
+    "",
+]
+
+KEYS = [
+    "role",
+    "content",
+    "type",
+    "id",
+    "arguments",
+    "max_tokens",
+    "input_tokens",
+    "password",
+    "PASSWORD",
+    "pa\u017fsword",
+    "db.password\n",
+    "client_secret",
+    "api-\u212aey",
+    "x-api-key",
+    "Authorization",
+    "author\u0131zation",
+    "session_token",
+    "token",
+    "tokens",
+    "set-cookie",
+    "credentials",
+    "keyboard",
+    "http.request.header.cookie",
+    "alice@example.com",
+    "card 4111 1111 1111 1111",
+    "Content-Type",
+    REDACTION_ATTR,
+    "enduser.id",
+    "",
+]
+
+
+def _text(rng: random.Random) -> str:
+    parts: list[str] = []
+    for _ in range(rng.randrange(1, 5)):
+        roll = rng.random()
+        if roll < 0.3:
+            parts.append(rng.choice(FRAGMENTS))
+        elif roll < 0.5:
+            parts.append(rng.choice(CORPUS))
+        elif roll < 0.6:
+            parts.append(str(rng.choice([1, -1]) * rng.randrange(10**12)))
+        else:
+            parts.append(
+                " ".join(rng.choice(["the", "order", "is", "late", "AT", "be", "id", "ok"]) for _ in range(4))
+            )
+    sep = rng.choice(["", " ", "\n", '"', "_", "-", ":", "\\", "\u00e9"])
+    text = sep.join(parts)
+    if rng.random() < 0.05:
+        text += "\ud800"  # a lone surrogate: only reachable through a JSON \u escape
+    return text
+
+
+def _json_value(rng: random.Random, depth: int) -> Any:
+    roll = rng.random()
+    if depth > 0 and roll < 0.25:
+        return {rng.choice(KEYS): _json_value(rng, depth - 1) for _ in range(rng.randrange(0, 4))}
+    if depth > 0 and roll < 0.45:
+        return [_json_value(rng, depth - 1) for _ in range(rng.randrange(0, 4))]
+    if depth > 0 and roll < 0.55:
+        return _json_text(rng, depth - 1)  # JSON inside a JSON string
+    if roll < 0.65:
+        return rng.choice([0, 7, 10**8, 4111111111111111, -(10**9) - 7, 5551234567, 1718000000])
+    if roll < 0.7:
+        return rng.choice([True, False, None, 1.5, 1e20])
+    return _text(rng)
+
+
+def _json_text(rng: random.Random, depth: int) -> str:
+    doc = _json_value(rng, depth)
+    if not isinstance(doc, dict | list):
+        doc = [doc]
+    style = rng.randrange(4)
+    if style == 0:
+        out = json.dumps(doc)
+    elif style == 1:
+        out = json.dumps(doc, ensure_ascii=False)
+    elif style == 2:
+        out = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+    else:
+        out = json.dumps(doc, indent=2)
+    if rng.random() < 0.05:
+        out = out[: max(1, len(out) // 2)]  # looks like JSON, is not
+    return rng.choice(["", " ", "\n"]) + out
+
+
+def _utf8(s: str) -> str:
+    """Protobuf strings are UTF-8: a lone surrogate cannot be stored raw."""
+    return s.encode("utf-8", "replace").decode("utf-8")
+
+
+def _any_value(rng: random.Random, depth: int) -> AnyValue:
+    roll = rng.random()
+    if depth > 0 and roll < 0.1:
+        return AnyValue(
+            array_value=ArrayValue(values=[_any_value(rng, depth - 1) for _ in range(rng.randrange(3))])
+        )
+    if depth > 0 and roll < 0.2:
+        values = [KeyValue(key=_utf8(rng.choice(KEYS)), value=_any_value(rng, depth - 1)) for _ in range(2)]
+        return AnyValue(kvlist_value=KeyValueList(values=values))
+    if roll < 0.3:
+        return AnyValue(int_value=rng.choice([3, 10**8 - 1, 10**8, 4111111111111111, -5551234567, 2**62]))
+    if roll < 0.35:
+        return AnyValue(double_value=0.7)
+    if roll < 0.4:
+        return AnyValue(bool_value=True)
+    if roll < 0.47:
+        raw = _utf8(_text(rng)).encode()
+        if rng.random() < 0.5:
+            raw = raw[:3] + b"\xff\xc2" + raw[3:]  # invalid UTF-8 is allowed in bytes
+        return AnyValue(bytes_value=raw)
+    if roll < 0.7:
+        return AnyValue(string_value=_utf8(_json_text(rng, 3)))
+    return AnyValue(string_value=_utf8(_text(rng)))
+
+
+def _attributes(rng: random.Random, n: int) -> list[KeyValue]:
+    return [KeyValue(key=_utf8(rng.choice(KEYS)), value=_any_value(rng, 2)) for _ in range(n)]
+
+
+def _traces(rng: random.Random) -> TracesData:
+    td = TracesData()
+    for _ in range(rng.randrange(1, 3)):
+        rs = td.resource_spans.add()
+        rs.resource.attributes.extend(_attributes(rng, rng.randrange(3)))
+        ss = rs.scope_spans.add()
+        ss.scope.name = "scope"
+        ss.scope.attributes.extend(_attributes(rng, rng.randrange(2)))
+        for _ in range(rng.randrange(1, 4)):
+            span = ss.spans.add(
+                trace_id=rng.randbytes(16),
+                span_id=rng.randbytes(8),
+                name=_utf8(rng.choice(["chat", _text(rng)])),
+            )
+            span.attributes.extend(_attributes(rng, rng.randrange(6)))
+            if rng.random() < 0.3:
+                event = span.events.add(name=_utf8(_text(rng)))
+                event.attributes.extend(_attributes(rng, 2))
+            if rng.random() < 0.2:
+                link = span.links.add(trace_id=rng.randbytes(16), span_id=rng.randbytes(8))
+                link.attributes.extend(_attributes(rng, 2))
+            if rng.random() < 0.3:
+                span.status.message = _utf8(_text(rng))
+    return td
+
+
+def _logs(rng: random.Random) -> LogsData:
+    ld = LogsData()
+    rl = ld.resource_logs.add()
+    rl.resource.attributes.extend(_attributes(rng, rng.randrange(3)))
+    sl = rl.scope_logs.add()
+    for _ in range(rng.randrange(1, 4)):
+        record = sl.log_records.add()
+        if rng.random() < 0.8:
+            record.body.CopyFrom(_any_value(rng, 2))
+        record.attributes.extend(_attributes(rng, rng.randrange(4)))
+        if rng.random() < 0.5:
+            record.event_name = _utf8(rng.choice(["gen_ai.user.message", _text(rng)]))
+    return ld
+
+
+POLICIES: dict[str, dict[str, Any]] = {
+    "default": {},
+    "pseudonyms_and_drops": {
+        "default_action": "pseudonymize",
+        "detectors": {"card": "drop", "credential": "drop", "ip": "off"},
+    },
+    "deny_list": {"attributes": {"mode": "deny", "keys": ["enduser.*", "*.cookie", "Content-Type"]}},
+    "allow_list": {"attributes": {"mode": "allow", "keys": ["gen_ai.*", "role", "content"]}},
+    "no_credential": {"detectors": {"credential": "off", "email": "drop"}},
+}
+
+
+def _pair(policy: str, limits: Limits | None = None) -> tuple[Redactor, Redactor]:
+    parsed = parse_policy(POLICIES[policy])
+    return (
+        Redactor(parsed, pseudonym_secret="s3cret", limits=limits),
+        Redactor(parsed, pseudonym_secret="s3cret", limits=limits, fast_paths=False),
+    )
+
+
+def _outcome(redactor: Redactor, payload: bytes, signal: str) -> tuple[object, ...]:
+    try:
+        out, report = redactor.redact_payload(payload, signal, "p")  # type: ignore[arg-type]
+    except RedactionError as exc:
+        return ("error", type(exc).__name__, str(exc))
+    message = TracesData() if signal == "traces" else LogsData()
+    message.ParseFromString(out)
+    return ("ok", message, sorted(report.counts.items()))
+
+
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_generated_messages_redact_identically(policy: str) -> None:
+    fast, reference = _pair(policy)
+    for seed in range(120):
+        rng = random.Random(f"{policy}-{seed}")
+        for signal, message in (("traces", _traces(rng)), ("logs", _logs(rng))):
+            payload = message.SerializeToString()
+            assert _outcome(fast, payload, signal) == _outcome(reference, payload, signal), (
+                policy,
+                seed,
+                signal,
+            )
+
+
+def test_limits_behave_identically() -> None:
+    """Too-deep JSON falls back to text and over-long strings fail, with or without fast paths."""
+    fast, reference = _pair("default", Limits(max_json_depth=3, max_string_chars=400))
+    errors = 0
+    for seed in range(150):
+        rng = random.Random(f"limits-{seed}")
+        payload = _traces(rng).SerializeToString()
+        expected = _outcome(reference, payload, "traces")
+        assert _outcome(fast, payload, "traces") == expected, seed
+        errors += expected[0] == "error"
+    assert 0 < errors < 150  # both outcomes were exercised
+
+
+@pytest.mark.parametrize("policy", ["default", "pseudonyms_and_drops"])
+def test_generated_values_redact_identically(policy: str) -> None:
+    fast, reference = _pair(policy)
+    for seed in range(400):
+        rng = random.Random(f"value-{seed}")
+        value = _json_text(rng, 4) if seed % 2 else _text(rng)
+        key = rng.choice([None, "gen_ai.input.messages", "password"])
+        assert fast.redact_text(value, "p", key=key) == reference.redact_text(value, "p", key=key), seed
+
+
+def test_corpus_lines_in_json_and_otlp_redact_identically() -> None:
+    fast, reference = _pair("default")
+    for i in range(0, len(CORPUS), 3):
+        text = CORPUS[i]
+        doc = json.dumps(
+            [{"role": "user", "parts": [{"type": "text", "content": text}]}], ensure_ascii=i % 2 == 0
+        )
+        assert fast.redact_text(doc, "p") == reference.redact_text(doc, "p"), text
+        td = TracesData()
+        span = td.resource_spans.add().scope_spans.add().spans.add(name="chat")
+        span.attributes.extend(
+            [
+                KeyValue(key="gen_ai.input.messages", value=AnyValue(string_value=doc)),
+                KeyValue(key="note", value=AnyValue(string_value=text)),
+            ]
+        )
+        payload = td.SerializeToString()
+        assert _outcome(fast, payload, "traces") == _outcome(reference, payload, "traces"), text
+
+
+@pytest.mark.parametrize("plant_pii", [False, True])
+def test_loadgen_traffic_redacts_identically(plant_pii: bool) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+    from benchmarks.redactor_bench import loadgen_payloads
+
+    payloads, _ = loadgen_payloads(400, plant_pii)
+    fast, reference = _pair("default")
+    unchanged = 0
+    for payload in payloads:
+        assert _outcome(fast, payload, "traces") == _outcome(reference, payload, "traces")
+        unchanged += fast.redact_payload(payload, "traces", "p")[0] is payload
+    assert unchanged > 0 if not plant_pii else True
+
+
+def test_unchanged_payload_is_returned_as_is_and_client_attribute_still_removed() -> None:
+    redactor = Redactor()
+    td = TracesData()
+    span = td.resource_spans.add().scope_spans.add().spans.add(name="chat")
+    span.attributes.append(
+        KeyValue(key="gen_ai.request.model", value=AnyValue(string_value="gpt-4o-2024-08-06"))
+    )
+    payload = td.SerializeToString()
+    out, report = redactor.redact_payload(payload, "traces", "p")
+    assert out is payload and not report.counts
+    span.attributes.append(KeyValue(key=REDACTION_ATTR, value=AnyValue(string_value="email=0")))
+    out, _ = redactor.redact_payload(td.SerializeToString(), "traces", "p")
+    parsed = TracesData()
+    parsed.ParseFromString(out)
+    assert [kv.key for kv in parsed.resource_spans[0].scope_spans[0].spans[0].attributes] == [
+        "gen_ai.request.model"
+    ]
+
+
+# -- the building blocks -----------------------------------------------------------------
+
+
+def test_json_views_expose_every_decoded_leaf() -> None:
+    """What json.loads yields for a string leaf is a substring of the views, at any nesting."""
+    for seed in range(300):
+        rng = random.Random(f"views-{seed}")
+        leaf = _text(rng) + rng.choice(
+            ["", "\\", '"', "\\n", "\U0001f600", "\ud83d\ude00", "\ud800x", "\\u0040"]
+        )
+        inner = json.dumps({"k": [leaf]}, ensure_ascii=rng.random() < 0.5)
+        outer = json.dumps([inner, {"x": inner}], ensure_ascii=rng.random() < 0.5)
+        wrapped = b"\x0a" + bytes([len(outer) % 128]) + outer.encode("utf-8", "surrogatepass")
+        views = json_views(wrapped, 4)
+        decoded_inner = json.loads(outer)[0]
+        decoded_leaf = json.loads(decoded_inner)["k"][0]  # surrogate pairs escaped apart come back joined
+        assert decoded_inner.encode("utf-8", "surrogatepass") in views, seed
+        assert decoded_leaf.encode("utf-8", "surrogatepass") in views, seed
+
+
+def test_unescape_json_decodes_like_json() -> None:
+    for s in ["a\\\\nb", 'q\\"', "\\ud83d\\ude00", "\\ud800\\u0041", "\\u00e9\\/\\b\\f\\t\\r", "\\\\\\n"]:
+        doc = f'"{s}"'
+        assert unescape_json(doc.encode()) == f'"{json.loads(doc)}"'.encode("utf-8", "surrogatepass"), s
+
+
+def test_sensitive_key_patterns_cover_the_key_regex() -> None:
+    """Every key SENSITIVE_KEY accepts is caught in JSON and in a serialised KeyValue."""
+    prefilter = Prefilter([], sensitive_keys=True, json_nesting=4, max_bytes=1 << 20)
+    rng = random.Random(7)
+    folds = {"s": "\u017f", "k": "\u212a", "i": "\u0131", "I": "\u0130"}
+    checked = 0
+    for _ in range(3000):
+        word = rng.choice((*SENSITIVE_KEY_ENDINGS, "client_secret", "x-api-key", "api_key", "refresh-token"))
+        word = "".join(
+            folds.get(c, c) if rng.random() < 0.2 else (c.upper() if rng.random() < 0.3 else c) for c in word
+        )
+        key = (
+            rng.choice(["", "db.", "x_", "a-", "my ", "http.request.header."])
+            + word
+            + rng.choice(["", "\n", "s"])
+        )
+        if SENSITIVE_KEY.search(key) is None:
+            continue
+        checked += 1
+        assert not prefilter.clean_text(json.dumps({key: "v"}, ensure_ascii=rng.random() < 0.5)), key
+        kv = KeyValue(key=key, value=AnyValue(string_value="v")).SerializeToString()
+        assert not prefilter.clean_element(kv), key
+    assert checked > 1000
+
+
+def test_element_triggers_fire_wherever_a_finding_can_be() -> None:
+    """Context-aware triggers are a superset of findings: as text, as a JSON leaf, as a protobuf string."""
+    scanner = Scanner(builtin_detectors(frozenset(BUILTIN_DETECTORS)), prefilter=False)
+    prefilter = Prefilter(
+        Scanner(builtin_detectors(frozenset(BUILTIN_DETECTORS))).element_triggers(),
+        sensitive_keys=False,
+        json_nesting=4,
+        max_bytes=1 << 20,
+    )
+    texts = CORPUS + FRAGMENTS
+    for text in texts:
+        findings = scanner.scan(text)
+        if not findings:
+            continue
+        assert not prefilter.clean_text(json.dumps([text], ensure_ascii=False)), text
+        for kv in (
+            KeyValue(key="k", value=AnyValue(string_value=text)),
+            KeyValue(key="k", value=AnyValue(array_value=ArrayValue(values=[AnyValue(string_value=text)]))),
+        ):
+            assert not prefilter.clean_element(kv.SerializeToString()), text
+
+
+def test_scanner_flags_every_text_with_a_finding() -> None:
+    scanner = Scanner(builtin_detectors(frozenset(BUILTIN_DETECTORS)))
+    texts = CORPUS + FRAGMENTS
+    for batch in range(0, len(texts), 12):
+        chunk = texts[batch : batch + 12]
+        flagged = scanner.flag_texts(chunk)
+        assert flagged is not None  # (None would mean "all": too many hits to locate them)
+        for index, text in enumerate(chunk):
+            if scanner.scan(text):
+                assert index in flagged, text
+
+
+def test_masks_are_not_flagged_again() -> None:
+    assert re.fullmatch(r"<[A-Z_]+>", "<EMAIL>")
+    out, _ = Redactor().redact_text(json.dumps({"a": "<EMAIL> and <CARD:9f3a1c2b>"}), "p")
+    assert json.loads(out) == {"a": "<EMAIL> and <CARD:9f3a1c2b>"}
+
+
+def test_json_in_json_with_a_sensitive_key_the_triggers_do_not_see() -> None:
+    """'cookie' is no trigger word: the inner document must be walked because it is JSON."""
+    fast, reference = _pair("default")
+    inner = json.dumps({"set-cookie": "abc"})
+    for doc in (json.dumps([inner]), json.dumps({"headers": inner}), json.dumps({"h": [inner, "x"]})):
+        out, report = fast.redact_text(doc, "p")
+        assert (out, report) == reference.redact_text(doc, "p")
+        assert "abc" not in out and report.counts
+
+
+def test_bytes_values_are_always_walked() -> None:
+    """Undecodable bytes are scanned as surrogate escapes, not as the raw bytes: no shortcut."""
+    prefilter = Prefilter([], sensitive_keys=True, json_nesting=4, max_bytes=1 << 20)
+    for raw in (b"", b"plain", b"\xff\xfe"):
+        kv = KeyValue(key="k", value=AnyValue(bytes_value=raw))
+        assert not prefilter.clean_element(kv.SerializeToString())
+        nested = KeyValue(key="k", value=AnyValue(array_value=ArrayValue(values=[AnyValue(bytes_value=raw)])))
+        assert not prefilter.clean_element(nested.SerializeToString())
