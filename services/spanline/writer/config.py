@@ -34,7 +34,11 @@ class WriterSettings(Section):
         description="password for an http(s) DSN, when it should not sit inside the DSN itself",
     )
     database: str = Field(default="spanline", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    batch_max_rows: int = Field(default=50_000, ge=1, description="flush a table's batch at this many rows")
+    batch_max_rows: int = Field(
+        default=10_000,
+        ge=4,
+        description="flush after about this many rows (counted as messages x 4: a message is one trace piece)",
+    )
     batch_max_bytes: int = Field(
         default=64 * 1024 * 1024, ge=1024, description="flush a table's batch at this many message bytes"
     )
