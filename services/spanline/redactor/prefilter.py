@@ -175,8 +175,14 @@ def unescape_json(data: bytes) -> bytes:
 
 def json_views(data: bytes, levels: int) -> bytes:
     """``data`` and up to ``levels`` successively unescaped views of it, joined by newlines."""
+    views = json_view_list(data, levels)
+    return views[0] if len(views) == 1 else b"\n".join(views)
+
+
+def json_view_list(data: bytes, levels: int) -> list[bytes]:
+    """``data`` and up to ``levels`` successively unescaped views of it."""
     if b"\\" not in data or _ANY_ESCAPE.search(data) is None:  # (binary ids hold stray backslashes)
-        return data
+        return [data]
     views = [data]
     current = data
     for _ in range(levels):
@@ -187,7 +193,7 @@ def json_views(data: bytes, levels: int) -> bytes:
         current = decoded
         if b"\\" not in current:
             break
-    return b"\n".join(views)
+    return views
 
 
 def _attribute_lists() -> tuple[Any, Any]:
@@ -248,16 +254,34 @@ class _Hits:
         self.handler = handler
 
 
-class Prefilter:
-    """One Hyperscan database: detector triggers plus the patterns listed in the module doc.
+def _compile(patterns: Sequence[tuple[bytes, bool, int]], single: bool) -> Any:
+    assert _hs is not None
+    db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
+    db.compile(
+        expressions=[p for p, _, _ in patterns],
+        ids=[i for _, _, i in patterns],
+        flags=[
+            (_hs.HS_FLAG_SINGLEMATCH if single else 0) | (_hs.HS_FLAG_CASELESS if caseless else 0)
+            for _, caseless, _ in patterns
+        ],
+        elements=len(patterns),
+    )
+    return db
 
+
+class Prefilter:
+    """Hyperscan databases of detector triggers plus the patterns listed in the module doc.
+
+    Triggers come in groups, one database each: Hyperscan slows down several-fold when
+    patterns that start with a character class rather than a literal share a database
+    (the context-aware triggers of numbers, IBANs and emails), while each alone is cheap.
     Shared by every project with the same detectors (like :class:`Scanner`); thread-safe
-    (database and scratch per thread).
+    (databases and scratch per thread).
     """
 
     def __init__(
         self,
-        triggers: Sequence[tuple[str | None, str, bool]],
+        trigger_groups: Sequence[Sequence[tuple[str | None, str, bool]]],
         *,
         sensitive_keys: bool,
         json_nesting: int,
@@ -265,53 +289,54 @@ class Prefilter:
     ) -> None:
         if not HYPERSCAN_AVAILABLE:
             raise RuntimeError("the prefilter needs hyperscan")
-        text = [(trigger_pattern(left, body), caseless) for left, body, caseless in triggers]
+        groups: list[list[tuple[bytes, bool]]] = [
+            [(trigger_pattern(left, body), caseless) for left, body, caseless in group]
+            for group in trigger_groups
+        ]
+        if not groups:
+            groups = [[]]
+        # Ids below text_count matter in text (JSON documents); the rest only in protobuf.
         if sensitive_keys:
-            text += [(p, False) for p in TEXT_PATTERNS]
+            groups[0] += [(p, False) for p in TEXT_PATTERNS]
         element = [(p, False) for p in ELEMENT_PATTERNS[1:]]
         if sensitive_keys:
             element.insert(0, (ELEMENT_PATTERNS[0], False))
-        self._patterns = text + element
-        self._text_count = len(text)  # ids below this matter in text; the rest in protobuf only
+        numbered: list[list[tuple[bytes, bool, int]]] = []
+        next_id = 0
+        for group in groups:
+            numbered.append([(p, c, next_id + i) for i, (p, c) in enumerate(group)])
+            next_id += len(group)
+        self._text_count = next_id
+        numbered[0] += [(p, c, next_id + i) for i, (p, c) in enumerate(element)]
+        self._groups = [group for group in numbered if group]
+        self._patterns_all = [p for group in self._groups for p in group]
         self._levels = json_nesting
         self._max_bytes = max_bytes
         self._local = threading.local()
 
-    def _state(self) -> tuple[Any, _Hits]:
+    def _state(self) -> tuple[list[Any], _Hits]:
         state = getattr(self._local, "state", None)
         if state is None:
-            assert _hs is not None
-            db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
-            db.compile(
-                expressions=[p for p, _ in self._patterns],
-                ids=list(range(len(self._patterns))),
-                flags=[
-                    _hs.HS_FLAG_SINGLEMATCH | (_hs.HS_FLAG_CASELESS if caseless else 0)
-                    for _, caseless in self._patterns
-                ],
-                elements=len(self._patterns),
-            )
-            state = (db, _Hits())
+            state = ([_compile(group, single=True) for group in self._groups], _Hits())
             self._local.state = state
         return state  # type: ignore[no-any-return]
 
-    def _first_hit(self, data: bytes) -> int:
-        db, hits = self._state()
-        hits.first = -1
-        db.scan(json_views(data, self._levels), match_event_handler=hits.handler)
-        return hits.first
+    def _hit(self, data: bytes, limit: int) -> bool:
+        """Whether a pattern with id below ``limit`` matches ``data`` or its JSON views."""
+        dbs, hits = self._state()
+        views = json_view_list(data, self._levels)  # scanned one by one: no joined copy of big values
+        handler = hits.handler
+        for db in dbs:
+            for view in views:
+                hits.first = -1
+                db.scan(view, match_event_handler=handler)
+                if 0 <= hits.first < limit:
+                    return True
+        return False
 
-    def _locate_state(self) -> tuple[Any, list[int], Any]:
+    def _locate_state(self) -> tuple[list[Any], list[int], Any]:
         state = getattr(self._local, "locate", None)
         if state is None:
-            assert _hs is not None
-            db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
-            db.compile(  # every match reported, to tell which element it is in
-                expressions=[p for p, _ in self._patterns],
-                ids=list(range(len(self._patterns))),
-                flags=[_hs.HS_FLAG_CASELESS if caseless else 0 for _, caseless in self._patterns],
-                elements=len(self._patterns),
-            )
             ends: list[int] = []
             append = ends.append
 
@@ -319,12 +344,14 @@ class Prefilter:
                 append(end)
                 return len(ends) >= _MAX_LOCATED_MATCHES
 
-            state = (db, ends, on_match)
+            # Every match reported, to tell which element it is in.
+            state = ([_compile(group, single=False) for group in self._groups], ends, on_match)
             self._local.locate = state
         return state  # type: ignore[no-any-return]
 
     def flag_elements(self, serialized: Sequence[bytes]) -> set[int] | None:
-        """Indices of the elements that are not clean (see :meth:`clean_element`), in one pass.
+        """Indices of the elements that are not clean (see :meth:`clean_element`), in one pass
+        per database.
 
         None means "all of them" (so many hits that looking element by element is pointless).
         """
@@ -337,26 +364,27 @@ class Prefilter:
         for segment in segments:
             total += len(segment) + 1
             starts.append(total)
-        db, ends, on_match = self._locate_state()
-        ends.clear()
-        try:
-            db.scan(b"\n".join(segments), match_event_handler=on_match)
-        except _hs.ScanTerminated:
-            return None
-        for end in ends:
-            flagged.add(bisect.bisect_right(starts, end - 1) - 1)
+        dbs, ends, on_match = self._locate_state()
+        data = b"\n".join(segments)
+        for db in dbs:
+            ends.clear()
+            try:
+                db.scan(data, match_event_handler=on_match)
+            except _hs.ScanTerminated:
+                return None
+            for end in ends:
+                flagged.add(bisect.bisect_right(starts, end - 1) - 1)
         return flagged
 
     def clean_element(self, serialized: bytes) -> bool:
         """True if walking the element these canonical (upb) bytes encode would change nothing."""
         if len(serialized) > self._max_bytes:
             return False
-        return self._first_hit(serialized) < 0
+        return not self._hit(serialized, len(self._patterns_all))
 
     def clean_text(self, text: str) -> bool:
         """True if redacting ``text`` as a string value (JSON-aware, under a non-sensitive key)
         would change nothing."""
         if len(text) > self._max_bytes:
             return False
-        first = self._first_hit(text.encode("utf-8", "surrogatepass"))
-        return first < 0 or first >= self._text_count
+        return not self._hit(text.encode("utf-8", "surrogatepass"), self._text_count)

@@ -120,7 +120,7 @@ class CompiledPolicy:
             prefilter = prefilters.get(key) if prefilters is not None else None
             if prefilter is None:
                 prefilter = Prefilter(
-                    scanner.element_triggers(),
+                    scanner.element_trigger_groups(),
                     sensitive_keys=self.sensitive_keys,
                     json_nesting=limits.max_json_nesting,
                     max_bytes=limits.max_string_chars,

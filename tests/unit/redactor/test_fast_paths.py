@@ -435,7 +435,7 @@ def test_element_triggers_fire_wherever_a_finding_can_be() -> None:
     """Context-aware triggers are a superset of findings: as text, as a JSON leaf, as a protobuf string."""
     scanner = Scanner(builtin_detectors(frozenset(BUILTIN_DETECTORS)), prefilter=False)
     prefilter = Prefilter(
-        Scanner(builtin_detectors(frozenset(BUILTIN_DETECTORS))).element_triggers(),
+        Scanner(builtin_detectors(frozenset(BUILTIN_DETECTORS))).element_trigger_groups(),
         sensitive_keys=False,
         json_nesting=4,
         max_bytes=1 << 20,

@@ -114,9 +114,17 @@ class Scanner:
         """True if no detector can find anything in a text that none of the triggers matches."""
         return self.prefiltered and not self._always
 
-    def element_triggers(self) -> list[tuple[str | None, str, bool]]:
-        """``(left, body, caseless)`` for every detector (see ``TextDetector``), for the prefilter."""
-        return [spec for detector in self._detectors for spec in trigger_specs(detector)]
+    def element_trigger_groups(self) -> list[list[tuple[str | None, str, bool]]]:
+        """``(left, body, caseless)`` for every detector (see ``TextDetector``), for the prefilter:
+        the ordinary triggers in one group, each detector's own element triggers in another."""
+        plain: list[tuple[str | None, str, bool]] = []
+        own: list[list[tuple[str | None, str, bool]]] = []
+        for detector in self._detectors:
+            if getattr(detector, "element_triggers", None) is not None:
+                own.append(trigger_specs(detector))
+            else:
+                plain.extend(trigger_specs(detector))
+        return [plain, *own]
 
     def _state(self) -> tuple[Any, list[int], Any]:
         state = getattr(self._local, "state", None)
