@@ -52,6 +52,18 @@ async def _produce(settings: Any, topic: str, values: list[bytes]) -> None:
     await p.stop()
 
 
+def _consumer(settings: Any, src: str, strategy: Flaky, **policy: Any) -> StreamConsumer:
+    return StreamConsumer(
+        settings=settings.kafka,
+        topics=[src],
+        group_id=f"{src}-g",
+        strategy=strategy,
+        producer=Producer(settings.kafka),
+        service="test",
+        policy=BatchPolicy(**{"max_wait_s": 0.05, **policy}),
+    )
+
+
 async def _run_until(consumer: StreamConsumer, done: Any, timeout: float = 30) -> None:
     task = asyncio.create_task(consumer.run())
     try:
@@ -61,6 +73,7 @@ async def _run_until(consumer: StreamConsumer, done: Any, timeout: float = 30) -
     finally:
         consumer.stop()
         await asyncio.wait_for(task, 30)
+        await consumer.producer.stop()
 
 
 async def test_retry_pauses_then_commits_and_poison_goes_to_dlq(make_settings: Any) -> None:
@@ -70,18 +83,8 @@ async def test_retry_pauses_then_commits_and_poison_goes_to_dlq(make_settings: A
     await _produce(settings, src, values)
     strategy = Flaky(out, failures=3)
     retries_before = kmetrics.RETRIES._value.get()
-    producer = Producer(settings.kafka)
-    consumer = StreamConsumer(
-        settings=settings.kafka,
-        topics=[src],
-        group_id=f"{src}-g",
-        strategy=strategy,
-        producer=producer,
-        service="test",
-        policy=BatchPolicy(max_records=20, max_wait_s=0.05, retry_initial_s=0.05),
-    )
+    consumer = _consumer(settings, src, strategy, max_records=20, retry_initial_s=0.05)
     await _run_until(consumer, lambda: consumer.processed >= len(values))
-    await producer.stop()
     assert kmetrics.RETRIES._value.get() - retries_before >= 3
     assert sorted(strategy.seen) == sorted(values[:-1])
     dlq = await read_topic(settings.kafka.bootstrap, src + ".dlq", min_messages=1)
@@ -90,19 +93,9 @@ async def test_retry_pauses_then_commits_and_poison_goes_to_dlq(make_settings: A
 
     # Offsets were committed: the same group sees nothing new.
     again = Flaky(out)
-    producer2 = Producer(settings.kafka)
-    consumer2 = StreamConsumer(
-        settings=settings.kafka,
-        topics=[src],
-        group_id=f"{src}-g",
-        strategy=again,
-        producer=producer2,
-        service="test",
-        policy=BatchPolicy(max_wait_s=0.05),
-    )
+    consumer2 = _consumer(settings, src, again)
     await _run_until(consumer2, lambda: consumer2.ready, timeout=30)
     await asyncio.sleep(1.0)
-    await producer2.stop()
     assert again.seen == []
 
 
@@ -111,31 +104,11 @@ async def test_stop_while_dependency_down_leaves_batch_uncommitted(make_settings
     src, out = settings.topics.name("src"), settings.topics.name("out")
     await _produce(settings, src, [b"a0001", b"a0002"])
     down = Flaky(out, failures=10_000)
-    producer = Producer(settings.kafka)
-    consumer = StreamConsumer(
-        settings=settings.kafka,
-        topics=[src],
-        group_id=f"{src}-g",
-        strategy=down,
-        producer=producer,
-        service="test",
-        policy=BatchPolicy(max_wait_s=0.05, retry_initial_s=0.05),
-    )
+    consumer = _consumer(settings, src, down, retry_initial_s=0.05)
     await _run_until(consumer, lambda: down.calls >= 3)
-    await producer.stop()
     assert consumer.processed == 0
     # A healthy consumer of the same group replays both: nothing was committed.
     up = Flaky(out)
-    producer2 = Producer(settings.kafka)
-    consumer2 = StreamConsumer(
-        settings=settings.kafka,
-        topics=[src],
-        group_id=f"{src}-g",
-        strategy=up,
-        producer=producer2,
-        service="test",
-        policy=BatchPolicy(max_wait_s=0.05),
-    )
+    consumer2 = _consumer(settings, src, up)
     await _run_until(consumer2, lambda: len(up.seen) >= 2)
-    await producer2.stop()
     assert sorted(up.seen) == [b"a0001", b"a0002"]
