@@ -60,7 +60,8 @@ def any_value(value: AnyValue) -> Any:
     if which == "bool_value":
         return value.bool_value
     if which == "array_value":
-        return [any_value(v) for v in value.array_value.values]
+        # arrays are mostly strings (finish reasons, tags): one accessor call per such item
+        return [v.string_value or any_value(v) for v in value.array_value.values]
     if which == "kvlist_value":
         return {kv.key: any_value(kv.value) for kv in value.kvlist_value.values}
     if which == "bytes_value":

@@ -261,6 +261,9 @@ PAYLOAD_KEYS = frozenset(
     }
 )
 
+Take = Callable[[str, str], str]
+"""Removes a payload attribute and returns its text ("" when absent)."""
+
 KeyInfo = tuple[int, int, int]
 """(slot of the typed field the key feeds or -1, its priority for that field, F_* bits)."""
 
@@ -356,18 +359,16 @@ def extract_genai(attrs: dict[str, Any], has_flattened: bool | None = None) -> G
     values, conv, flat = _scan(attrs)
     if not conv:
         return GenAIFields()
-    r = resolve(values)
-    f = GenAIFields(conv, *r[:18])
-    _extract_payloads(f, attrs, r[18], r[19], flat)
+    r = resolve(values, conv, None)
+    f = GenAIFields(*r[:24])
+    _extract_payloads(f, attrs, r[24], r[25], flat)
     return f
 
 
 Resolved = tuple[Any, ...]
-"""``resolve``'s result: span_kind, operation, provider, request_model, response_model,
-input/output/cached/reasoning/total tokens, ttft_ms, finish_reasons (list), conversation_id,
-user_id, agent_name, agent_id, tool_name, tool_call_id (the GenAIFields order after
-``convention``), then the OpenInference span kind upper-cased and the Traceloop kind
-lower-cased (what the payload step needs)."""
+"""``resolve``'s result: the 24 :class:`GenAIFields` values in field order (convention ...
+tool_result), then the OpenInference span kind upper-cased and the Traceloop kind lower-cased
+(what the payload step needs)."""
 
 
 def _tokens(value: Any) -> int | None:
@@ -376,12 +377,14 @@ def _tokens(value: Any) -> int | None:
     return None if value is None else to_int(value)
 
 
-def resolve(values: list[Any]) -> Resolved:
-    """Typed fields from the best value per slot (filled by a scan); payloads are not touched.
+def resolve(values: list[Any], conv: str, take: Take | None) -> Resolved:
+    """Typed fields from the best value per slot (filled by a scan).
 
     Shared by :func:`extract_genai` and the span row builder's single-pass scan, so both
     resolve precedence, fallbacks and type coercion the same way. Slots hold ``None`` or a
     non-empty value; text fields accept any type (``str()``), as instrumentations disagree.
+    With ``take`` (see :func:`take_payloads`) the payload columns are filled too, for spans
+    without flattened message lists; without it they are left empty.
     """
     (
         operation,
@@ -408,55 +411,84 @@ def resolve(values: list[Any]) -> Resolved:
         reasons,
         single_reason,
     ) = values
-    oi_kind = _str(oi_kind)
-    tl_kind = _str(tl_kind)
-    oi_upper = oi_kind.upper()
-    tl_lower = tl_kind.lower()
+    # the common case of each field first: absent (None), or already the right type
+    oi_kind = "" if oi_kind is None else _str(oi_kind)
+    tl_kind = "" if tl_kind is None else _str(tl_kind)
+    oi_upper = oi_kind.upper() if oi_kind else ""
+    tl_lower = tl_kind.lower() if tl_kind else ""
 
     operation = "" if operation is None else operation if type(operation) is str else str(operation)
-    if not operation and oi_kind:
-        operation = _OI_KIND_TO_OPERATION.get(oi_upper, "")
     if not operation:
-        operation = _TL_REQUEST_TYPE_TO_OPERATION.get(_str(request_type).lower(), "")
-    if not operation and tl_kind:
-        operation = _TL_KIND_TO_OPERATION.get(tl_lower, "")
+        if oi_kind:
+            operation = _OI_KIND_TO_OPERATION.get(oi_upper, "")
+        if not operation and request_type is not None:
+            operation = _TL_REQUEST_TYPE_TO_OPERATION.get(_str(request_type).lower(), "")
+        if not operation and tl_kind:
+            operation = _TL_KIND_TO_OPERATION.get(tl_lower, "")
 
     provider = "" if provider is None else (provider if type(provider) is str else str(provider)).lower()
-    request_model = "" if request_model is None else _str(request_model)
-    response_model = "" if response_model is None else _str(response_model)
+    if type(request_model) is not str:
+        request_model = _str(request_model)
+    if type(response_model) is not str:
+        response_model = _str(response_model)
     if oi_model is not None:
         # OpenInference records the one model name it knows; it serves as both
         oi_model = _str(oi_model)
         response_model = response_model or oi_model
         request_model = request_model or oi_model
 
-    input_tokens = _tokens(input_tokens)
-    output_tokens = _tokens(output_tokens)
-    total_tokens = _tokens(total_tokens)
+    if type(input_tokens) is not int or input_tokens < 0:
+        input_tokens = _tokens(input_tokens)
+    if type(output_tokens) is not int or output_tokens < 0:
+        output_tokens = _tokens(output_tokens)
+    if cached_tokens is not None:
+        cached_tokens = _tokens(cached_tokens)
+    if reasoning_tokens is not None:
+        reasoning_tokens = _tokens(reasoning_tokens)
+    if total_tokens is not None:
+        total_tokens = _tokens(total_tokens)
     if total_tokens is None and input_tokens is not None and output_tokens is not None:
         total_tokens = input_tokens + output_tokens
-    seconds = to_float(ttft) if ttft is not None else None
+    ttft_ms = None
+    if ttft is not None:
+        seconds = to_float(ttft)
+        ttft_ms = seconds * 1000.0 if seconds is not None else None
 
-    conversation_id = "" if conversation_id is None else _str(conversation_id)
-    user_id = "" if user_id is None else _str(user_id)
-    agent_name = "" if agent_name is None else _str(agent_name)
-    agent_id = "" if agent_id is None else _str(agent_id)
-    tool_name = "" if tool_name is None else _str(tool_name)
-    tool_call_id = "" if tool_call_id is None else _str(tool_call_id)
+    if type(conversation_id) is not str:
+        conversation_id = _str(conversation_id)
+    if type(user_id) is not str:
+        user_id = _str(user_id)
+    if type(agent_name) is not str:
+        agent_name = _str(agent_name)
+    if type(agent_id) is not str:
+        agent_id = _str(agent_id)
+    if type(tool_name) is not str:
+        tool_name = _str(tool_name)
+    if type(tool_call_id) is not str:
+        tool_call_id = _str(tool_call_id)
     if tl_kind == "tool" and not tool_name:
         tool_name = _str(entity)
     if tl_kind == "agent" and not agent_name:
         agent_name = _str(entity)
 
     finish_reasons: list[str]
-    if isinstance(reasons, list):
-        finish_reasons = [r if isinstance(r, str) else str(r) for r in reasons]
+    if type(reasons) is list:
+        finish_reasons = [r if type(r) is str else str(r) for r in reasons]
+    elif reasons is None:
+        single = _str(single_reason)
+        finish_reasons = [single] if single else []
     elif isinstance(reasons, str):
         finish_reasons = _parse_str_list(reasons)
     else:
         single = _str(single_reason)
         finish_reasons = [single] if single else []
+
+    if take is None:
+        inp = out = system = arguments = result = ""
+    else:
+        inp, out, system, arguments, result = take_payloads(take, operation, oi_upper, tl_lower)
     return (
+        conv,
         oi_kind or tl_kind,
         operation,
         provider,
@@ -464,10 +496,10 @@ def resolve(values: list[Any]) -> Resolved:
         response_model,
         input_tokens,
         output_tokens,
-        _tokens(cached_tokens),
-        _tokens(reasoning_tokens),
+        cached_tokens,
+        reasoning_tokens,
         total_tokens,
-        seconds * 1000.0 if seconds is not None else None,
+        ttft_ms,
         finish_reasons,
         conversation_id,
         user_id,
@@ -475,6 +507,11 @@ def resolve(values: list[Any]) -> Resolved:
         agent_id,
         tool_name,
         tool_call_id,
+        inp,
+        out,
+        system,
+        arguments,
+        result,
         oi_upper,
         tl_lower,
     )
@@ -489,10 +526,6 @@ def _parse_str_list(text: str) -> list[str]:
         if isinstance(parsed, list):
             return [str(r) for r in parsed]
     return [text]
-
-
-Take = Callable[[str, str], str]
-"""Removes a payload attribute and returns its text ("" when absent)."""
 
 
 def take_payloads(take: Take, operation: str, oi_kind: str, tl_kind: str) -> list[str]:

@@ -193,19 +193,14 @@ class SpanRows(_Buffer):
 
     def add_bytes(self, value: bytes, project_id: str, received_at_ns: int) -> int:
         """Parse one ``spanline.redacted`` traces value and add its spans; returns rows added."""
-        traces = TracesData()
-        try:
-            _parse(traces, value, self.table)
-        except RowBuildError:
-            ROWS_REJECTED.labels(table=self.table).inc()
-            raise
-        return self._guard(lambda: self._build(traces, project_id, received_at_ns), len(value))
+        return self._guard(lambda: self._build(value, project_id, received_at_ns), len(value))
 
     def add(self, traces: TracesData, project_id: str, received_at_ns: int) -> int:
-        return self._guard(lambda: self._build(traces, project_id, received_at_ns), traces.ByteSize())
+        value = traces.SerializeToString()
+        return self._guard(lambda: self._build(value, project_id, received_at_ns), len(value))
 
-    def _build(self, traces: TracesData, project_id: str, received_at_ns: int) -> tuple[Rows, FlatMaps]:
-        rows, keys, values, res_keys, res_values = self._builder.build(traces, project_id, received_at_ns)
+    def _build(self, value: bytes, project_id: str, received_at_ns: int) -> tuple[Rows, FlatMaps]:
+        rows, keys, values, res_keys, res_values = self._builder.build(value, project_id, received_at_ns)
         return rows, {_SPAN_ATTRS: (keys, values), _SPAN_RES: (res_keys, res_values)}
 
 

@@ -21,9 +21,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
+from google.protobuf.message import DecodeError
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
-from spanline.writer.attributes import any_value, attributes_dict, json_text, to_text
+from spanline.writer.attributes import attributes_dict, json_text, to_text
 from spanline.writer.genai_fields import (
     CONTENT_EVENT_NAMES,
     CONV_OPENINFERENCE,
@@ -35,16 +36,14 @@ from spanline.writer.genai_fields import (
     F_PAYLOAD,
     F_TL,
     N_SLOTS,
-    PLAIN_KEY,
     GenAIFields,
     extract_genai,
     key_info,
-    key_info_cache,
     resolve,
     take_event_payloads,
-    take_payloads,
 )
 from spanline.writer.metrics import COST_UNKNOWN_MODEL
+from spanline.writer.otlp_mirror import MirrorSpan, MirrorTracesData, decode_key_value
 from spanline.writer.pricing import ModelPrice, PricingTable, metric_provider
 from spanline.writer.row_errors import RowBuildError, hex_id
 
@@ -115,7 +114,8 @@ _STATUS_NAMES = dict(enumerate(_STATUS))
 _Z16 = bytes(16)
 _Z8 = bytes(8)
 Genai = tuple[Any, ...]
-"""The GenAI values of one span in :class:`GenAIFields` order (convention ... tool_result)."""
+"""The GenAI values of one span as :func:`~spanline.writer.genai_fields.resolve` returns them:
+:class:`GenAIFields` order (convention ... tool_result), then two values the row ignores."""
 
 
 def _fields_tuple(f: GenAIFields) -> Genai:
@@ -144,18 +144,31 @@ def _fields_tuple(f: GenAIFields) -> Genai:
         f.system_instructions,
         f.tool_arguments,
         f.tool_result,
+        "",
+        "",
     )
 
 
 _NO_GENAI = _fields_tuple(GenAIFields())  # every non-GenAI span on the fast path
-_NO_PAYLOADS: list[str] = ["", "", "", "", ""]  # only read
 _NO_PRIOS: list[int] = []
+_F_ODD = 1 << 8  # beyond genai_fields' F_* bits: a float in a payload key
+_WHICH_ONEOF = MirrorSpan.WhichOneof
+_HAS_FIELD = MirrorSpan.HasField
+# decoded attributes by their serialized bytes: most repeat exactly (same key, same value)
+_ENTRY_MAX_BYTES = 256
+_ENTRY_CACHE_LIMIT = 50_000
+Entry = tuple[str, str, Any, tuple[int, int, int] | None]
+"""(key, map text, value, (slot or -1, priority, F_* bits) or None when the key is plain)."""
 _EMPTY_PAYLOAD = ("", 0)
 _UNPRICED = ModelPrice("", "", 0.0, 0.0)  # cache sentinel: looked up, no price
 _PRICE_CACHE_LIMIT = 10_000
 
 Row = tuple[Any, ...]
 Offload = Callable[[str], tuple[str, int]]
+
+
+def _invalid(exc: Exception) -> RowBuildError:
+    return RowBuildError(TABLE, f"not a valid TracesData protobuf: {exc}")
 
 
 def _json(value: Any) -> str:
@@ -174,6 +187,7 @@ class SpanBuilder:
         # (provider, model) -> price or _UNPRICED; saves the table's lookup and a call per span
         self._prices: dict[tuple[str, str], ModelPrice] = {}
         self._unknown: dict[str, Any] = {}  # provider -> its COST_UNKNOWN_MODEL child
+        self._entries: dict[bytes, Entry] = {}
 
     def _price(self, provider: str, model: str) -> ModelPrice:
         price = self.pricing.lookup(provider, model) or _UNPRICED
@@ -190,10 +204,34 @@ class SpanBuilder:
             child = self._unknown[provider] = COST_UNKNOWN_MODEL.labels(provider=metric_provider(provider))
         child.inc()
 
+    def _entry(self, raw: bytes) -> Entry:
+        """Decode one serialized attribute and classify its key (cached when small)."""
+        try:
+            key, text, val = decode_key_value(raw)
+        except DecodeError as exc:
+            raise _invalid(exc) from None
+        slot, prio, bits = key_info(key)
+        if bits & F_PAYLOAD and type(val) is float:
+            bits |= _F_ODD  # payload text of NaN/inf differs from map text: general path
+        if val is None or val == "":
+            slot = -1  # an empty value never fills a typed field
+        entry: Entry = (key, text, val, None if slot < 0 and not bits else (slot, prio, bits))
+        if len(raw) <= _ENTRY_MAX_BYTES:
+            cache = self._entries
+            if len(cache) >= _ENTRY_CACHE_LIMIT:
+                cache.clear()
+            cache[raw] = entry
+        return entry
+
     def build(
-        self, traces: TracesData, project_id: str, received_at_ns: int
+        self, value: bytes, project_id: str, received_at_ns: int
     ) -> tuple[list[Row], list[str], list[str], list[str], list[str]]:
-        """Rows of one message; raises :class:`RowBuildError` for a span that cannot be stored."""
+        """Rows of one serialized ``TracesData``; :class:`RowBuildError` if it cannot be stored."""
+        traces = MirrorTracesData()
+        try:
+            traces.ParseFromString(value)
+        except (DecodeError, ValueError) as exc:
+            raise _invalid(exc) from None
         if not project_id:
             raise RowBuildError(TABLE, "project id is empty")
         rows: list[Row] = []
@@ -204,22 +242,26 @@ class SpanBuilder:
         offload = self.offload
         prices = self._prices
         version = self.pricing.version
-        infos = key_info_cache()
+        entries = self._entries
+        entry_of = self._entry
         kind_names = _KIND_NAMES
         status_names = _STATUS_NAMES
+        which_extras = _WHICH_ONEOF
+        has_field = _HAS_FIELD
         append = rows.append
         general_only = not self.single_pass
-        for rs in traces.resource_spans:
+        real: TracesData | None = None  # the message in the real schema, for the general path
+        for ri, rs in enumerate(traces.resource_spans[:]):
             res_attrs = attributes_dict(rs.resource.attributes)
             service = to_text(res_attrs.get("service.name", ""))
             res_k = list(res_attrs)
             res_v = [v if type(v) is str else to_text(v) for v in res_attrs.values()]
             res_n = len(res_k)
-            for ss in rs.scope_spans:
+            for si, ss in enumerate(rs.scope_spans[:]):
                 scope = ss.scope
                 scope_name = scope.name
                 scope_version = scope.version
-                for span in ss.spans:
+                for pi, span in enumerate(ss.spans[:]):
                     raw = span.trace_id
                     trace_id = (
                         raw.hex()
@@ -247,80 +289,62 @@ class SpanBuilder:
 
                     events_json = links_json = ""
                     attrs_before = len(attr_keys)
-                    if general_only or span.events or span.links:
-                        g, events_json, links_json = self._general(span, attr_keys, attr_values)
-                    else:
+                    general = general_only or which_extras(span, "extras") is not None
+                    if not general:
                         # the single pass: map text, best value per typed field, dialect bits
                         texts: dict[str, str] = {}
                         values: list[Any] | None = None
                         prios: list[int] = _NO_PRIOS
                         flags = 0
-                        odd = False
-                        n_kv = 0
-                        for kv in span.attributes:
-                            n_kv += 1
-                            key = kv.key
-                            value = kv.value
-                            val: Any = value.string_value
-                            if val:
-                                text = val
-                            else:
-                                which = value.WhichOneof("value")
-                                if which == "int_value":
-                                    val = value.int_value
-                                    text = str(val)
-                                elif which == "string_value":
-                                    text = val
-                                elif which is None:
-                                    val = None
-                                    text = ""
-                                elif which == "double_value":
-                                    val = value.double_value
-                                    text = repr(val)
-                                elif which == "bool_value":
-                                    val = value.bool_value
-                                    text = "true" if val else "false"
-                                else:
-                                    val = any_value(value)
-                                    text = to_text(val)
+                        raws = span.attributes[:]
+                        for raw in raws:
+                            entry = entries.get(raw) if len(raw) <= _ENTRY_MAX_BYTES else None
+                            if entry is None:
+                                entry = entry_of(raw)
+                            key, text, val, info = entry
                             texts[key] = text
-                            info = infos.get(key)
-                            if info is None:
-                                info = key_info(key)
-                            if info is not PLAIN_KEY:
+                            if info is not None:
                                 slot, prio, bits = info
                                 flags |= bits
-                                if slot >= 0 and val is not None and val != "":
+                                if slot >= 0:
                                     if values is None:
                                         values = [None] * N_SLOTS
                                         prios = [99] * N_SLOTS
                                     if prio < prios[slot]:
                                         values[slot] = val
                                         prios[slot] = prio
-                                if bits & F_PAYLOAD and type(val) is float:
-                                    odd = True  # payload text of NaN/inf differs from map text
-                        if odd or flags & F_FLAT or len(texts) != n_kv:
-                            g, events_json, links_json = self._general(span, attr_keys, attr_values)
-                        elif flags & (F_OI | F_TL | F_OTEL):
-                            conv = (
-                                CONV_OPENINFERENCE
-                                if flags & F_OI
-                                else CONV_OPENLLMETRY
-                                if flags & F_TL
-                                else CONV_OTEL
-                            )
-                            r = resolve(values if values is not None else [None] * N_SLOTS)
-                            if flags & F_PAYLOAD:
-                                payloads = take_payloads(texts.pop, r[1], r[18], r[19])
-                            else:
-                                payloads = _NO_PAYLOADS
-                            g = (conv, *r[:18], *payloads)
-                            attr_keys.extend(texts)
-                            attr_values.extend(texts.values())
-                        else:
-                            g = _NO_GENAI
-                            attr_keys.extend(texts)
-                            attr_values.extend(texts.values())
+                        # flattened lists, odd payloads and repeated keys: the general path
+                        general = bool(flags & (F_FLAT | _F_ODD)) or len(texts) != len(raws)
+                    if general:
+                        if real is None:
+                            real = TracesData()
+                            try:
+                                real.ParseFromString(value)
+                            except (DecodeError, ValueError) as exc:
+                                raise RowBuildError(
+                                    TABLE, f"not a valid TracesData protobuf: {exc}"
+                                ) from None
+                        real_span = real.resource_spans[ri].scope_spans[si].spans[pi]
+                        g, events_json, links_json = self._general(real_span, attr_keys, attr_values)
+                    elif flags & (F_OI | F_TL | F_OTEL):
+                        conv = (
+                            CONV_OPENINFERENCE
+                            if flags & F_OI
+                            else CONV_OPENLLMETRY
+                            if flags & F_TL
+                            else CONV_OTEL
+                        )
+                        g = resolve(
+                            values if values is not None else [None] * N_SLOTS,
+                            conv,
+                            texts.pop if flags & F_PAYLOAD else None,
+                        )
+                        attr_keys.extend(texts)
+                        attr_values.extend(texts.values())
+                    else:
+                        g = _NO_GENAI
+                        attr_keys.extend(texts)
+                        attr_values.extend(texts.values())
                     (
                         convention,
                         span_kind,
@@ -346,6 +370,8 @@ class SpanBuilder:
                         sys_msg,
                         args,
                         result,
+                        _,
+                        _,
                     ) = g
 
                     cost = None
@@ -366,8 +392,13 @@ class SpanBuilder:
                     result, result_len = offload(result) if result else _EMPTY_PAYLOAD
 
                     kind = span.kind
-                    status = span.status
-                    code = status.code
+                    if has_field(span, "status"):
+                        status = span.status
+                        code = status.code
+                        status_message = status.message
+                    else:
+                        code = 0
+                        status_message = ""
                     res_keys.extend(res_k)
                     res_values.extend(res_v)
                     append(
@@ -386,7 +417,7 @@ class SpanBuilder:
                             end,
                             end - start,
                             status_names.get(code) or str(code),
-                            status.message,
+                            status_message,
                             convention,
                             span_kind,
                             operation,
