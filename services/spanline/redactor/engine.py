@@ -208,28 +208,46 @@ class Redactor:
 def _walk_traces(walk: MessageWalk, data: TracesData) -> None:
     text = walk.text
     p = walk.p
-    skip = p.element_is_clean if p.prefilter is not None else None
+    fast = p.prefilter is not None
     for rs in data.resource_spans:
         resource = rs.resource
-        if skip is None or not skip(resource.SerializeToString()):
+        scopes = list(rs.scope_spans)
+        dirty: set[int] | None = None
+        if fast:
+            # Where most messages hold nothing to redact, one prefilter pass for the resource,
+            # its scopes and its spans settles it (stopping at the first trigger hit).
+            parts = [resource.SerializeToString()]
+            for ss in scopes:
+                parts.append(ss.scope.SerializeToString())
+                parts.extend(span.SerializeToString() for span in ss.spans)
+            if p.batch_first and p.elements_are_clean(parts):
+                p.note_outcome(dirty=False)
+                continue
+            # Something to redact: decide element by element.
+            dirty = {i for i, part in enumerate(parts) if not p.element_is_clean(part)}
+            p.note_outcome(dirty=bool(dirty))
+        if dirty is None or 0 in dirty:
             walk.attributes(resource.attributes)
             walk.flush(resource.attributes)
-        for ss in rs.scope_spans:
+        index = 1
+        for ss in scopes:
             scope = ss.scope
-            if skip is None or not skip(scope.SerializeToString()):
+            if dirty is None or index in dirty:
                 walk.attributes(scope.attributes)
                 walk.flush(scope.attributes)
+            index += 1
             for span in ss.spans:
-                dirty: list[int] | None = None
-                if skip is not None:
-                    serialized = span.SerializeToString()
-                    if skip(serialized):
+                only: list[int] | None = None
+                if dirty is not None:
+                    if index not in dirty:
+                        index += 1
                         continue
-                    dirty = p.dirty_attributes(span_attribute_bytes(serialized))
+                    only = p.dirty_elements(span_attribute_bytes(parts[index]))
+                index += 1
                 new = text(span.name)
                 if new is not None:
                     span.name = new
-                walk.attributes(span.attributes, dirty)
+                walk.attributes(span.attributes, only)
                 for event in span.events:
                     new = text(event.name)
                     if new is not None:
@@ -265,7 +283,7 @@ def _walk_logs(walk: MessageWalk, data: LogsData) -> None:
                     serialized = record.SerializeToString()
                     if skip(serialized) and (not record.event_name or p.text_is_clean(record.event_name)):
                         continue
-                    dirty = p.dirty_attributes(log_record_attribute_bytes(serialized))
+                    dirty = p.dirty_elements(log_record_attribute_bytes(serialized))
                 if record.HasField("body"):
                     walk.dropped = False
                     walk.any_value(record.body, None)

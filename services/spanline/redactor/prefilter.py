@@ -239,17 +239,18 @@ def log_record_attribute_bytes(serialized_record: bytes) -> list[bytes]:
 
 
 class _Hits:
-    """Per-thread scan state: one bound handler instead of a closure per scan."""
+    """Per-thread scan state: one bound handler instead of a closure per scan.
 
-    __slots__ = ("first", "handler")
+    The handler stops the scan at the first match of a pattern with an id below ``limit``.
+    """
+
+    __slots__ = ("handler", "limit")
 
     def __init__(self) -> None:
-        self.first = -1
+        self.limit = 0
 
         def handler(index: int, _start: int, _end: int, _flags: int, _ctx: object) -> bool:
-            if self.first < 0 or index < self.first:
-                self.first = index
-            return False
+            return index < self.limit
 
         self.handler = handler
 
@@ -326,12 +327,13 @@ class Prefilter:
         dbs, hits = self._state()
         views = json_view_list(data, self._levels)  # scanned one by one: no joined copy of big values
         handler = hits.handler
-        for db in dbs:
-            for view in views:
-                hits.first = -1
-                db.scan(view, match_event_handler=handler)
-                if 0 <= hits.first < limit:
-                    return True
+        hits.limit = limit
+        try:
+            for db in dbs:
+                for view in views:
+                    db.scan(view, match_event_handler=handler)
+        except _hs.ScanTerminated:
+            return True
         return False
 
     def _locate_state(self) -> tuple[list[Any], list[int], Any]:
@@ -375,6 +377,12 @@ class Prefilter:
             for end in ends:
                 flagged.add(bisect.bisect_right(starts, end - 1) - 1)
         return flagged
+
+    def clean_elements(self, serialized: Sequence[bytes]) -> bool:
+        """True if every element is clean (see :meth:`clean_element`): one pass for all."""
+        if any(len(part) > self._max_bytes for part in serialized):
+            return False
+        return not self._hit(b"\n".join(serialized), len(self._patterns_all))
 
     def clean_element(self, serialized: bytes) -> bool:
         """True if walking the element these canonical (upb) bytes encode would change nothing."""

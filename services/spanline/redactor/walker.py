@@ -129,22 +129,44 @@ class CompiledPolicy:
                     prefilters[key] = prefilter
             self.prefilter = prefilter
         self._removed_key_literals = tuple(lit.encode("utf-8") for lit in literals or ())
+        self._dirty_rate = 0.0
 
     def text_is_clean(self, text: str) -> bool:
         """True if redacting ``text`` as a value (or as plain text) would change nothing."""
         return self.prefilter is not None and self.prefilter.clean_text(text)
 
-    def dirty_attributes(self, serialized_kvs: list[bytes]) -> list[int] | None:
-        """Ascending indices of the attributes (given as serialised ``KeyValue``) the walk may
-        change; None for all of them."""
+    def dirty_elements(self, serialized: list[bytes]) -> list[int] | None:
+        """Ascending indices of the elements (spans, attributes... serialised by upb) the walk
+        may change; None for all of them."""
         if self.prefilter is None:
             return None
-        flagged = self.prefilter.flag_elements(serialized_kvs)
+        flagged = self.prefilter.flag_elements(serialized)
         if flagged is None:
             return None
         for lit in self._removed_key_literals:
-            flagged.update(idx for idx, kv in enumerate(serialized_kvs) if lit in kv)
+            flagged.update(idx for idx, element in enumerate(serialized) if lit in element)
         return sorted(flagged)
+
+    @property
+    def batch_first(self) -> bool:
+        """Whether checking a resource's elements in one pass first is likely to pay off.
+
+        It saves a Hyperscan call per element when nothing is found, and costs up to one
+        extra pass when something is: worth it while most messages of the project are clean.
+        """
+        return self._dirty_rate < 0.5
+
+    def note_outcome(self, *, dirty: bool) -> None:
+        """Track the share of messages with something to redact (a moving average; racy
+        updates from several threads only blur a heuristic)."""
+        self._dirty_rate += ((1.0 if dirty else 0.0) - self._dirty_rate) * 0.05
+
+    def elements_are_clean(self, serialized: list[bytes]) -> bool:
+        """True if the walk would change nothing in any of these serialised elements."""
+        prefilter = self.prefilter
+        if prefilter is None or not prefilter.clean_elements(serialized):
+            return False
+        return not any(lit in element for lit in self._removed_key_literals for element in serialized)
 
     def element_is_clean(self, serialized: bytes) -> bool:
         """True if the walk would change nothing in the element serialised (by upb) as ``serialized``.
