@@ -167,10 +167,6 @@ def _extend_map(keys: list[str], values: list[str], attrs: dict[str, Any]) -> in
     return len(attrs)
 
 
-_SPAN_ATTRS = [name for name, _ in SPAN_COLUMNS].index("attributes")
-_SPAN_RES = [name for name, _ in SPAN_COLUMNS].index("resource_attributes")
-
-
 class _Inline:
     """Offloader stand-in when no object store is configured: payloads always stay inline."""
 
@@ -179,29 +175,65 @@ class _Inline:
         return text, len(text.encode("utf-8")) if text else 0
 
 
-class SpanRows(_Buffer):
-    """Rows of ``spans`` from OTLP ``TracesData`` messages (signal ``traces``)."""
+class SpanRows:
+    """Rows of ``spans`` from OTLP ``TracesData`` messages (signal ``traces``).
+
+    Same interface as the other buffers; the rows live column by column in a
+    :class:`~spanline.writer.span_build.SpanBuilder` (the hot path of the writer).
+    """
 
     table = "spans"
     columns = SPAN_COLUMNS
 
     def __init__(self, pricing: PricingTable, offloader: PayloadOffloader | None = None) -> None:
-        super().__init__()
         self.pricing = pricing
         self.offloader: PayloadOffloader | _Inline = offloader if offloader is not None else _Inline()
         self._builder = SpanBuilder(pricing, self.offloader.offload)
+        self.approx_bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._builder)
+
+    def clear(self) -> None:
+        self._builder.clear()
+        self.approx_bytes = 0
 
     def add_bytes(self, value: bytes, project_id: str, received_at_ns: int) -> int:
         """Parse one ``spanline.redacted`` traces value and add its spans; returns rows added."""
-        return self._guard(lambda: self._build(value, project_id, received_at_ns), len(value))
+        try:
+            added = self._builder.add(value, project_id, received_at_ns)
+        except RowBuildError:
+            ROWS_REJECTED.labels(table=self.table).inc()
+            raise
+        except (TypeError, ValueError, KeyError, IndexError, UnicodeError, OverflowError) as exc:
+            # a malformed message must never stop the batch; the DLQ keeps it for people
+            ROWS_REJECTED.labels(table=self.table).inc()
+            raise RowBuildError(self.table, f"{type(exc).__name__}: {exc}") from None
+        self.approx_bytes += len(value)
+        return added
 
     def add(self, traces: TracesData, project_id: str, received_at_ns: int) -> int:
-        value = traces.SerializeToString()
-        return self._guard(lambda: self._build(value, project_id, received_at_ns), len(value))
+        return self.add_bytes(traces.SerializeToString(), project_id, received_at_ns)
 
-    def _build(self, value: bytes, project_id: str, received_at_ns: int) -> tuple[Rows, FlatMaps]:
-        rows, keys, values, res_keys, res_values = self._builder.build(value, project_id, received_at_ns)
-        return rows, {_SPAN_ATTRS: (keys, values), _SPAN_RES: (res_keys, res_values)}
+    def schema(self) -> pa.Schema:
+        return pa.schema([pa.field(name, typ) for name, typ in self.columns])
+
+    def to_arrow(self) -> pa.Table:
+        if not len(self):
+            return self.schema().empty_table()
+        paused = gc.isenabled()
+        gc.disable()  # see _Buffer.to_arrow
+        try:
+            return self._builder.to_arrow()
+        finally:
+            if paused:
+                gc.enable()
+
+    def take(self) -> pa.Table:
+        """The batch as one Arrow table; the buffer is empty afterwards."""
+        table = self.to_arrow()
+        self.clear()
+        return table
 
 
 LOG_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (

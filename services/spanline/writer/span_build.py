@@ -18,6 +18,7 @@ the same randomised corpus.
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import accumulate
 from typing import Any
 
 import pyarrow as pa
@@ -157,14 +158,28 @@ _HAS_FIELD = MirrorSpan.HasField
 # decoded attributes by their serialized bytes: most repeat exactly (same key, same value)
 _ENTRY_MAX_BYTES = 256
 _ENTRY_CACHE_LIMIT = 50_000
+_VALUES_PER_KEY = 256  # distinct cached values per key before the key is no longer cached
 Entry = tuple[str, str, Any, tuple[int, int, int] | None]
 """(key, map text, value, (slot or -1, priority, F_* bits) or None when the key is plain)."""
 _EMPTY_PAYLOAD = ("", 0)
 _UNPRICED = ModelPrice("", "", 0.0, 0.0)  # cache sentinel: looked up, no price
 _PRICE_CACHE_LIMIT = 10_000
 
-Row = tuple[Any, ...]
 Offload = Callable[[str], tuple[str, int]]
+
+
+_COLUMN_NAMES = [name for name, _ in SPAN_COLUMNS]
+_ATTRS = _COLUMN_NAMES.index("attributes")
+_RES = _COLUMN_NAMES.index("resource_attributes")
+_REASONS = _COLUMN_NAMES.index("finish_reasons")
+
+
+def _offsets(counts: list[int]) -> pa.Array:
+    return pa.array(list(accumulate(counts, initial=0)), type=pa.int32())
+
+
+def _map_array(counts: list[int], keys: list[str], values: list[str]) -> pa.Array:
+    return pa.MapArray.from_arrays(_offsets(counts), pa.array(keys, STR), pa.array(values, STR))
 
 
 def _invalid(exc: Exception) -> RowBuildError:
@@ -176,8 +191,14 @@ def _json(value: Any) -> str:
 
 
 class SpanBuilder:
-    """Turns ``TracesData`` into rows (tuples in ``SPAN_COLUMNS`` order, map cells as entry
-    counts) plus the flat keys/values of the two map columns."""
+    """A batch of ``spans`` rows, stored by column, built from serialized ``TracesData``.
+
+    One Python list per column, appended span by span: no per-row container is created,
+    so rows add no work for the cyclic GC (row tuples were ~20% of building through GC
+    traversals) and ``to_arrow`` needs no transposition. The list-valued columns are kept
+    flat: ``attributes``, ``resource_attributes`` and ``finish_reasons`` hold each row's
+    entry count, their entries are in the flat lists alongside.
+    """
 
     def __init__(self, pricing: PricingTable, offload: Offload, *, single_pass: bool = True) -> None:
         """``single_pass=False`` sends every span through the general path (the reference)."""
@@ -188,6 +209,52 @@ class SpanBuilder:
         self._prices: dict[tuple[str, str], ModelPrice] = {}
         self._unknown: dict[str, Any] = {}  # provider -> its COST_UNKNOWN_MODEL child
         self._entries: dict[bytes, Entry] = {}
+        self._values_per_key: dict[str, int] = {}
+        self.clear()
+
+    def clear(self) -> None:
+        self._cols: tuple[list[Any], ...] = tuple([] for _ in SPAN_COLUMNS)
+        self._attr_keys: list[str] = []
+        self._attr_values: list[str] = []
+        self._res_keys: list[str] = []
+        self._res_values: list[str] = []
+        self._reasons: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self._cols[0])
+
+    def add(self, value: bytes, project_id: str, received_at_ns: int) -> int:
+        """Append the rows of one serialized ``TracesData``; returns how many.
+
+        All or nothing: if any span cannot be stored the batch is left as it was and the
+        error (:class:`RowBuildError`, or an unexpected one) propagates.
+        """
+        before = len(self)
+        marks = (len(self._attr_keys), len(self._res_keys), len(self._reasons))
+        try:
+            self._build(value, project_id, received_at_ns)
+        except BaseException:
+            for col in self._cols:
+                del col[before:]
+            del self._attr_keys[marks[0] :], self._attr_values[marks[0] :]
+            del self._res_keys[marks[1] :], self._res_values[marks[1] :]
+            del self._reasons[marks[2] :]
+            raise
+        return len(self) - before
+
+    def to_arrow(self) -> pa.Table:
+        cols = self._cols
+        arrays = []
+        for i, (_, typ) in enumerate(SPAN_COLUMNS):
+            if i == _ATTRS:
+                arrays.append(_map_array(cols[i], self._attr_keys, self._attr_values))
+            elif i == _RES:
+                arrays.append(_map_array(cols[i], self._res_keys, self._res_values))
+            elif i == _REASONS:
+                arrays.append(pa.ListArray.from_arrays(_offsets(cols[i]), pa.array(self._reasons, STR)))
+            else:
+                arrays.append(pa.array(cols[i], type=typ))
+        return pa.Table.from_arrays(arrays, names=[name for name, _ in SPAN_COLUMNS])
 
     def _price(self, provider: str, model: str) -> ModelPrice:
         price = self.pricing.lookup(provider, model) or _UNPRICED
@@ -217,16 +284,20 @@ class SpanBuilder:
             slot = -1  # an empty value never fills a typed field
         entry: Entry = (key, text, val, None if slot < 0 and not bits else (slot, prio, bits))
         if len(raw) <= _ENTRY_MAX_BYTES:
-            cache = self._entries
-            if len(cache) >= _ENTRY_CACHE_LIMIT:
-                cache.clear()
-            cache[raw] = entry
+            # keys whose values keep changing (ids, counts) are not worth caching: each entry
+            # would be a new object for the GC to track and memory to hold, never hit again
+            seen = self._values_per_key.get(key, 0)
+            if seen < _VALUES_PER_KEY:
+                cache = self._entries
+                if len(cache) >= _ENTRY_CACHE_LIMIT:
+                    cache.clear()
+                    self._values_per_key.clear()
+                cache[raw] = entry
+                self._values_per_key[key] = seen + 1
         return entry
 
-    def build(
-        self, value: bytes, project_id: str, received_at_ns: int
-    ) -> tuple[list[Row], list[str], list[str], list[str], list[str]]:
-        """Rows of one serialized ``TracesData``; :class:`RowBuildError` if it cannot be stored."""
+    def _build(self, value: bytes, project_id: str, received_at_ns: int) -> None:
+        """Append one serialized ``TracesData``; :class:`RowBuildError` if it cannot be stored."""
         traces = MirrorTracesData()
         try:
             traces.ParseFromString(value)
@@ -234,11 +305,64 @@ class SpanBuilder:
             raise _invalid(exc) from None
         if not project_id:
             raise RowBuildError(TABLE, "project id is empty")
-        rows: list[Row] = []
-        attr_keys: list[str] = []
-        attr_values: list[str] = []
-        res_keys: list[str] = []
-        res_values: list[str] = []
+        (
+            c_project,
+            c_trace,
+            c_span,
+            c_parent,
+            c_trace_state,
+            c_service,
+            c_scope_name,
+            c_scope_version,
+            c_name,
+            c_kind,
+            c_start,
+            c_end,
+            c_duration,
+            c_status_code,
+            c_status_message,
+            c_convention,
+            c_span_kind,
+            c_operation,
+            c_provider,
+            c_request_model,
+            c_response_model,
+            c_input_tokens,
+            c_output_tokens,
+            c_cached_tokens,
+            c_reasoning_tokens,
+            c_total_tokens,
+            c_cost,
+            c_pricing_version,
+            c_ttft,
+            c_reasons,
+            c_conversation,
+            c_user,
+            c_agent_name,
+            c_agent_id,
+            c_tool_name,
+            c_tool_call_id,
+            c_input_messages,
+            c_output_messages,
+            c_system,
+            c_tool_arguments,
+            c_tool_result,
+            c_input_bytes,
+            c_output_bytes,
+            c_system_bytes,
+            c_arguments_bytes,
+            c_result_bytes,
+            c_attributes,
+            c_resource,
+            c_events,
+            c_links,
+            c_ingested,
+        ) = self._cols
+        attr_keys = self._attr_keys
+        attr_values = self._attr_values
+        res_keys = self._res_keys
+        res_values = self._res_values
+        reasons = self._reasons
         offload = self.offload
         prices = self._prices
         version = self.pricing.version
@@ -248,7 +372,6 @@ class SpanBuilder:
         status_names = _STATUS_NAMES
         which_extras = _WHICH_ONEOF
         has_field = _HAS_FIELD
-        append = rows.append
         general_only = not self.single_pass
         real: TracesData | None = None  # the message in the real schema, for the general path
         for ri, rs in enumerate(traces.resource_spans[:]):
@@ -401,62 +524,58 @@ class SpanBuilder:
                         status_message = ""
                     res_keys.extend(res_k)
                     res_values.extend(res_v)
-                    append(
-                        (
-                            project_id,
-                            trace_id,
-                            span_id,
-                            parent,
-                            span.trace_state,
-                            service,
-                            scope_name,
-                            scope_version,
-                            span.name,
-                            kind_names.get(kind) or str(kind),
-                            start,
-                            end,
-                            end - start,
-                            status_names.get(code) or str(code),
-                            status_message,
-                            convention,
-                            span_kind,
-                            operation,
-                            provider,
-                            request_model,
-                            response_model,
-                            itok,
-                            otok,
-                            cached_tokens,
-                            reasoning_tokens,
-                            total_tokens,
-                            cost,
-                            version if cost is not None else "",
-                            ttft_ms,
-                            tuple(finish_reasons),  # a tuple of str: the GC untracks the row
-                            conversation_id,
-                            user_id,
-                            agent_name,
-                            agent_id,
-                            tool_name,
-                            tool_call_id,
-                            in_msg,
-                            out_msg,
-                            sys_msg,
-                            args,
-                            result,
-                            in_len,
-                            out_len,
-                            sys_len,
-                            args_len,
-                            result_len,
-                            len(attr_keys) - attrs_before,
-                            res_n,
-                            events_json,
-                            links_json,
-                            received_at_ns,
-                        )
-                    )
-        return rows, attr_keys, attr_values, res_keys, res_values
+                    c_project.append(project_id)
+                    c_trace.append(trace_id)
+                    c_span.append(span_id)
+                    c_parent.append(parent)
+                    c_trace_state.append(span.trace_state)
+                    c_service.append(service)
+                    c_scope_name.append(scope_name)
+                    c_scope_version.append(scope_version)
+                    c_name.append(span.name)
+                    c_kind.append(kind_names.get(kind) or str(kind))
+                    c_start.append(start)
+                    c_end.append(end)
+                    c_duration.append(end - start)
+                    c_status_code.append(status_names.get(code) or str(code))
+                    c_status_message.append(status_message)
+                    c_convention.append(convention)
+                    c_span_kind.append(span_kind)
+                    c_operation.append(operation)
+                    c_provider.append(provider)
+                    c_request_model.append(request_model)
+                    c_response_model.append(response_model)
+                    c_input_tokens.append(itok)
+                    c_output_tokens.append(otok)
+                    c_cached_tokens.append(cached_tokens)
+                    c_reasoning_tokens.append(reasoning_tokens)
+                    c_total_tokens.append(total_tokens)
+                    c_cost.append(cost)
+                    c_pricing_version.append(version if cost is not None else "")
+                    c_ttft.append(ttft_ms)
+                    c_reasons.append(len(finish_reasons))
+                    reasons.extend(finish_reasons)
+                    c_conversation.append(conversation_id)
+                    c_user.append(user_id)
+                    c_agent_name.append(agent_name)
+                    c_agent_id.append(agent_id)
+                    c_tool_name.append(tool_name)
+                    c_tool_call_id.append(tool_call_id)
+                    c_input_messages.append(in_msg)
+                    c_output_messages.append(out_msg)
+                    c_system.append(sys_msg)
+                    c_tool_arguments.append(args)
+                    c_tool_result.append(result)
+                    c_input_bytes.append(in_len)
+                    c_output_bytes.append(out_len)
+                    c_system_bytes.append(sys_len)
+                    c_arguments_bytes.append(args_len)
+                    c_result_bytes.append(result_len)
+                    c_attributes.append(len(attr_keys) - attrs_before)
+                    c_resource.append(res_n)
+                    c_events.append(events_json)
+                    c_links.append(links_json)
+                    c_ingested.append(received_at_ns)
 
     @staticmethod
     def _general(span: Span, attr_keys: list[str], attr_values: list[str]) -> tuple[Genai, str, str]:

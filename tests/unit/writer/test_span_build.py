@@ -8,11 +8,12 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+
 from spanline.writer.object_store import LocalObjectStore, PayloadOffloader
 from spanline.writer.pricing import PricingTable
 from spanline.writer.rows import RowBuildError, SpanRows
 from spanline.writer.span_build import SPAN_COLUMNS, SpanBuilder
-
 from tests.unit.writer.span_corpus import make_corpus
 
 
@@ -64,14 +65,29 @@ def test_corpus_exercises_both_paths_and_all_conventions() -> None:
         return original(*args)
 
     builder._general = counting  # type: ignore[method-assign]
-    conventions: set[str] = set()
     total = 0
     for value in corpus:
         try:
-            rows = builder.build(value, "p", 1)[0]
+            total += builder.add(value, "p", 1)
         except RowBuildError:
             continue
-        total += len(rows)
-        conventions.update(row[15] for row in rows)
+    conventions = set(builder.to_arrow()["genai_convention"].to_pylist())
     assert conventions == {"", "otel", "openinference", "openllmetry"}
+    assert total == len(builder) > 1000
     assert 0.2 * total < general < 0.8 * total
+
+
+def test_failed_message_leaves_the_batch_as_it_was() -> None:
+    corpus = make_corpus(50, 4)
+    buf = SpanRows(PricingTable.load())
+    for value in corpus[:25]:
+        buf.add_bytes(value, "p", 1)
+    before = buf.to_arrow()
+    bad = TracesData.FromString(corpus[25])
+    spans = bad.resource_spans[0].scope_spans[0].spans
+    spans[len(spans) - 1].start_time_unix_nano = 0  # the last span fails, after the others converted
+    with pytest.raises(RowBuildError, match="start time"):
+        buf.add(bad, "p", 1)
+    with pytest.raises(RowBuildError):
+        buf.add_bytes(corpus[26][:-3] + b"\xff\xff\xff", "p", 1)
+    assert buf.to_arrow().equals(before)
