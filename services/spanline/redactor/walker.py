@@ -213,7 +213,7 @@ class MessageWalk:
     Not shared between messages or threads; :class:`CompiledPolicy` is the shared, read-only part.
     """
 
-    __slots__ = ("counts", "dropped", "findings", "p", "stripped", "total")
+    __slots__ = ("arrays", "counts", "dropped", "findings", "p", "stripped", "total")
 
     def __init__(self, policy: CompiledPolicy) -> None:
         self.p = policy
@@ -221,6 +221,8 @@ class MessageWalk:
         # in every chat span, so the same prompts and tool results come back again and again.
         # Lives as long as the message (which holds the same values anyway), never longer.
         self.findings: dict[str, list[tuple[int, int, str]]] = {}
+        # Top-level JSON arrays redacted in this message (see _known_prefix).
+        self.arrays: list[tuple[str, list[Any], dict[str, int], bool, bool]] = []
         self.counts: dict[str, int] = {}
         self.total: dict[str, int] = {}
         self.dropped = False
@@ -319,14 +321,30 @@ class MessageWalk:
         return self._apply(s, findings)
 
     def _json(self, s: str, nesting: int) -> str | _NotJson | None:
+        remember = self.p.fast_paths and nesting == 0 and s[:1] == "[" and s[-1:] == "]"
+        known = self._known_prefix(s) if remember else None
         try:
-            obj = json.loads(s)
+            obj = json.loads(s if known is None else "[" + s[len(known[0]) :])
         except (ValueError, RecursionError):
-            return _NOT_JSON
-        if not isinstance(obj, dict | list):
-            return _NOT_JSON
+            if known is None:
+                return _NOT_JSON
+            known, obj = None, None  # the tail alone is no array: let the whole decide
+            try:
+                obj = json.loads(s)
+            except (ValueError, RecursionError):
+                return _NOT_JSON
+        if not isinstance(obj, dict | list) or (known is not None and not obj):
+            if known is None:
+                return _NOT_JSON
+            return self._json_without_prefix(s)
         saved_counts = dict(self.counts)
         saved_dropped = self.dropped
+        self.dropped = False  # to know whether this document asks for a drop
+        if known is not None:
+            _, items, delta, prefix_changed, self.dropped = known
+            counts = self.counts
+            for d, n in delta.items():
+                counts[d] = counts.get(d, 0) + n
         try:
             changed = self._walk_json(obj, nesting)
         except _TooDeep:
@@ -334,9 +352,42 @@ class MessageWalk:
             self.counts.update(saved_counts)
             self.dropped = saved_dropped
             return _NOT_JSON
+        dropped = self.dropped
+        self.dropped = saved_dropped or dropped
+        if known is not None and isinstance(obj, list):
+            obj = items + obj
+            changed = changed or prefix_changed
+        if remember:
+            delta = {
+                d: n - saved_counts.get(d, 0) for d, n in self.counts.items() if n != saved_counts.get(d, 0)
+            }
+            self.arrays.append((s, obj, delta, changed, dropped))
         if not changed:
             return None
         return _dump(obj, s)
+
+    def _json_without_prefix(self, s: str) -> str | _NotJson | None:
+        arrays, self.arrays = self.arrays, []
+        try:
+            return self._json(s, 0)
+        finally:
+            self.arrays = arrays + self.arrays
+
+    def _known_prefix(self, s: str) -> tuple[str, list[Any], dict[str, int], bool, bool] | None:
+        """A top-level array already redacted in this message whose items start ``s``.
+
+        Chat spans repeat the conversation so far in ``gen_ai.input.messages``: the array
+        of one span is the previous span's array plus new items (``[a, b]`` then ``[a, b,
+        c]``). Then only the new items are parsed and walked; the known ones, their counts
+        and drop flag are reused. Items sit at depth 2 of a top-level document either way,
+        and ``[a, b, c]`` parses to the items of ``[a, b]`` and of ``[c]`` when both parse.
+        """
+        known: tuple[str, list[Any], dict[str, int], bool, bool]
+        for known in reversed(self.arrays):
+            t = known[0]
+            if len(t) < len(s) and known[1] and s[len(t) - 1] == "," and s.startswith(t[:-1]):
+                return known
+        return None
 
     def _leaf(self, value: Any, key: str | None, nesting: int) -> Any:
         """New value for a JSON leaf, or None if unchanged."""

@@ -489,3 +489,64 @@ def test_bytes_values_are_always_walked() -> None:
         assert not prefilter.clean_element(kv.SerializeToString())
         nested = KeyValue(key="k", value=AnyValue(array_value=ArrayValue(values=[AnyValue(bytes_value=raw)])))
         assert not prefilter.clean_element(nested.SerializeToString())
+
+
+def _conversation_docs(rng: random.Random) -> list[str]:
+    """``gen_ai.input.messages`` of successive chat spans: each array extends the previous one."""
+    items = [_json_value(rng, 3) for _ in range(rng.randrange(1, 6))]
+    style: dict[str, Any] = rng.choice([{}, {"ensure_ascii": False}, {"separators": (",", ":")}])
+    docs = [json.dumps(items[:k], **style) for k in range(1, len(items) + 1)]
+    roll = rng.random()
+    if roll < 0.15:
+        docs.append(docs[-1][:-1] + ",]")  # a trailing comma: not JSON
+    elif roll < 0.3:
+        docs.append(docs[-1][:-1] + ", " + json.dumps([[[[["deep", _text(rng)]]]]]) + "]")
+    elif roll < 0.4:
+        docs.append(docs[-1][:-1] + ", {}] ")  # trailing space: never taken as a known prefix
+    elif roll < 0.5:
+        docs.append(docs[-1])  # the same array again
+    rng.shuffle(docs) if rng.random() < 0.2 else None
+    return docs
+
+
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_growing_conversations_redact_identically(policy: str) -> None:
+    """Arrays that extend an array already redacted in the same message reuse its items."""
+    for limits in (None, Limits(max_json_depth=4)):
+        fast, reference = _pair(policy, limits)
+        for seed in range(60):
+            rng = random.Random(f"conversation-{policy}-{seed}")
+            td = TracesData()
+            ss = td.resource_spans.add().scope_spans.add()
+            for doc in _conversation_docs(rng):
+                span = ss.spans.add(trace_id=b"\x01" * 16, span_id=rng.randbytes(8), name="chat")
+                key = rng.choice(["gen_ai.input.messages", "gen_ai.input.messages", "password"])
+                span.attributes.append(KeyValue(key=key, value=AnyValue(string_value=_utf8(doc))))
+                if rng.random() < 0.3:  # two documents in one attribute
+                    value = AnyValue(array_value=ArrayValue(values=[AnyValue(string_value=_utf8(doc))] * 2))
+                    span.attributes.append(KeyValue(key="gen_ai.prompt", value=value))
+            payload = td.SerializeToString()
+            assert _outcome(fast, payload, "traces") == _outcome(reference, payload, "traces"), (policy, seed)
+
+
+def test_known_prefix_carries_its_own_drop_flag_only() -> None:
+    """A document that follows a dropping one in the same attribute does not inherit its drop."""
+    fast, reference = _pair("no_credential")  # email: drop
+    td = TracesData()
+    ss = td.resource_spans.add().scope_spans.add()
+    first = ss.spans.add(name="chat")
+    phone = {"a": "call +44 20 7946 0958"}  # masked, not dropped
+    docs = [json.dumps([phone]), json.dumps(["mail alice@example.com"])]  # walked last to first
+    values = ArrayValue(values=[AnyValue(string_value=d) for d in docs])
+    first.attributes.append(KeyValue(key="gen_ai.prompt", value=AnyValue(array_value=values)))
+    second = ss.spans.add(name="chat")
+    grown = json.dumps([phone, {"b": "alice@example.com"}, {"c": 3}])
+    second.attributes.append(KeyValue(key="gen_ai.input.messages", value=AnyValue(string_value=grown)))
+    third = ss.spans.add(name="chat")
+    clean = json.dumps([phone, {"c": 3}])
+    third.attributes.append(KeyValue(key="gen_ai.input.messages", value=AnyValue(string_value=clean)))
+    payload = td.SerializeToString()
+    outcome = _outcome(fast, payload, "traces")
+    assert outcome == _outcome(reference, payload, "traces")
+    spans = outcome[1].resource_spans[0].scope_spans[0].spans  # type: ignore[attr-defined]
+    assert [kv.key for kv in spans[2].attributes] == ["gen_ai.input.messages", REDACTION_ATTR]
