@@ -37,7 +37,7 @@ class WriterSettings(Section):
     batch_max_rows: int = Field(
         default=10_000,
         ge=4,
-        description="flush after about this many rows (counted as messages x 4: a message is one trace piece)",
+        description="flush after about this many rows (a message, one trace piece, counts as 4)",
     )
     batch_max_bytes: int = Field(
         default=64 * 1024 * 1024, ge=1024, description="flush a table's batch at this many message bytes"
