@@ -325,7 +325,8 @@ class Prefilter:
     def _hit(self, data: bytes, limit: int) -> bool:
         """Whether a pattern with id below ``limit`` matches ``data`` or its JSON views."""
         dbs, hits = self._state()
-        views = json_view_list(data, self._levels)  # scanned one by one: no joined copy of big values
+        # Views are scanned one by one: no joined copy of big values.
+        views = [data] if b"\\" not in data else json_view_list(data, self._levels)
         handler = hits.handler
         hits.limit = limit
         try:
@@ -357,17 +358,23 @@ class Prefilter:
 
         None means "all of them" (so many hits that looking element by element is pointless).
         """
-        segments = [
-            json_views(part, self._levels) if len(part) <= self._max_bytes else b"" for part in serialized
-        ]
-        flagged = {i for i, part in enumerate(serialized) if len(part) > self._max_bytes}
+        data = b"\n".join(serialized)
+        flagged: set[int] = set()
+        if len(data) > self._max_bytes or _ANY_ESCAPE.search(data) is not None:
+            # Rare: oversized elements, or JSON escapes to decode, element by element.
+            segments = [
+                json_views(part, self._levels) if len(part) <= self._max_bytes else b"" for part in serialized
+            ]
+            flagged.update(i for i, part in enumerate(serialized) if len(part) > self._max_bytes)
+            data = b"\n".join(segments)
+        else:
+            segments = serialized
         starts = [0]
         total = 0
         for segment in segments:
             total += len(segment) + 1
             starts.append(total)
         dbs, ends, on_match = self._locate_state()
-        data = b"\n".join(segments)
         for db in dbs:
             ends.clear()
             try:
