@@ -362,7 +362,7 @@ class Prefilter:
         flagged: set[int] = set()
         if len(data) > self._max_bytes or _ANY_ESCAPE.search(data) is not None:
             # Rare: oversized elements, or JSON escapes to decode, element by element.
-            segments = [
+            segments: Sequence[bytes] = [
                 json_views(part, self._levels) if len(part) <= self._max_bytes else b"" for part in serialized
             ]
             flagged.update(i for i, part in enumerate(serialized) if len(part) > self._max_bytes)
