@@ -427,10 +427,14 @@ def resolve(values: list[Any], conv: str, take: Take | None) -> Resolved:
             operation = _TL_KIND_TO_OPERATION.get(tl_lower, "")
 
     provider = "" if provider is None else (provider if type(provider) is str else str(provider)).lower()
-    if type(request_model) is not str:
-        request_model = _str(request_model)
-    if type(response_model) is not str:
-        response_model = _str(response_model)
+    if request_model is None:
+        request_model = ""
+    elif type(request_model) is not str:
+        request_model = str(request_model)
+    if response_model is None:
+        response_model = ""
+    elif type(response_model) is not str:
+        response_model = str(response_model)
     if oi_model is not None:
         # OpenInference records the one model name it knows; it serves as both
         oi_model = _str(oi_model)
@@ -454,18 +458,30 @@ def resolve(values: list[Any], conv: str, take: Take | None) -> Resolved:
         seconds = to_float(ttft)
         ttft_ms = seconds * 1000.0 if seconds is not None else None
 
-    if type(conversation_id) is not str:
-        conversation_id = _str(conversation_id)
-    if type(user_id) is not str:
-        user_id = _str(user_id)
-    if type(agent_name) is not str:
-        agent_name = _str(agent_name)
-    if type(agent_id) is not str:
-        agent_id = _str(agent_id)
-    if type(tool_name) is not str:
-        tool_name = _str(tool_name)
-    if type(tool_call_id) is not str:
-        tool_call_id = _str(tool_call_id)
+    if conversation_id is None:
+        conversation_id = ""
+    elif type(conversation_id) is not str:
+        conversation_id = str(conversation_id)
+    if user_id is None:
+        user_id = ""
+    elif type(user_id) is not str:
+        user_id = str(user_id)
+    if agent_name is None:
+        agent_name = ""
+    elif type(agent_name) is not str:
+        agent_name = str(agent_name)
+    if agent_id is None:
+        agent_id = ""
+    elif type(agent_id) is not str:
+        agent_id = str(agent_id)
+    if tool_name is None:
+        tool_name = ""
+    elif type(tool_name) is not str:
+        tool_name = str(tool_name)
+    if tool_call_id is None:
+        tool_call_id = ""
+    elif type(tool_call_id) is not str:
+        tool_call_id = str(tool_call_id)
     if tl_kind == "tool" and not tool_name:
         tool_name = _str(entity)
     if tl_kind == "agent" and not agent_name:

@@ -153,7 +153,8 @@ def decode_key_value(raw: bytes) -> tuple[str, str, Any]:
     double or bool) is read here; everything else -- arrays, maps, bytes, unknown or
     repeated fields, odd varints -- goes through the protobuf runtime, so the result is
     always what ``attributes_dict`` would give. Text is strict UTF-8 as in the runtime.
-    ``value`` is None for an unset AnyValue.
+    ``value`` is None for an unset AnyValue. Lengths below 16 KiB (two varint bytes) are
+    read inline: this runs for every attribute that is not served from a cache.
     """
     try:
         end = len(raw)
@@ -172,7 +173,13 @@ def decode_key_value(raw: bytes) -> tuple[str, str, Any]:
         size = raw[stop + 1]
         pos = stop + 2
         if size & 0x80:
-            size, pos = _varint(raw, stop + 1)
+            low = size
+            size = raw[pos]
+            if size & 0x80:
+                size, pos = _varint(raw, stop + 1)
+            else:
+                size = (low & 0x7F) | size << 7
+                pos += 1
         if pos + size != end:
             return _runtime_key_value(raw)
         if size == 0:
@@ -182,11 +189,20 @@ def decode_key_value(raw: bytes) -> tuple[str, str, Any]:
             size = raw[pos + 1]
             start = pos + 2
             if size & 0x80:
-                size, start = _varint(raw, pos + 1)
+                low = size
+                size = raw[start]
+                if size & 0x80:
+                    size, start = _varint(raw, pos + 1)
+                else:
+                    size = (low & 0x7F) | size << 7
+                    start += 1
             if start + size == end:
                 text = raw[start:end].decode("utf-8")
                 return key, text, text
         elif tag == 0x18:  # int_value (int64)
+            if pos + 2 == end and raw[pos + 1] < 0x80:
+                number = raw[pos + 1]
+                return key, str(number), number
             number, stop = _varint(raw, pos + 1)
             if stop == end and number < 1 << 64:
                 if number >= 1 << 63:

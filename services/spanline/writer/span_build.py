@@ -22,6 +22,7 @@ from itertools import accumulate
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
@@ -169,9 +170,21 @@ Offload = Callable[[str], tuple[str, int]]
 
 
 _COLUMN_NAMES = [name for name, _ in SPAN_COLUMNS]
+_TRACE = _COLUMN_NAMES.index("trace_id")
 _ATTRS = _COLUMN_NAMES.index("attributes")
 _RES = _COLUMN_NAMES.index("resource_attributes")
 _REASONS = _COLUMN_NAMES.index("finish_reasons")
+_RES_INDEX = -1  # pseudo column: the resource (index into the batch's resource maps) of a block
+# columns whose value is the same for every span of one ScopeSpans block, in _run_values order
+_BLOCK_COLUMNS = (
+    _COLUMN_NAMES.index("project_id"),
+    _COLUMN_NAMES.index("service_name"),
+    _COLUMN_NAMES.index("scope_name"),
+    _COLUMN_NAMES.index("scope_version"),
+    _COLUMN_NAMES.index("ingested_at"),
+    _RES_INDEX,
+)
+_BLOCK_TYPES = (STR, STR, STR, STR, TS, pa.int32())
 
 
 def _offsets(counts: list[int]) -> pa.Array:
@@ -213,15 +226,22 @@ class SpanBuilder:
         self.clear()
 
     def clear(self) -> None:
+        # per-row columns (the block columns below stay empty in here)
         self._cols: tuple[list[Any], ...] = tuple([] for _ in SPAN_COLUMNS)
         self._attr_keys: list[str] = []
         self._attr_values: list[str] = []
+        self._reasons: list[str] = []
+        # one entry per resource: its map
+        self._res_counts: list[int] = []
         self._res_keys: list[str] = []
         self._res_values: list[str] = []
-        self._reasons: list[str] = []
+        # one entry per block of rows from one ScopeSpans: where the block ends and the
+        # values its rows share, expanded in Arrow (run-end decoding) instead of per row
+        self._run_ends: list[int] = []
+        self._run_values: tuple[list[Any], ...] = tuple([] for _ in _BLOCK_COLUMNS)
 
     def __len__(self) -> int:
-        return len(self._cols[0])
+        return len(self._cols[_TRACE])
 
     def add(self, value: bytes, project_id: str, received_at_ns: int) -> int:
         """Append the rows of one serialized ``TracesData``; returns how many.
@@ -230,31 +250,47 @@ class SpanBuilder:
         error (:class:`RowBuildError`, or an unexpected one) propagates.
         """
         before = len(self)
-        marks = (len(self._attr_keys), len(self._res_keys), len(self._reasons))
+        attrs, reasons, resources, res_entries, runs = (
+            len(self._attr_keys),
+            len(self._reasons),
+            len(self._res_counts),
+            len(self._res_keys),
+            len(self._run_ends),
+        )
         try:
             self._build(value, project_id, received_at_ns)
         except BaseException:
             for col in self._cols:
                 del col[before:]
-            del self._attr_keys[marks[0] :], self._attr_values[marks[0] :]
-            del self._res_keys[marks[1] :], self._res_values[marks[1] :]
-            del self._reasons[marks[2] :]
+            del self._attr_keys[attrs:], self._attr_values[attrs:], self._reasons[reasons:]
+            del self._res_counts[resources:], self._res_keys[res_entries:], self._res_values[res_entries:]
+            del self._run_ends[runs:]
+            for col in self._run_values:
+                del col[runs:]
             raise
         return len(self) - before
 
     def to_arrow(self) -> pa.Table:
         cols = self._cols
+        run_ends = pa.array(self._run_ends, pa.int32())
+        blocks = {
+            column: pc.run_end_decode(pa.RunEndEncodedArray.from_arrays(run_ends, pa.array(values, typ)))
+            for column, typ, values in zip(_BLOCK_COLUMNS, _BLOCK_TYPES, self._run_values, strict=True)
+        }
+        resources = _map_array(self._res_counts, self._res_keys, self._res_values)
         arrays = []
         for i, (_, typ) in enumerate(SPAN_COLUMNS):
-            if i == _ATTRS:
-                arrays.append(_map_array(cols[i], self._attr_keys, self._attr_values))
+            if i in blocks:
+                arrays.append(blocks[i])
             elif i == _RES:
-                arrays.append(_map_array(cols[i], self._res_keys, self._res_values))
+                arrays.append(resources.take(blocks[_RES_INDEX]))
+            elif i == _ATTRS:
+                arrays.append(_map_array(cols[i], self._attr_keys, self._attr_values))
             elif i == _REASONS:
                 arrays.append(pa.ListArray.from_arrays(_offsets(cols[i]), pa.array(self._reasons, STR)))
             else:
                 arrays.append(pa.array(cols[i], type=typ))
-        return pa.Table.from_arrays(arrays, names=[name for name, _ in SPAN_COLUMNS])
+        return pa.Table.from_arrays(arrays, names=_COLUMN_NAMES)
 
     def _price(self, provider: str, model: str) -> ModelPrice:
         price = self.pricing.lookup(provider, model) or _UNPRICED
@@ -306,14 +342,14 @@ class SpanBuilder:
         if not project_id:
             raise RowBuildError(TABLE, "project id is empty")
         (
-            c_project,
+            _,  # block column
             c_trace,
             c_span,
             c_parent,
             c_trace_state,
-            c_service,
-            c_scope_name,
-            c_scope_version,
+            _,  # block column
+            _,  # block column
+            _,  # block column
             c_name,
             c_kind,
             c_start,
@@ -353,16 +389,18 @@ class SpanBuilder:
             c_arguments_bytes,
             c_result_bytes,
             c_attributes,
-            c_resource,
+            _,  # block column
             c_events,
             c_links,
-            c_ingested,
+            _,  # block column
         ) = self._cols
         attr_keys = self._attr_keys
         attr_values = self._attr_values
-        res_keys = self._res_keys
-        res_values = self._res_values
         reasons = self._reasons
+        run_ends = self._run_ends
+        run_project, run_service, run_scope_name, run_scope_version, run_ingested, run_resource = (
+            self._run_values
+        )
         offload = self.offload
         prices = self._prices
         version = self.pricing.version
@@ -377,13 +415,15 @@ class SpanBuilder:
         for ri, rs in enumerate(traces.resource_spans[:]):
             res_attrs = attributes_dict(rs.resource.attributes)
             service = to_text(res_attrs.get("service.name", ""))
-            res_k = list(res_attrs)
-            res_v = [v if type(v) is str else to_text(v) for v in res_attrs.values()]
-            res_n = len(res_k)
+            resource = len(self._res_counts)
+            self._res_counts.append(len(res_attrs))
+            self._res_keys.extend(res_attrs)
+            self._res_values.extend([v if type(v) is str else to_text(v) for v in res_attrs.values()])
             for si, ss in enumerate(rs.scope_spans[:]):
                 scope = ss.scope
                 scope_name = scope.name
                 scope_version = scope.version
+                block_start = len(c_trace)
                 for pi, span in enumerate(ss.spans[:]):
                     raw = span.trace_id
                     trace_id = (
@@ -522,16 +562,10 @@ class SpanBuilder:
                     else:
                         code = 0
                         status_message = ""
-                    res_keys.extend(res_k)
-                    res_values.extend(res_v)
-                    c_project.append(project_id)
                     c_trace.append(trace_id)
                     c_span.append(span_id)
                     c_parent.append(parent)
                     c_trace_state.append(span.trace_state)
-                    c_service.append(service)
-                    c_scope_name.append(scope_name)
-                    c_scope_version.append(scope_version)
                     c_name.append(span.name)
                     c_kind.append(kind_names.get(kind) or str(kind))
                     c_start.append(start)
@@ -572,10 +606,17 @@ class SpanBuilder:
                     c_arguments_bytes.append(args_len)
                     c_result_bytes.append(result_len)
                     c_attributes.append(len(attr_keys) - attrs_before)
-                    c_resource.append(res_n)
                     c_events.append(events_json)
                     c_links.append(links_json)
-                    c_ingested.append(received_at_ns)
+                rows_now = len(c_trace)
+                if rows_now > block_start:
+                    run_ends.append(rows_now)
+                    run_project.append(project_id)
+                    run_service.append(service)
+                    run_scope_name.append(scope_name)
+                    run_scope_version.append(scope_version)
+                    run_ingested.append(received_at_ns)
+                    run_resource.append(resource)
 
     @staticmethod
     def _general(span: Span, attr_keys: list[str], attr_values: list[str]) -> tuple[Genai, str, str]:

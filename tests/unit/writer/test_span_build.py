@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import math
+import random
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from spanline.writer.object_store import LocalObjectStore, PayloadOffloader
+from spanline.writer.otlp_mirror import _runtime_key_value, decode_key_value
 from spanline.writer.pricing import PricingTable
 from spanline.writer.rows import RowBuildError, SpanRows
 from spanline.writer.span_build import SPAN_COLUMNS, SpanBuilder
@@ -91,3 +95,75 @@ def test_failed_message_leaves_the_batch_as_it_was() -> None:
     with pytest.raises(RowBuildError):
         buf.add_bytes(corpus[26][:-3] + b"\xff\xff\xff", "p", 1)
     assert buf.to_arrow().equals(before)
+
+
+def _runtime_or_error(raw: bytes) -> object:
+    try:
+        return _runtime_key_value(raw)
+    except DecodeError:
+        return DecodeError
+
+
+def _decoded_or_error(raw: bytes) -> object:
+    try:
+        return decode_key_value(raw)
+    except DecodeError:
+        return DecodeError
+
+
+def test_key_value_decoder_agrees_with_the_protobuf_runtime() -> None:
+    """Canonical and odd encodings, and thousands of corrupted ones: same value or same error."""
+    rng = random.Random(11)
+    samples: list[bytes] = []
+    for key in ("k", "gen_ai.usage.input_tokens", "ключ", "x" * 200):
+        for value in (
+            "",
+            "v",
+            "é" * 100,
+            "a" * 20_000,
+            0,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            -1,
+            -(2**63),
+            2**63 - 1,
+        ):
+            kv = KeyValue(key=key)
+            if isinstance(value, str):
+                kv.value.string_value = value
+            else:
+                kv.value.int_value = value
+            samples.append(kv.SerializeToString())
+        for extra in (True, False, 0.5, float("nan"), -0.0):
+            kv = KeyValue(key=key)
+            if isinstance(extra, bool):
+                kv.value.bool_value = extra
+            else:
+                kv.value.double_value = extra
+            samples.append(kv.SerializeToString())
+        samples.append(KeyValue(key=key).SerializeToString())  # no value
+        kv = KeyValue(key=key)
+        kv.value.array_value.values.add().string_value = "a"
+        samples.append(kv.SerializeToString())
+    samples += [
+        b"\x0a\x01k\x12\x02\x18\x85\x00"[:6] + b"\x03\x18\x85\x00",  # overlong varint
+        b"\x12\x02\x0a\x00\x0a\x01k",  # value before key
+        b"\x0a\x01k\x12\x02\x0a\x00\x12\x02\x18\x01",  # value twice (merged by the runtime)
+        b"\x0a\x01k\x12\x03\x0a\x01\xff",  # invalid UTF-8
+        b"\x0a\x01k\x12\x0b\x18" + b"\xff" * 9 + b"\x7f",  # varint over 64 bits
+    ]
+    mutated = []
+    for _ in range(3000):
+        raw = bytearray(rng.choice(samples))
+        for _ in range(rng.randrange(1, 4)):
+            raw[rng.randrange(len(raw))] = rng.randrange(256)
+        mutated.append(bytes(raw))
+    for raw in samples + mutated:
+        got, want = _decoded_or_error(raw), _runtime_or_error(raw)
+        if isinstance(got, tuple) and isinstance(want, tuple) and got[2] != got[2]:
+            assert got[:2] == want[:2] and want[2] != want[2]  # NaN
+        else:
+            assert got == want, raw[:40]
