@@ -213,17 +213,21 @@ def _walk_traces(walk: MessageWalk, data: TracesData) -> None:
         resource = rs.resource
         scopes = list(rs.scope_spans)
         dirty: set[int] | None = None
+        located = False
+        batch = fast and p.batch_first
         if fast:
-            # Where most messages hold nothing to redact, one prefilter pass for the resource,
-            # its scopes and its spans settles it (stopping at the first trigger hit).
             parts = [resource.SerializeToString()]
             for ss in scopes:
                 parts.append(ss.scope.SerializeToString())
                 parts.extend(span.SerializeToString() for span in ss.spans)
-            if p.batch_first and p.elements_are_clean(parts):
+        if batch:
+            # Where most messages hold nothing to redact, one prefilter pass for the resource,
+            # its scopes and its spans settles it (stopping at the first trigger hit);
+            # otherwise element by element. Where most hold something, spans go straight to
+            # locating their attributes (below), and resources and scopes are walked.
+            if p.elements_are_clean(parts):
                 p.note_outcome(dirty=False)
                 continue
-            # Something to redact: decide element by element.
             dirty = {i for i, part in enumerate(parts) if not p.element_is_clean(part)}
             p.note_outcome(dirty=bool(dirty))
         if dirty is None or 0 in dirty:
@@ -238,16 +242,18 @@ def _walk_traces(walk: MessageWalk, data: TracesData) -> None:
             index += 1
             for span in ss.spans:
                 only: list[int] | None = None
-                if dirty is not None:
-                    if index not in dirty:
+                unverified: set[int] = set()
+                if fast:
+                    if dirty is not None and index not in dirty:
                         index += 1
                         continue
-                    only = p.dirty_elements(span_attribute_bytes(parts[index]))
+                    only = p.dirty_elements(span_attribute_bytes(parts[index]), unverified)
+                    located = located or only is None or bool(only)
                 index += 1
                 new = text(span.name)
                 if new is not None:
                     span.name = new
-                walk.attributes(span.attributes, only)
+                walk.attributes(span.attributes, only, unverified)
                 for event in span.events:
                     new = text(event.name)
                     if new is not None:
@@ -261,6 +267,8 @@ def _walk_traces(walk: MessageWalk, data: TracesData) -> None:
                         span.status.message = new
                 walk.dropped = False
                 walk.flush(span.attributes)
+        if fast and not batch:
+            p.note_outcome(dirty=located)
 
 
 def _walk_logs(walk: MessageWalk, data: LogsData) -> None:
@@ -279,18 +287,19 @@ def _walk_logs(walk: MessageWalk, data: LogsData) -> None:
                 walk.flush(scope.attributes)
             for record in sl.log_records:
                 dirty: list[int] | None = None
+                unverified: set[int] = set()
                 if skip is not None:
                     serialized = record.SerializeToString()
                     if skip(serialized) and (not record.event_name or p.text_is_clean(record.event_name)):
                         continue
-                    dirty = p.dirty_elements(log_record_attribute_bytes(serialized))
+                    dirty = p.dirty_elements(log_record_attribute_bytes(serialized), unverified)
                 if record.HasField("body"):
                     walk.dropped = False
                     walk.any_value(record.body, None)
                     if walk.dropped:
                         record.ClearField("body")
                     walk.dropped = False
-                walk.attributes(record.attributes, dirty)
+                walk.attributes(record.attributes, dirty, unverified)
                 if record.event_name:
                     new = text(record.event_name)
                     if new is not None:

@@ -46,6 +46,7 @@ decoded by the next view. ``max_json_nesting`` views cover every level the walk 
 from __future__ import annotations
 
 import bisect
+import codecs
 import re
 import threading
 from collections.abc import Sequence
@@ -124,6 +125,8 @@ _ESCAPE: Final = re.compile(
     rb'\\(?:u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|(["\\/bfnrt]))'
 )
 _ANY_ESCAPE: Final = re.compile(rb'\\["\\/bfnrtu]')
+# A backslash followed by anything but what both JSON and Python bytes literals escape alike.
+_OTHER_ESCAPE: Final = re.compile(rb'\\[^"\\bfnrt]', re.DOTALL)
 _SIMPLE_ESCAPES: Final = {
     b'"': b'"',
     b"\\": b"\\",
@@ -157,6 +160,13 @@ def unescape_json(data: bytes) -> bytes:
     aside no two backslashes are adjacent, so the single-character escapes cannot
     interfere with each other.
     """
+    if _OTHER_ESCAPE.search(data) is None:
+        # Only \" \\ \b \f \n \r \t: the C decoder of Python bytes literals reads them
+        # exactly as JSON does, in one pass (the chain below makes a dozen).
+        try:
+            return codecs.escape_decode(data)[0]
+        except ValueError:  # a trailing backslash
+            pass
     paired = data.replace(b"\\\\", _BACKSLASH_STANDIN) if b"\\\\" in data else data
     if b"\\u" in paired:
         return _ESCAPE.sub(_escape_replacement, data)
@@ -352,23 +362,35 @@ class Prefilter:
             self._local.locate = state
         return state  # type: ignore[no-any-return]
 
-    def flag_elements(self, serialized: Sequence[bytes]) -> set[int] | None:
+    def flag_elements(self, serialized: Sequence[bytes], escaped: set[int] | None = None) -> set[int] | None:
         """Indices of the elements that are not clean (see :meth:`clean_element`), in one pass
         per database.
 
-        None means "all of them" (so many hits that looking element by element is pointless).
+        With ``escaped``, elements holding JSON escapes are scanned without decoding them:
+        all are flagged, and those without a hit as they are are added to ``escaped`` (the
+        caller checks their JSON documents, which decodes them once). None means "all of
+        them" (so many hits that looking element by element is pointless).
         """
         data = b"\n".join(serialized)
         flagged: set[int] = set()
+        undecoded: set[int] = set()
         if len(data) > self._max_bytes or _ANY_ESCAPE.search(data) is not None:
-            # Rare: oversized elements, or JSON escapes to decode, element by element.
-            segments: Sequence[bytes] = [
-                json_views(part, self._levels) if len(part) <= self._max_bytes else b"" for part in serialized
-            ]
-            flagged.update(i for i, part in enumerate(serialized) if len(part) > self._max_bytes)
+            # Oversized elements, or JSON escapes: element by element.
+            segments: list[bytes] = []
+            for i, part in enumerate(serialized):
+                if len(part) > self._max_bytes:
+                    flagged.add(i)
+                    segments.append(b"")
+                elif b"\\" not in part or _ANY_ESCAPE.search(part) is None:
+                    segments.append(part)
+                elif escaped is not None:
+                    undecoded.add(i)
+                    segments.append(part)
+                else:
+                    segments.append(json_views(part, self._levels))
             data = b"\n".join(segments)
         else:
-            segments = serialized
+            segments = list(serialized)
         starts = [0]
         total = 0
         for segment in segments:
@@ -383,17 +405,27 @@ class Prefilter:
                 return None
             for end in ends:
                 flagged.add(bisect.bisect_right(starts, end - 1) - 1)
+        if undecoded and escaped is not None:
+            escaped.update(undecoded - flagged)
+            flagged |= undecoded
         return flagged
 
     def clean_elements(self, serialized: Sequence[bytes]) -> bool:
         """True if every element is clean (see :meth:`clean_element`): one pass for all."""
         if any(len(part) > self._max_bytes for part in serialized):
             return False
-        return not self._hit(b"\n".join(serialized), len(self._patterns_all))
+        return self.clean_element(b"\n".join(serialized))
 
     def clean_element(self, serialized: bytes) -> bool:
-        """True if walking the element these canonical (upb) bytes encode would change nothing."""
+        """True if walking the element these canonical (upb) bytes encode would change nothing.
+
+        An element holding JSON escapes is reported as not clean without looking further:
+        decoding escapes is the costly part, and the caller locates what needs a walk in
+        the element's parts (:meth:`flag_elements`), which decodes them once.
+        """
         if len(serialized) > self._max_bytes:
+            return False
+        if b"\\" in serialized and _ANY_ESCAPE.search(serialized) is not None:
             return False
         return not self._hit(serialized, len(self._patterns_all))
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -135,12 +135,12 @@ class CompiledPolicy:
         """True if redacting ``text`` as a value (or as plain text) would change nothing."""
         return self.prefilter is not None and self.prefilter.clean_text(text)
 
-    def dirty_elements(self, serialized: list[bytes]) -> list[int] | None:
+    def dirty_elements(self, serialized: list[bytes], escaped: set[int] | None = None) -> list[int] | None:
         """Ascending indices of the elements (spans, attributes... serialised by upb) the walk
-        may change; None for all of them."""
+        may change; None for all of them. ``escaped``: see :meth:`Prefilter.flag_elements`."""
         if self.prefilter is None:
             return None
-        flagged = self.prefilter.flag_elements(serialized)
+        flagged = self.prefilter.flag_elements(serialized, escaped)
         if flagged is None:
             return None
         for lit in self._removed_key_literals:
@@ -408,6 +408,7 @@ class MessageWalk:
         """
         p = self.p
         max_depth = p.limits.max_json_depth
+        max_chars = p.limits.max_string_chars  # longer leaves must reach text() and fail there
         sensitive = p.is_sensitive_key if p.sensitive_keys else None
         memo = self.findings if p.fast_paths else None
         todo: list[tuple[Any, Any, Any, str | None]] = []  # (container, key or index, value, context key)
@@ -425,7 +426,11 @@ class MessageWalk:
                     kind = type(v)
                     if kind is str:
                         if v:
-                            if (sensitive is not None and sensitive(k)) or _may_hold_json(v):
+                            if (
+                                (sensitive is not None and sensitive(k))
+                                or _may_hold_json(v)
+                                or len(v) > max_chars
+                            ):
                                 todo.append((node, k, v, k))
                             elif memo is not None and (known := memo.get(v)) is not None:
                                 if known:
@@ -447,7 +452,7 @@ class MessageWalk:
                     kind = type(v)
                     if kind is str:
                         if v:
-                            if forced or _may_hold_json(v):
+                            if forced or _may_hold_json(v) or len(v) > max_chars:
                                 todo.append((node, i, v, ctx))
                             elif memo is not None and (known := memo.get(v)) is not None:
                                 if known:
@@ -463,15 +468,23 @@ class MessageWalk:
                         stack.append((v, depth + 1, ctx))
         n_pending = len(pending)
         texts.extend(k for _, k in keys)
-        flagged = (p.scanner.flag_texts(texts) if p.fast_paths else None) if texts else set()
-        if flagged is None:
+        flagged = (p.scanner.flag_texts(texts) if p.fast_paths else None) if texts else {}
+        if flagged is None or memo is None:
             todo.extend(pending)
         else:
+            scan = p.scanner.scan_triggered
             for index, leaf in enumerate(pending):
-                if index in flagged:
-                    todo.append(leaf)
-                elif memo is not None and type(leaf[2]) is str:
-                    memo[leaf[2]] = []  # no trigger fires in it: the scanner would find nothing
+                detectors = flagged.get(index)
+                value = leaf[2]
+                if type(value) is not str:
+                    if detectors is not None:
+                        todo.append(leaf)  # a long integer: number() scans its digits
+                elif detectors is None:
+                    memo[value] = []  # no trigger fires in it: the scanner would find nothing
+                else:
+                    found = memo[value] = scan(value, detectors)
+                    if found:
+                        todo.append(leaf)
         changed = False
         for container, ref, value, ctx in todo:
             new = self._leaf(value, ctx, nesting)
@@ -480,7 +493,7 @@ class MessageWalk:
                 changed = True
         renamed: dict[int, tuple[dict[str, Any], dict[str, str]]] = {}
         for index, (node, k) in enumerate(keys, n_pending):
-            if flagged is not None and index not in flagged:
+            if flagged is not None and index not in flagged and len(k) <= max_chars:
                 continue
             nk = self.text(k)
             if nk is not None:
@@ -535,11 +548,14 @@ class MessageWalk:
                 if new is not None:
                     v.string_value = new
 
-    def attributes(self, attrs: Any, only: Iterable[int] | None = None) -> None:
+    def attributes(
+        self, attrs: Any, only: Iterable[int] | None = None, unverified: Container[int] = ()
+    ) -> None:
         """Apply the key policy and redact every value of a repeated ``KeyValue`` field.
 
         ``only``: ascending indices of the attributes to look at, when the others are
-        known to need nothing (:meth:`CompiledPolicy.dirty_attributes`).
+        known to need nothing (:meth:`CompiledPolicy.dirty_elements`); the prefilter has
+        already looked at them, except those in ``unverified``.
         """
         keep = self.p.key_filter.keep
         remove: list[int] | None = None
@@ -558,7 +574,7 @@ class MessageWalk:
                 remove.append(idx)
                 continue
             self.dropped = False
-            self.any_value(kv.value, key, only is not None)
+            self.any_value(kv.value, key, only is not None and idx not in unverified)
             if self.dropped:
                 remove = remove or []
                 remove.append(idx)

@@ -461,8 +461,11 @@ def test_scanner_flags_every_text_with_a_finding() -> None:
         flagged = scanner.flag_texts(chunk)
         assert flagged is not None  # (None would mean "all": too many hits to locate them)
         for index, text in enumerate(chunk):
-            if scanner.scan(text):
+            expected = scanner.scan(text)
+            if expected:
                 assert index in flagged, text
+            if index in flagged:
+                assert scanner.scan_triggered(text, flagged[index]) == expected, text
 
 
 def test_masks_are_not_flagged_again() -> None:

@@ -161,12 +161,14 @@ class Scanner:
             return sorted(set(hits))
         return list(hits)
 
-    def flag_texts(self, texts: Sequence[str]) -> set[int] | None:
-        """Indices of the texts in which some trigger fires (a superset of those with findings).
+    def flag_texts(self, texts: Sequence[str]) -> dict[int, set[int]] | None:
+        """For each text in which some trigger fires, the detectors whose trigger fired there
+        (a superset of those that fire on the text alone: :meth:`scan_triggered` on them gives
+        what :meth:`scan` gives).
 
         One Hyperscan pass over all texts joined by newlines, instead of one call per text.
-        None means "every text" (no prefilter, a detector without triggers, or so many
-        trigger hits that scanning text by text is cheaper).
+        None means "every text, every detector" (no prefilter, a detector without triggers,
+        or so many trigger hits that scanning text by text is cheaper).
         """
         if not self.prefiltered or self._always:
             return None
@@ -176,19 +178,24 @@ class Scanner:
         for part in parts:
             total += len(part) + 1
             starts.append(total)
-        db, ends, on_match = self._locate_state()
-        ends.clear()
+        db, matches, on_match = self._locate_state()
+        matches.clear()
         try:
             db.scan(b"\n".join(parts), match_event_handler=on_match)
         except _hs.ScanTerminated:
             return None
-        flagged: set[int] = set()
-        for end in ends:
+        flagged: dict[int, set[int]] = {}
+        for detector, end in matches:
             # The last byte of the match is in the text starting at or before it.
-            flagged.add(bisect.bisect_right(starts, end - 1) - 1)
+            text = bisect.bisect_right(starts, end - 1) - 1
+            found = flagged.get(text)
+            if found is None:
+                flagged[text] = {detector}
+            else:
+                found.add(detector)
         return flagged
 
-    def _locate_state(self) -> tuple[Any, list[int], Any]:
+    def _locate_state(self) -> tuple[Any, list[tuple[int, int]], Any]:
         state = getattr(self._local, "locate", None)
         if state is None:
             assert _hs is not None
@@ -204,14 +211,14 @@ class Scanner:
                 ],
                 elements=len(self._patterns),
             )
-            ends: list[int] = []
-            append = ends.append
+            matches: list[tuple[int, int]] = []
+            append = matches.append
 
-            def on_match(_index: int, _start: int, end: int, _flags: int, _ctx: object) -> bool:
-                append(end)
-                return len(ends) >= _MAX_LOCATED_MATCHES
+            def on_match(index: int, _start: int, end: int, _flags: int, _ctx: object) -> bool:
+                append((index, end))
+                return len(matches) >= _MAX_LOCATED_MATCHES
 
-            state = (db, ends, on_match)
+            state = (db, matches, on_match)
             self._local.locate = state
         return state  # type: ignore[no-any-return]
 
@@ -233,14 +240,26 @@ class Scanner:
                     self._clean.clear()
                 self._clean.add(text)
             return found
-        if len(found) == 1:
-            return found
-        # Stable sort: on equal spans the detector that ran first (higher priority) wins.
-        found.sort(key=lambda f: (f[0], f[0] - f[1]))
-        resolved = [found[0]]
-        last_end = found[0][1]
-        for f in found[1:]:
-            if f[0] >= last_end:
-                resolved.append(f)
-                last_end = f[1]
-        return resolved
+        return _resolve(found)
+
+    def scan_triggered(self, text: str, detectors: set[int]) -> list[Finding]:
+        """:meth:`scan` with the detectors to run already known (from :meth:`flag_texts`)."""
+        found: list[Finding] = []
+        for index in sorted(detectors):
+            self._detectors[index].find(text, found)
+        return _resolve(found) if found else found
+
+
+def _resolve(found: list[Finding]) -> list[Finding]:
+    """Non-overlapping findings, earliest first (see the module doc)."""
+    if len(found) == 1:
+        return found
+    # Stable sort: on equal spans the detector that ran first (higher priority) wins.
+    found.sort(key=lambda f: (f[0], f[0] - f[1]))
+    resolved = [found[0]]
+    last_end = found[0][1]
+    for f in found[1:]:
+        if f[0] >= last_end:
+            resolved.append(f)
+            last_end = f[1]
+    return resolved
