@@ -489,7 +489,10 @@ def resolve(values: list[Any], conv: str, take: Take | None) -> Resolved:
 
     finish_reasons: list[str]
     if type(reasons) is list:
-        finish_reasons = [r if type(r) is str else str(r) for r in reasons]
+        finish_reasons = list(reasons)  # a copy: the value may be shared (cached decoding)
+        for i, r in enumerate(finish_reasons):
+            if type(r) is not str:
+                finish_reasons[i] = str(r)
     elif reasons is None:
         single = _str(single_reason)
         finish_reasons = [single] if single else []

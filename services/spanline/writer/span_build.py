@@ -41,6 +41,7 @@ from spanline.writer.genai_fields import (
     GenAIFields,
     extract_genai,
     key_info,
+    key_info_cache,
     resolve,
     take_event_payloads,
 )
@@ -154,6 +155,7 @@ def _fields_tuple(f: GenAIFields) -> Genai:
 _NO_GENAI = _fields_tuple(GenAIFields())  # every non-GenAI span on the fast path
 _NO_PRIOS: list[int] = []
 _F_ODD = 1 << 8  # beyond genai_fields' F_* bits: a float in a payload key
+_KEY_INFOS = key_info_cache()
 _WHICH_ONEOF = MirrorSpan.WhichOneof
 _HAS_FIELD = MirrorSpan.HasField
 # decoded attributes by their serialized bytes: most repeat exactly (same key, same value)
@@ -313,7 +315,8 @@ class SpanBuilder:
             key, text, val = decode_key_value(raw)
         except DecodeError as exc:
             raise _invalid(exc) from None
-        slot, prio, bits = key_info(key)
+        info = _KEY_INFOS.get(key)
+        slot, prio, bits = info if info is not None else key_info(key)
         if bits & F_PAYLOAD and type(val) is float:
             bits |= _F_ODD  # payload text of NaN/inf differs from map text: general path
         if val is None or val == "":
