@@ -553,3 +553,16 @@ def test_known_prefix_carries_its_own_drop_flag_only() -> None:
     assert outcome == _outcome(reference, payload, "traces")
     spans = outcome[1].resource_spans[0].scope_spans[0].spans  # type: ignore[attr-defined]
     assert [kv.key for kv in spans[2].attributes] == ["gen_ai.input.messages", REDACTION_ATTR]
+
+
+def test_over_long_json_leaf_fails_the_same_way() -> None:
+    """A parsed document (CLI jsonl) with a leaf over max_string_chars fails closed either way."""
+    fast, reference = _pair("default", Limits(max_string_chars=50))
+    for value in ({"a": "x" * 60}, ["ok", "y" * 60], {"k" * 60 + "-x": 1}):
+        outcomes = []
+        for redactor in (fast, reference):
+            try:
+                outcomes.append(redactor.redact_json(json.loads(json.dumps(value)), "p"))
+            except RedactionError as exc:
+                outcomes.append(("error", str(exc)))  # type: ignore[arg-type]
+        assert outcomes[0] == outcomes[1] and outcomes[0][0] == "error", value
