@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from spanline.settings import ConfigError, load_settings, masked_dump
 from spanline.writer.config import chdb_path, redact_dsn, resolve_dsn, resolve_object_store_url
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
+
 from spanline.writer.pricing import PricingError, PricingTable, metric_provider, model_candidates
 
 

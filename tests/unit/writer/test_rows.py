@@ -8,6 +8,7 @@ import pyarrow as pa
 import pytest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
+
 from spanline.v1.spanline_pb2 import AlertEvent, AuditCount, Score
 from spanline.writer.object_store import LocalObjectStore, PayloadOffloader, parse_ref
 from spanline.writer.pricing import PricingTable
