@@ -1,27 +1,34 @@
-"""Skipping what cannot hold anything to redact: whole spans, log records, resources, JSON documents.
+"""Skipping what cannot hold anything to redact: whole spans, log records, resources,
+attributes, JSON documents.
 
 Walking an OTLP message in Python costs far more than detecting (protobuf wrapper objects,
 one call per attribute, ``json.loads`` and a Python walk over every JSON leaf), and most
 telemetry holds nothing to redact. So before walking an element the engine serialises it
-(upb, in C) and runs one Hyperscan pass over the bytes with every pattern that could make
-the walk change something. No hit means the walk would change nothing, and it is skipped.
+(upb, in C) and runs Hyperscan over the bytes with every pattern that could make the walk
+change something. No hit means the walk would change nothing, and it is skipped; hits are
+located (:meth:`Prefilter.flag_elements`) so that only the attributes holding one are
+walked.
 
 Why a clean pass proves the walk is a no-op, for every way the walk can change a value:
 
-* **Detectors** run only where one of their triggers (a superset, see ``TextDetector``)
-  matches. Every text the walk scans is a contiguous part of the scanned bytes: strings
-  are stored contiguously in protobuf, JSON leaves and keys are substrings of their
-  document once JSON escapes are decoded. Escapes are decoded in *views* (below), so a
-  trigger hidden behind ``\\n`` or ``\\u0040`` is still seen. A trigger matching across two
-  texts is only a false alarm (the walk runs). Detectors without triggers (policy regexes,
-  dictionaries, NER) and platforms without Hyperscan disable the prefilter.
+* **Detectors** run only where one of their triggers matches (a superset, see
+  ``TextDetector``; the context-aware ``element_triggers`` of emails, IBANs and numbers
+  are a superset of what those detectors find). Every text the walk scans is a contiguous
+  part of the scanned bytes: strings are stored contiguously in protobuf, JSON leaves and
+  keys are substrings of their document once JSON escapes are decoded. Escapes are
+  decoded in *views* (below), so a trigger hidden behind ``\\n`` or ``\\u0040`` is still
+  seen. A trigger matching across two texts is only a false alarm (the walk runs).
+  Detectors without triggers (policy regexes, dictionaries, NER) and platforms without
+  Hyperscan disable the prefilter.
+* **Context**: a trigger that requires its first character not to follow some characters
+  also fires after what precedes a scanned protobuf string (its field tag and length,
+  ``_STRING_START``) and after the quote that opens a JSON string.
 * **Sensitive key names** (whole value replaced whatever it holds): a key ends with one of
   the words of ``SENSITIVE_KEY`` (its ``$`` also matches before a final newline), matched
-  with Python's Unicode case folding (U+017F long s, U+212A Kelvin, U+0130/U+0131 dotted and
-  dotless i). upb serialises known
-  fields in field order and unknown ones last, so the key of a ``KeyValue`` that has a
-  value is immediately followed by the value's tag ``0x12``; a JSON key by its closing
-  quote.
+  with Python's Unicode case folding (U+017F long s, U+212A Kelvin, U+0130/U+0131 dotted
+  and dotless i). upb serialises known fields in field order and unknown ones last, so the
+  key of a ``KeyValue`` that has a value is immediately followed by the value's tag
+  ``0x12``; a JSON key by its closing quote.
 * **Integers of 9+ digits** (scanned as text): an ``AnyValue`` holding only ``int_value``
   is serialised as tag ``0x18`` first, and a varint of absolute value >= 10^8 has at
   least three continuation bytes; the ``AnyValue`` itself follows the tag and length of
@@ -35,12 +42,15 @@ Why a clean pass proves the walk is a no-op, for every way the walk can change a
   over the limit, the only check the walk could fail on.
 
 JSON escape views: view 0 is the bytes as they are; view k+1 decodes every JSON escape of
-view k (``\\uXXXX`` including surrogate pairs as ``json`` does, ``\\n``, ``\\"``, ``\\\\``...).
-A JSON document starts with ``{``, ``[`` or whitespace, none of which can follow a
-backslash in an escape, so decoding is aligned at every document start; in a valid
-document every backslash starts an escape inside a string, so the leaves and keys of a
-document found in view k are substrings of view k+1, and a document inside a leaf is
+view k (``\\uXXXX`` including surrogate pairs as ``json`` does, ``\\n``, ``\\"``,
+``\\\\``...). A JSON document starts with ``{``, ``[`` or whitespace, none of which can
+follow a backslash in an escape, so decoding is aligned at every document start; in a
+valid document every backslash starts an escape inside a string, so the leaves and keys of
+a document found in view k are substrings of view k+1, and a document inside a leaf is
 decoded by the next view. ``max_json_nesting`` views cover every level the walk parses.
+Decoding costs more than scanning, so an element holding escapes is not decoded as a
+whole: it is reported as needing a look, its attributes are scanned as they are, and only
+the JSON documents of attributes without a hit are decoded (:meth:`Prefilter.clean_text`).
 """
 
 from __future__ import annotations
