@@ -17,7 +17,7 @@ import gc
 import hashlib
 from collections.abc import Callable, Sequence
 from itertools import accumulate
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import pyarrow as pa
 from google.protobuf.message import DecodeError, Message
@@ -347,6 +347,41 @@ class LogRows(_Buffer):
         return rows, {_LOG_ATTRS: (attr_keys, attr_values), _LOG_RES: (res_keys, res_values)}
 
 
+M = TypeVar("M", Score, AlertEvent, AuditCount)
+
+
+class _ProtoRows(_Buffer, Generic[M]):
+    """Rows from one spanline protobuf message each (scores, alerts, audit).
+
+    ``message_id`` (the source ``topic/partition/offset``) is only part of the identity
+    where a message has no id of its own (audit); the others ignore it.
+    """
+
+    message_type: ClassVar[type[Message]]
+
+    def add_bytes(self, value: bytes, project_id: str, received_at_ns: int, message_id: str = "") -> int:
+        message = self.message_type()
+        try:
+            _parse(message, value, self.table)
+        except RowBuildError:
+            ROWS_REJECTED.labels(table=self.table).inc()
+            raise
+        return self.add(message, project_id, received_at_ns, message_id)  # type: ignore[arg-type]
+
+    def add(self, message: M, project_id: str, received_at_ns: int, message_id: str = "") -> int:
+        build = lambda: self._flatten([self._row(message, project_id, received_at_ns, message_id)])  # noqa: E731
+        return self._guard(build, message.ByteSize())
+
+    def _project(self, own: str, default: str) -> str:
+        project = own or default
+        if not project:
+            raise RowBuildError(self.table, "project id is empty")
+        return project
+
+    def _row(self, message: M, project_id: str, received_at_ns: int, message_id: str) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+
 SCORE_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("project_id", STR),
     ("score_id", STR),
@@ -365,29 +400,15 @@ SCORE_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
 )
 
 
-class ScoreRows(_Buffer):
+class ScoreRows(_ProtoRows[Score]):
     """Rows of ``scores`` from ``spanline.v1.Score`` messages."""
 
     table = "scores"
     columns = SCORE_COLUMNS
+    message_type = Score
 
-    def add_bytes(self, value: bytes, project_id: str, received_at_ns: int) -> int:
-        score = Score()
-        try:
-            _parse(score, value, self.table)
-        except RowBuildError:
-            ROWS_REJECTED.labels(table=self.table).inc()
-            raise
-        return self.add(score, project_id, received_at_ns)
-
-    def add(self, score: Score, project_id: str, received_at_ns: int) -> int:
-        build = lambda: self._flatten([self._row(score, project_id, received_at_ns)])  # noqa: E731
-        return self._guard(build, score.ByteSize())
-
-    def _row(self, s: Score, project_id: str, received_at_ns: int) -> tuple[Any, ...]:
-        project = s.project_id or project_id
-        if not project:
-            raise RowBuildError(self.table, "project id is empty")
+    def _row(self, s: Score, project_id: str, received_at_ns: int, message_id: str) -> tuple[Any, ...]:
+        project = self._project(s.project_id, project_id)
         if not s.score_id:
             raise RowBuildError(self.table, "score_id is empty")
         return (
@@ -423,29 +444,15 @@ ALERT_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
 )
 
 
-class AlertRows(_Buffer):
+class AlertRows(_ProtoRows[AlertEvent]):
     """Rows of ``alerts`` from ``spanline.v1.AlertEvent`` state changes."""
 
     table = "alerts"
     columns = ALERT_COLUMNS
+    message_type = AlertEvent
 
-    def add_bytes(self, value: bytes, project_id: str, received_at_ns: int) -> int:
-        event = AlertEvent()
-        try:
-            _parse(event, value, self.table)
-        except RowBuildError:
-            ROWS_REJECTED.labels(table=self.table).inc()
-            raise
-        return self.add(event, project_id, received_at_ns)
-
-    def add(self, event: AlertEvent, project_id: str, received_at_ns: int) -> int:
-        build = lambda: self._flatten([self._row(event, project_id, received_at_ns)])  # noqa: E731
-        return self._guard(build, event.ByteSize())
-
-    def _row(self, a: AlertEvent, project_id: str, received_at_ns: int) -> tuple[Any, ...]:
-        project = a.project_id or project_id
-        if not project:
-            raise RowBuildError(self.table, "project id is empty")
+    def _row(self, a: AlertEvent, project_id: str, received_at_ns: int, message_id: str) -> tuple[Any, ...]:
+        project = self._project(a.project_id, project_id)
         if not a.fingerprint:
             raise RowBuildError(self.table, "fingerprint is empty")
         return (
@@ -476,7 +483,7 @@ AUDIT_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
 )
 
 
-class AuditRows(_Buffer):
+class AuditRows(_ProtoRows[AuditCount]):
     """Rows of ``audit`` from ``spanline.v1.AuditCount``.
 
     ``message_id`` (for example ``"<topic>/<partition>/<offset>"``) is part of the identity:
@@ -486,24 +493,10 @@ class AuditRows(_Buffer):
 
     table = "audit"
     columns = AUDIT_COLUMNS
-
-    def add_bytes(self, value: bytes, project_id: str, received_at_ns: int, message_id: str = "") -> int:
-        count = AuditCount()
-        try:
-            _parse(count, value, self.table)
-        except RowBuildError:
-            ROWS_REJECTED.labels(table=self.table).inc()
-            raise
-        return self.add(count, project_id, received_at_ns, message_id)
-
-    def add(self, c: AuditCount, project_id: str, received_at_ns: int, message_id: str = "") -> int:
-        build = lambda: self._flatten([self._row(c, project_id, received_at_ns, message_id)])  # noqa: E731
-        return self._guard(build, c.ByteSize())
+    message_type = AuditCount
 
     def _row(self, c: AuditCount, project_id: str, received_at_ns: int, message_id: str) -> tuple[Any, ...]:
-        project = c.project_id or project_id
-        if not project:
-            raise RowBuildError(self.table, "project id is empty")
+        project = self._project(c.project_id, project_id)
         if not c.detector:
             raise RowBuildError(self.table, "detector is empty")
         start = c.window_start_unix_nano or received_at_ns
