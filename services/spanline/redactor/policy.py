@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from spanline.core.yaml_file import YamlFileError, read_yaml_mapping
 from spanline.redactor.detectors import (
     BUILTIN_DETECTORS,
     DETECTOR_GROUPS,
@@ -176,21 +176,10 @@ def load_policy(path: str | Path | None) -> PolicyFile:
     """Read and validate a YAML policy file; ``None`` gives the zero-configuration default."""
     if path is None:
         return PolicyFile()
-    path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PolicyError(f"cannot read redaction policy {path}: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise PolicyError(f"redaction policy {path} is not valid YAML{where}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise PolicyError(f"redaction policy {path} must hold a mapping at the top level")
+        data = read_yaml_mapping(path, "redaction policy")
+    except YamlFileError as exc:
+        raise PolicyError(str(exc)) from None
     return parse_policy(data, str(path))
 
 
