@@ -61,9 +61,6 @@ class WriteStrategy:
         self._scores = topics.scores
         self._alerts = topics.alerts
         self._audit = topics.audit
-        # Two batches may be in flight (building overlaps writing), but one client
-        # must not run two inserts at once.
-        self._insert_lock = asyncio.Lock()
 
     def _new_batch(self) -> _Batch:
         return _Batch(
@@ -93,9 +90,8 @@ class WriteStrategy:
                 raise RetryableError(f"object store unavailable: {type(exc).__name__}") from None
         tables = [(buf.table, buf.take()) for buf in rows.buffers() if len(buf)]
         try:
-            async with self._insert_lock:
-                for table, data in tables:
-                    await self.store.insert_async(table, data)
+            for table, data in tables:
+                await self.store.insert_async(table, data)
         except StoreUnavailable as exc:
             raise RetryableError(str(exc)) from None
         return outcome

@@ -19,6 +19,7 @@ import errno
 import fcntl
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -200,7 +201,11 @@ def engine_locked_message(path: Path) -> str:
 
 
 class ClickHouseStore:
-    """Inserts Arrow batches into the spanline tables; safe to call from one thread at a time."""
+    """Inserts Arrow batches into the spanline tables.
+
+    One client must not run two statements at once, so inserts are serialized here; callers
+    (the writer keeps two batches in flight) need no lock of their own.
+    """
 
     def __init__(self, client: Any, database: str, *, dsn: str, retry: RetryPolicy | None = None) -> None:
         self.client = client
@@ -209,6 +214,7 @@ class ClickHouseStore:
         self.embedded = dsn_is_embedded(dsn)
         self.retry = retry or RetryPolicy()
         self._sleep: Callable[[float], None] = time.sleep
+        self._insert_lock = threading.Lock()
 
     def migrate(self, hot_days: int, retain_days: int | None = None) -> list[int]:
         return self._with_retries(
@@ -237,7 +243,8 @@ class ClickHouseStore:
         if data.num_rows == 0:
             return
         started = time.perf_counter()
-        self._with_retries(table, lambda: self._insert_once(table, data))
+        with self._insert_lock:
+            self._with_retries(table, lambda: self._insert_once(table, data))
         INSERT_SECONDS.labels(table=table).observe(time.perf_counter() - started)
         INSERT_BATCH_ROWS.labels(table=table).observe(data.num_rows)
         ROWS_WRITTEN.labels(table=table).inc(data.num_rows)
