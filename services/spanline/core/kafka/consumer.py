@@ -147,20 +147,28 @@ class StreamConsumer:
                 room = max(1, self.policy.max_records - len(self._buffer))
                 data = await consumer.getmany(timeout_ms=wait_ms, max_records=room)
                 for tp, records in data.items():
+                    if not records:
+                        continue
+                    if not self._buffer:
+                        self._buffer_since = time.monotonic()
+                    size = 0
                     for r in records:
-                        self._append(
-                            InMessage(
-                                topic=r.topic,
-                                partition=r.partition,
-                                offset=r.offset,
-                                key=r.key,
-                                value=r.value if r.value is not None else b"",
-                                headers=list(r.headers or ()),
-                                timestamp_ms=r.timestamp or 0,
-                            )
+                        msg = InMessage(
+                            topic=r.topic,
+                            partition=r.partition,
+                            offset=r.offset,
+                            key=r.key,
+                            value=r.value if r.value is not None else b"",
+                            headers=list(r.headers or ()),
+                            timestamp_ms=r.timestamp or 0,
                         )
-                    if records:
-                        self._record_lag(consumer, tp, records[-1].offset)
+                        self._buffer.append(msg)
+                        size += msg.size
+                    # Counted per fetched partition, not per message: label lookups are not free.
+                    self._buffer_bytes += size
+                    metrics.CONSUMED_RECORDS.labels(tp.topic).inc(len(records))
+                    metrics.CONSUMED_BYTES.labels(tp.topic).inc(size)
+                    self._record_lag(consumer, tp, records[-1].offset)
                 if self._should_flush() or (self._inflight and self._inflight[0][0].done()):
                     async with self._lock:
                         await self._flush_locked()
@@ -174,14 +182,6 @@ class StreamConsumer:
                 await consumer.stop()
             self._consumer = None
             log.info("consumer stopped", extra={"group": self.group_id, "processed": self.processed})
-
-    def _append(self, msg: InMessage) -> None:
-        if not self._buffer:
-            self._buffer_since = time.monotonic()
-        self._buffer.append(msg)
-        self._buffer_bytes += msg.size
-        metrics.CONSUMED_RECORDS.labels(msg.topic).inc()
-        metrics.CONSUMED_BYTES.labels(msg.topic).inc(msg.size)
 
     def _remaining_wait_ms(self) -> int:
         if not self._buffer:

@@ -104,15 +104,21 @@ class Producer:
             return
         timeout = timeout_s if timeout_s is not None else self._settings.request_timeout_ms / 1000
         started = time.monotonic()
-        producer = await self._ensure(timeout)
+        # One pass: refuse what can never be stored, and tally what to count once acked.
+        per_topic: dict[str, list[int]] = {}
         for record in records:
-            if record.size > self.max_record_bytes:
+            size = record.size
+            if size > self.max_record_bytes:
                 metrics.PRODUCE_ERRORS.labels("too_large").inc()
                 raise ProduceError(
                     "too_large",
-                    f"record of {record.size} bytes exceeds the {self.max_record_bytes}-byte limit"
+                    f"record of {size} bytes exceeds the {self.max_record_bytes}-byte limit"
                     f" for {record.topic}",
                 )
+            tally = per_topic.setdefault(record.topic, [0, 0])
+            tally[0] += 1
+            tally[1] += size
+        producer = await self._ensure(timeout)
 
         async def _send() -> None:
             futures = [
@@ -133,10 +139,6 @@ class Producer:
             await self._discard(producer)
             raise ProduceError("unavailable", f"Kafka rejected the records: {type(exc).__name__}") from None
         metrics.PRODUCE_SECONDS.observe(time.monotonic() - started)
-        per_topic: dict[str, tuple[int, int]] = {}
-        for r in records:
-            n, b = per_topic.get(r.topic, (0, 0))
-            per_topic[r.topic] = (n + 1, b + r.size)
         for topic, (n, b) in per_topic.items():
             metrics.PRODUCED_RECORDS.labels(topic).inc(n)
             metrics.PRODUCED_BYTES.labels(topic).inc(b)
