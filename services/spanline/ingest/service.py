@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from google.rpc.error_details_pb2 import RetryInfo
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsPartialSuccess,
@@ -50,14 +51,41 @@ class _Abort(Exception):
         self.retry_after_s = retry_after_s
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Signal:
+    """What differs between the traces and the logs endpoint; the handler is shared."""
+
     name: str
     header: bytes
+    noun: str  # what partial_success counts
+    split: Callable[[bytes, Limits, int, bytes], SplitResult]
+    partial: Callable[[int, str], Message]  # a response carrying partial_success
 
 
-_TRACES = _Signal("traces", SIGNAL_TRACES)
-_LOGS = _Signal("logs", SIGNAL_LOGS)
+_TRACES = _Signal(
+    "traces",
+    SIGNAL_TRACES,
+    "spans",
+    lambda body, limits, max_record, _project: split_traces(
+        ExportTraceServiceRequest.FromString(body), limits, max_record
+    ),
+    lambda n, text: ExportTraceServiceResponse(
+        partial_success=ExportTracePartialSuccess(rejected_spans=n, error_message=text)
+    ),
+)
+_LOGS = _Signal(
+    "logs",
+    SIGNAL_LOGS,
+    "log records",
+    lambda body, limits, max_record, project: split_logs(
+        ExportLogsServiceRequest.FromString(body), limits, max_record, project
+    ),
+    lambda n, text: ExportLogsServiceResponse(
+        partial_success=ExportLogsPartialSuccess(rejected_log_records=n, error_message=text)
+    ),
+)
+# A response without partial_success is an empty message: b"" on the wire.
+_FULL_SUCCESS = b""
 
 
 class IngestService:
@@ -195,11 +223,7 @@ class IngestService:
     def _split(self, request: bytes, signal: _Signal, project: str) -> SplitResult:
         max_record = self.producer.max_record_bytes - (64 if self._sealer else 0)
         try:
-            if signal is _TRACES:
-                return split_traces(ExportTraceServiceRequest.FromString(request), self.limits, max_record)
-            return split_logs(
-                ExportLogsServiceRequest.FromString(request), self.limits, max_record, project.encode("utf-8")
-            )
+            return signal.split(request, self.limits, max_record, project.encode("utf-8"))
         except DecodeError:
             raise _Abort(
                 grpc.StatusCode.INVALID_ARGUMENT, f"request body is not a valid OTLP {signal.name} protobuf"
@@ -212,14 +236,15 @@ class IngestService:
             return
         headers = standard_headers(project, time.time_ns(), signal.header)
         topic = self.settings.topics.raw
-        records = []
-        for key, value, _count in result.pieces:
-            if self._sealer is not None:
-                value = self._sealer.seal(value, associated=key)
-                rec_headers = [*headers, (H_ENCRYPTION, self._sealer.header)]
-            else:
-                rec_headers = headers
-            records.append(OutRecord(topic=topic, key=key, value=value, headers=rec_headers))
+        sealer = self._sealer
+        if sealer is None:
+            records = [OutRecord(topic, value, key, headers) for key, value, _count in result.pieces]
+        else:
+            headers.append((H_ENCRYPTION, sealer.header))
+            records = [
+                OutRecord(topic, sealer.seal(value, associated=key), key, headers)
+                for key, value, _count in result.pieces
+            ]
         try:
             await self.producer.send_all(records, timeout_s=self.settings.ingest.produce_timeout_s)
         except ProduceError as exc:
@@ -233,23 +258,9 @@ class IngestService:
     @staticmethod
     def _response(result: SplitResult, signal: _Signal) -> bytes:
         rejected = result.rejected.total
-        if signal is _TRACES:
-            resp = ExportTraceServiceResponse()
-            if rejected:
-                resp.partial_success.CopyFrom(
-                    ExportTracePartialSuccess(
-                        rejected_spans=rejected, error_message=result.rejected.message("spans")
-                    )
-                )
-            return resp.SerializeToString()
-        lresp = ExportLogsServiceResponse()
-        if rejected:
-            lresp.partial_success.CopyFrom(
-                ExportLogsPartialSuccess(
-                    rejected_log_records=rejected, error_message=result.rejected.message("log records")
-                )
-            )
-        return lresp.SerializeToString()
+        if not rejected:
+            return _FULL_SUCCESS
+        return signal.partial(rejected, result.rejected.message(signal.noun)).SerializeToString()
 
 
 def build(settings: Settings) -> IngestService:
