@@ -37,6 +37,7 @@ from pathlib import Path
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
 from benchmarks.harness import print_table, write_result
+from spanline.loadgen.otlp_values import key_value
 from spanline.writer.migrate import apply_migrations
 from spanline.writer.object_store import LocalObjectStore, PayloadOffloader
 from spanline.writer.pricing import PricingTable
@@ -70,16 +71,7 @@ def _prose(rng: random.Random, nbytes: int) -> str:
 
 
 def _kv(span: Span, key: str, value: object) -> None:
-    kv = span.attributes.add(key=key)
-    if isinstance(value, int):
-        kv.value.int_value = value
-    elif isinstance(value, float):
-        kv.value.double_value = value
-    elif isinstance(value, list):
-        for item in value:
-            kv.value.array_value.values.add().string_value = item
-    else:
-        kv.value.string_value = str(value)
+    span.attributes.append(key_value(key, value))
 
 
 def build_corpus(n_spans: int, seed: int = SEED) -> list[bytes]:

@@ -27,14 +27,12 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import (
-    AnyValue,
-    ArrayValue,
     InstrumentationScope,
-    KeyValue,
 )
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
+from spanline.loadgen.otlp_values import key_value
 from spanline.loadgen.pii import PII_KINDS, PlantedPii, make_pii
 
 SCOPE_NAME = "spanline.loadgen"
@@ -134,19 +132,6 @@ class TraceSet:
     trace_ids: list[bytes] = field(default_factory=list)
     error_trace_ids: set[bytes] = field(default_factory=set)
     span_count: int = 0
-
-
-def _kv(key: str, value: str | int | float | bool | Sequence[str]) -> KeyValue:
-    if isinstance(value, bool):
-        return KeyValue(key=key, value=AnyValue(bool_value=value))
-    if isinstance(value, int):
-        return KeyValue(key=key, value=AnyValue(int_value=value))
-    if isinstance(value, float):
-        return KeyValue(key=key, value=AnyValue(double_value=value))
-    if isinstance(value, str):
-        return KeyValue(key=key, value=AnyValue(string_value=value))
-    array = ArrayValue(values=[AnyValue(string_value=v) for v in value])
-    return KeyValue(key=key, value=AnyValue(array_value=array))
 
 
 def _dumps(obj: Any) -> str:
@@ -261,17 +246,17 @@ class _TraceFactory:
         errored: Span | None,
     ) -> Span:
         attrs = [
-            _kv("gen_ai.operation.name", "invoke_agent"),
-            _kv("gen_ai.provider.name", model.provider),
-            _kv("gen_ai.agent.name", agent.name),
-            _kv("gen_ai.agent.id", f"asst_{agent.name.replace('-', '_')}_v3"),
-            _kv("gen_ai.conversation.id", conversation_id),
-            _kv("gen_ai.request.model", model.request),
+            key_value("gen_ai.operation.name", "invoke_agent"),
+            key_value("gen_ai.provider.name", model.provider),
+            key_value("gen_ai.agent.name", agent.name),
+            key_value("gen_ai.agent.id", f"asst_{agent.name.replace('-', '_')}_v3"),
+            key_value("gen_ai.conversation.id", conversation_id),
+            key_value("gen_ai.request.model", model.request),
         ]
         status = Status(code=Status.STATUS_CODE_UNSET)
         if errored is not None:
             error_type = next(kv.value.string_value for kv in errored.attributes if kv.key == "error.type")
-            attrs.append(_kv("error.type", error_type))
+            attrs.append(key_value("error.type", error_type))
             status = Status(code=Status.STATUS_CODE_ERROR, message=errored.status.message)
         return Span(
             trace_id=trace_id,
@@ -302,15 +287,15 @@ class _TraceFactory:
         system = _dumps([{"type": "text", "content": agent.instructions}])
         input_tokens = _tokens(input_messages) + _tokens(system)
         attrs = [
-            _kv("gen_ai.operation.name", "chat"),
-            _kv("gen_ai.provider.name", model.provider),
-            _kv("gen_ai.request.model", model.request),
-            _kv("gen_ai.request.temperature", self.rng.choice((0.0, 0.2, 0.7))),
-            _kv("gen_ai.request.max_tokens", 1024),
-            _kv("server.address", model.server),
-            _kv("server.port", 443),
-            _kv("gen_ai.system_instructions", system),
-            _kv("gen_ai.input.messages", input_messages),
+            key_value("gen_ai.operation.name", "chat"),
+            key_value("gen_ai.provider.name", model.provider),
+            key_value("gen_ai.request.model", model.request),
+            key_value("gen_ai.request.temperature", self.rng.choice((0.0, 0.2, 0.7))),
+            key_value("gen_ai.request.max_tokens", 1024),
+            key_value("server.address", model.server),
+            key_value("server.port", 443),
+            key_value("gen_ai.system_instructions", system),
+            key_value("gen_ai.input.messages", input_messages),
         ]
         duration = self.rng.randint(250, 3500) * _MS
         status = Status(code=Status.STATUS_CODE_UNSET)
@@ -318,7 +303,7 @@ class _TraceFactory:
         if failed:
             error_type = self.rng.choice(_CHAT_ERRORS)
             duration = self.rng.randint(20, 30_000) * _MS
-            attrs.append(_kv("error.type", error_type))
+            attrs.append(key_value("error.type", error_type))
             status = Status(code=Status.STATUS_CODE_ERROR, message=f"{error_type}: request failed")
             events.append(self._exception_event(start + duration, error_type))
         else:
@@ -338,17 +323,17 @@ class _TraceFactory:
             output_tokens = _tokens(output_json)
             cached = (input_tokens // 256) * 128 if len(history) > 1 else 0
             attrs += [
-                _kv("gen_ai.response.model", model.response),
-                _kv("gen_ai.response.id", f"chatcmpl-{self.rng.getrandbits(80):020x}"),
-                _kv("gen_ai.response.finish_reasons", [finish]),
-                _kv("gen_ai.output.type", "text"),
-                _kv("gen_ai.usage.input_tokens", input_tokens),
-                _kv("gen_ai.usage.output_tokens", output_tokens),
-                _kv("gen_ai.usage.cache_read.input_tokens", cached),
-                _kv("gen_ai.output.messages", output_json),
+                key_value("gen_ai.response.model", model.response),
+                key_value("gen_ai.response.id", f"chatcmpl-{self.rng.getrandbits(80):020x}"),
+                key_value("gen_ai.response.finish_reasons", [finish]),
+                key_value("gen_ai.output.type", "text"),
+                key_value("gen_ai.usage.input_tokens", input_tokens),
+                key_value("gen_ai.usage.output_tokens", output_tokens),
+                key_value("gen_ai.usage.cache_read.input_tokens", cached),
+                key_value("gen_ai.output.messages", output_json),
             ]
             if model.reasoning:
-                attrs.append(_kv("gen_ai.usage.reasoning.output_tokens", self.rng.randint(64, 2048)))
+                attrs.append(key_value("gen_ai.usage.reasoning.output_tokens", self.rng.randint(64, 2048)))
             history.append({"role": "assistant", "parts": parts})
         return Span(
             trace_id=trace_id,
@@ -383,23 +368,23 @@ class _TraceFactory:
             result["contact"] = self._pii(trace_id)
         result_json = _dumps(result)
         attrs = [
-            _kv("gen_ai.operation.name", "execute_tool"),
-            _kv("gen_ai.tool.name", call["name"]),
-            _kv("gen_ai.tool.type", "function"),
-            _kv("gen_ai.tool.call.id", call["id"]),
-            _kv("gen_ai.tool.call.arguments", _dumps(call["arguments"])),
+            key_value("gen_ai.operation.name", "execute_tool"),
+            key_value("gen_ai.tool.name", call["name"]),
+            key_value("gen_ai.tool.type", "function"),
+            key_value("gen_ai.tool.call.id", call["id"]),
+            key_value("gen_ai.tool.call.arguments", _dumps(call["arguments"])),
         ]
         duration = self.rng.randint(15, 900) * _MS
         status = Status(code=Status.STATUS_CODE_UNSET)
         if failed:
             error_type = self.rng.choice(_TOOL_ERRORS)
-            attrs.append(_kv("error.type", error_type))
+            attrs.append(key_value("error.type", error_type))
             status = Status(
                 code=Status.STATUS_CODE_ERROR, message=f"{error_type}: tool {call['name']} failed"
             )
             result = {"status": "error", "error": error_type}
         else:
-            attrs.append(_kv("gen_ai.tool.call.result", result_json))
+            attrs.append(key_value("gen_ai.tool.call.result", result_json))
         message = {
             "role": "tool",
             "parts": [{"type": "tool_call_response", "id": call["id"], "response": result}],
@@ -423,8 +408,8 @@ class _TraceFactory:
             time_unix_nano=at,
             name="exception",
             attributes=[
-                _kv("exception.type", error_type),
-                _kv("exception.message", "The upstream model provider did not answer in time."),
+                key_value("exception.type", error_type),
+                key_value("exception.message", "The upstream model provider did not answer in time."),
             ],
         )
 
@@ -432,13 +417,13 @@ class _TraceFactory:
 def _resource(service: str) -> Resource:
     return Resource(
         attributes=[
-            _kv("service.name", service),
-            _kv("service.version", "1.8.2"),
-            _kv("service.namespace", "agents"),
-            _kv("deployment.environment.name", "production"),
-            _kv("telemetry.sdk.name", "opentelemetry"),
-            _kv("telemetry.sdk.language", "python"),
-            _kv("telemetry.sdk.version", "1.45.2"),
+            key_value("service.name", service),
+            key_value("service.version", "1.8.2"),
+            key_value("service.namespace", "agents"),
+            key_value("deployment.environment.name", "production"),
+            key_value("telemetry.sdk.name", "opentelemetry"),
+            key_value("telemetry.sdk.language", "python"),
+            key_value("telemetry.sdk.version", "1.45.2"),
         ]
     )
 

@@ -7,23 +7,14 @@ from typing import Any
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
+from spanline.loadgen.otlp_values import key_value
+
 # recent: older rows would fall out of the hot window (TTL DELETE) as soon as they are written
 T0 = (time.time_ns() // 10**9 - 3600) * 10**9
 
 
 def set_attr(attrs: Any, key: str, value: object) -> None:
-    kv = attrs.add(key=key)
-    if isinstance(value, bool):
-        kv.value.bool_value = value
-    elif isinstance(value, int):
-        kv.value.int_value = value
-    elif isinstance(value, float):
-        kv.value.double_value = value
-    elif isinstance(value, list):
-        for item in value:
-            kv.value.array_value.values.add().string_value = item
-    else:
-        kv.value.string_value = str(value)
+    attrs.append(key_value(key, value))
 
 
 def traces(

@@ -16,6 +16,8 @@ from typing import Any
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
+from spanline.loadgen.otlp_values import key_value
+
 KEYS = (
     # OTel GenAI
     "gen_ai.operation.name",
@@ -185,14 +187,7 @@ def _realistic(rng: random.Random, span: Span) -> None:
     """A well-formed OTel GenAI chat or tool span (the shape most traffic has)."""
 
     def put(key: str, value: object) -> None:
-        kv = span.attributes.add(key=key)
-        if isinstance(value, int):
-            kv.value.int_value = value
-        elif isinstance(value, list):
-            for item in value:
-                kv.value.array_value.values.add().string_value = item
-        else:
-            kv.value.string_value = str(value)
+        span.attributes.append(key_value(key, value))
 
     if rng.random() < 0.6:
         model = rng.choice(("gpt-4o-mini-2024-07-18", "claude-sonnet-4-5-20250929", "gpt-4.1", "mystery"))

@@ -9,6 +9,7 @@ import pytest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
+from spanline.loadgen.otlp_values import key_value
 from spanline.v1.spanline_pb2 import AlertEvent, AuditCount, Score
 from spanline.writer.object_store import LocalObjectStore, PayloadOffloader, parse_ref
 from spanline.writer.pricing import PricingTable
@@ -28,18 +29,7 @@ T0 = 1_763_000_000_000_000_000
 
 
 def _set(attrs, key: str, value: object) -> None:  # type: ignore[no-untyped-def]
-    kv = attrs.add(key=key)
-    if isinstance(value, bool):
-        kv.value.bool_value = value
-    elif isinstance(value, int):
-        kv.value.int_value = value
-    elif isinstance(value, float):
-        kv.value.double_value = value
-    elif isinstance(value, list):
-        for item in value:
-            kv.value.array_value.values.add().string_value = item
-    else:
-        kv.value.string_value = str(value)
+    attrs.append(key_value(key, value))
 
 
 def make_traces(n: int = 2, *, attrs: dict[str, object] | None = None, trace_id: bytes = TRACE) -> TracesData:
