@@ -6,11 +6,13 @@ shared and noisy; absolute numbers are printed for the record only.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import platform
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +25,8 @@ import httpx
 import psutil
 
 from spanline.core.broker import BundledBroker, free_port
+from spanline.core.kafka.admin import create_topics
+from spanline.core.settings import KafkaSettings, RetentionSettings, TopicSettings
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -120,6 +124,29 @@ def broker(workdir: Path) -> Iterator[BundledBroker]:
         yield b
     finally:
         b.stop()
+
+
+@contextmanager
+def bench_pipeline_env(
+    name: str, prefix: str = "bench"
+) -> Iterator[tuple[BundledBroker, Path, dict[str, str]]]:
+    """A work dir, a running broker with the DESIGN.md topics, and the SPANLINE_* env for
+    services started against them (ingest on a free gRPC port, quiet logs)."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"spanline-bench-{name}-"))
+    with broker(workdir) as b:
+        asyncio.run(
+            create_topics(
+                KafkaSettings(bootstrap=b.bootstrap), TopicSettings(prefix=prefix), RetentionSettings()
+            )
+        )
+        env = {
+            "SPANLINE_KAFKA_BOOTSTRAP": b.bootstrap,
+            "SPANLINE_TOPICS_PREFIX": prefix,
+            "SPANLINE_INGEST_PORT": str(free_port()),
+            "SPANLINE_DATA_DIR": str(workdir / "data"),
+            "SPANLINE_LOG_LEVEL": "warning",
+        }
+        yield b, workdir, env
 
 
 def metric_value(text: str, name: str, **labels: str) -> float:

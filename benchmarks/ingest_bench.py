@@ -15,23 +15,18 @@ import argparse
 import asyncio
 import os
 import signal
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from benchmarks.harness import (
     RssSampler,
-    broker,
+    bench_pipeline_env,
     cpu_seconds,
     metric_value,
     print_table,
     start_service,
     write_result,
 )
-from spanline.core.broker import free_port
-from spanline.core.kafka.admin import create_topics
-from spanline.core.settings import KafkaSettings, RetentionSettings, TopicSettings
 from spanline.loadgen.request_pool import RequestPool
 from spanline.loadgen.runner import LoadgenConfig, LoadgenResult, run_load
 
@@ -59,21 +54,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--concurrency", type=int, default=16)
     args = ap.parse_args(argv)
 
-    workdir = Path(tempfile.mkdtemp(prefix="spanline-bench-ingest-"))
-    with broker(workdir) as b:
-        prefix = "bench"
-        asyncio.run(
-            create_topics(
-                KafkaSettings(bootstrap=b.bootstrap), TopicSettings(prefix=prefix), RetentionSettings()
-            )
-        )
-        grpc_port = free_port()
-        env = {
-            "SPANLINE_KAFKA_BOOTSTRAP": b.bootstrap,
-            "SPANLINE_TOPICS_PREFIX": prefix,
-            "SPANLINE_INGEST_PORT": str(grpc_port),
-            "SPANLINE_LOG_LEVEL": "warning",
-        }
+    with bench_pipeline_env("ingest") as (b, workdir, env):
+        grpc_port = int(env["SPANLINE_INGEST_PORT"])
         ingest = start_service("ingest", env, workdir)
         target = f"127.0.0.1:{grpc_port}"
         pool = RequestPool(batch=100, pool_size=64, seed=1)

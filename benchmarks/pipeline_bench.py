@@ -13,21 +13,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import tempfile
 import threading
 import time
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from benchmarks.harness import broker, cpu_seconds, print_table, start_service, write_result
+from benchmarks.harness import bench_pipeline_env, cpu_seconds, print_table, start_service, write_result
 from spanline.core.broker import free_port
-from spanline.core.kafka.admin import create_topics
-from spanline.core.settings import KafkaSettings, RetentionSettings, TopicSettings
 from spanline.loadgen.request_pool import RequestPool
 from spanline.loadgen.runner import LoadgenConfig, percentile, run_load
 
@@ -179,23 +175,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--seconds", type=float, default=20, help="duration of the freshness phase")
     ap.add_argument("--probe-interval", type=float, default=0.25)
     args = ap.parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="spanline-bench-pipeline-"))
-    with broker(workdir) as b:
-        prefix = "bench"
-        asyncio.run(
-            create_topics(
-                KafkaSettings(bootstrap=b.bootstrap), TopicSettings(prefix=prefix), RetentionSettings()
-            )
-        )
-        grpc_port, query_port = free_port(), free_port()
-        env = {
-            "SPANLINE_KAFKA_BOOTSTRAP": b.bootstrap,
-            "SPANLINE_TOPICS_PREFIX": prefix,
-            "SPANLINE_INGEST_PORT": str(grpc_port),
-            "SPANLINE_WRITER_QUERY_PORT": str(query_port),
-            "SPANLINE_DATA_DIR": str(workdir / "data"),
-            "SPANLINE_LOG_LEVEL": "warning",
-        }
+    with bench_pipeline_env("pipeline") as (b, workdir, env):
+        grpc_port, query_port = int(env["SPANLINE_INGEST_PORT"]), free_port()
+        env["SPANLINE_WRITER_QUERY_PORT"] = str(query_port)
         services = [start_service(name, env, workdir) for name in ("writer", "redactor", "ingest")]
         target = f"127.0.0.1:{grpc_port}"
         try:
