@@ -130,7 +130,6 @@ class WriterService:
         self.store: ClickHouseStore | None = None
         self.inner: ConsumerService | None = None
         self._endpoint: object | None = None
-        self._stop_requested = False
 
     async def start(self) -> None:
         s = self.settings

@@ -54,7 +54,6 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._owner._flush_for_rebalance(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self._owner._assigned = set(assigned)
         hook = getattr(self._owner.strategy, "on_assigned", None)
         if hook is not None:
             await hook(assigned)
@@ -87,7 +86,6 @@ class StreamConsumer:
         self._buffer_since = 0.0
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
-        self._assigned: set[TopicPartition] = set()
         self._running = False
         self._in_rebalance = False
         self._inflight: deque[tuple[asyncio.Task[bool], list[InMessage], float]] = deque()
