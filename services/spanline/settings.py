@@ -58,6 +58,9 @@ class Settings(BaseSettings):
 
     project: str = Field(default="default", description="project for data sent without an API key")
     data_dir: Path = Field(default=Path(".spanline"), description="local state for `spanline up`")
+    shutdown_grace_s: float = Field(
+        default=20.0, gt=0, le=600, description="SIGTERM drain budget of every service before it gives up"
+    )
     kafka: KafkaSettings = KafkaSettings()
     topics: TopicSettings = TopicSettings()
     retention: RetentionSettings = RetentionSettings()

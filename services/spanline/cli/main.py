@@ -44,8 +44,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     port = settings.http.port or spec.http_port
     if args.http_port is not None:
         port = args.http_port
-    grace = settings.ingest.grace_period_s + 5
-    return asyncio.run(run_component(component, settings.http.host, port, grace_s=grace))
+    return asyncio.run(run_component(component, settings.http.host, port, grace_s=settings.shutdown_grace_s))
 
 
 def cmd_broker(args: argparse.Namespace) -> int:

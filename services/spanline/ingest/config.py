@@ -44,7 +44,11 @@ class IngestSettings(Section):
         default_factory=dict,
         description="sha256 of an API key -> project id (see `spanline hash-key`)",
     )
-    grace_period_s: float = Field(default=10.0, ge=0, description="SIGTERM drain time")
+    grace_period_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="time in-flight Export calls get to finish on SIGTERM (< shutdown_grace_s)",
+    )
 
     @field_validator("api_keys")
     @classmethod
