@@ -116,6 +116,9 @@ class WriteStrategy:
         else:  # pragma: no cover - we only subscribe to the four topics
             raise RowBuildError("spans", f"unexpected topic {topic}")
 
+    def warm_up(self) -> None:
+        self._new_batch().spans.warm_up()
+
     async def close(self) -> None:
         return None
 
@@ -143,6 +146,7 @@ class WriterService:
             w.payload_offload_bytes,
         )
         strategy = WriteStrategy(s, self.store, offloader)
+        await asyncio.to_thread(strategy.warm_up)
         topics = s.topics
         self.inner = ConsumerService(
             name=self.name,

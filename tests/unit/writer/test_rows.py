@@ -130,6 +130,14 @@ def test_bad_message_raises_and_leaves_batch_intact(pricing: PricingTable) -> No
     assert table.num_rows == 3 and len(buf) == 0 and buf.approx_bytes == 0
 
 
+def test_warm_up_leaves_no_row_behind(pricing: PricingTable) -> None:
+    buf = SpanRows(pricing)
+    buf.warm_up()
+    assert len(buf) == 0 and buf.approx_bytes == 0
+    buf.add(make_traces(2), "p", T0)
+    assert buf.take().column("project_id").to_pylist() == ["p", "p"]
+
+
 def test_empty_buffer_gives_empty_table_with_schema(pricing: PricingTable) -> None:
     table = SpanRows(pricing).take()
     assert table.num_rows == 0 and table.schema.names == [n for n, _ in SPAN_COLUMNS]
