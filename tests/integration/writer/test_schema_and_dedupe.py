@@ -134,6 +134,17 @@ def test_replayed_spans_collapse_under_final(store: ClickHouseStore) -> None:
     assert scalar(c, f"SELECT count() FROM {db}.spans") == 100  # merges make it physical
 
 
+def test_duplicates_within_one_batch_collapse_on_read(store: ClickHouseStore) -> None:
+    """Inserts skip the insert-time replacing merge (optimize_on_insert = 0, half the insert
+    CPU): a batch repeating a span keeps both copies until a merge, and FINAL reads show one."""
+    c, db = store.client, store.database
+    batch = _span_batch(10, T0 + 1)
+    store.insert("spans", pa.concat_tables([batch, batch]))
+    assert scalar(c, f"SELECT count() FROM {db}.spans") == 40
+    assert scalar(c, f"SELECT count() FROM {db}.spans FINAL") == 20
+    assert run_readonly(c, f"SELECT count() FROM {db}.spans").rows == [[20]]
+
+
 def test_other_tables_collapse_replays(store: ClickHouseStore) -> None:
     c, db = store.client, store.database
     tid = os.urandom(16)
