@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -147,6 +148,19 @@ def bench_pipeline_env(
             "SPANLINE_LOG_LEVEL": "warning",
         }
         yield b, workdir, env
+
+
+def query_endpoint(port: int, sql: str) -> list[list[Any]]:
+    """Rows of ``sql`` from a writer's local read-only query endpoint (no FINAL: plain counts)."""
+    body = json.dumps({"sql": sql, "final": False}).encode()
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/query",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return list(json.loads(resp.read())["rows"])
 
 
 def metric_value(text: str, name: str, **labels: str) -> float:

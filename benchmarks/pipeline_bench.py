@@ -12,17 +12,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import threading
 import time
-import urllib.request
 from typing import Any
 
 import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from benchmarks.harness import bench_pipeline_env, cpu_seconds, print_table, start_service, write_result
+from benchmarks.harness import (
+    bench_pipeline_env,
+    cpu_seconds,
+    print_table,
+    query_endpoint,
+    start_service,
+    write_result,
+)
 from spanline.core.broker import free_port
 from spanline.loadgen.request_pool import RequestPool
 from spanline.loadgen.runner import LoadgenConfig, percentile, run_load
@@ -30,18 +35,6 @@ from spanline.loadgen.runner import LoadgenConfig, percentile, run_load
 TARGET_SPANS_S = 10_000
 TARGET_P99_S = 5.0
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-
-
-def _query(port: int, sql: str) -> list[list[Any]]:
-    body = json.dumps({"sql": sql, "final": False}).encode()
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{port}/query",
-        data=body,
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return list(json.loads(resp.read())["rows"])
 
 
 class Prober:
@@ -98,7 +91,7 @@ class Prober:
             if pending:
                 ids = ",".join(f"'{t}'" for t in pending[:500])
                 try:
-                    rows = _query(
+                    rows = query_endpoint(
                         self.query_port, f"SELECT DISTINCT trace_id FROM spans WHERE trace_id IN ({ids})"
                     )
                 except OSError:
@@ -160,7 +153,7 @@ def _wait_visible(query_port: int, expected: int, timeout_s: float = 300) -> int
     visible = 0
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        visible = int(_query(query_port, "SELECT count() FROM spans WHERE name != 'probe'")[0][0])
+        visible = int(query_endpoint(query_port, "SELECT count() FROM spans WHERE name != 'probe'")[0][0])
         if visible >= expected:
             break
         time.sleep(0.2)
@@ -201,7 +194,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             prober.stop_sending()
             paced_visible = _wait_visible(query_port, expected + paced_acked)
             prober.wait(60)
-            parts = _query(
+            parts = query_endpoint(
                 query_port,
                 "SELECT sum(rows), sum(bytes_on_disk), sum(data_uncompressed_bytes) FROM system.parts "
                 "WHERE active AND database = 'spanline' AND table = 'spans'",
