@@ -247,11 +247,15 @@ def run_service(corpus: list[bytes], timeout_s: float = 600) -> dict[str, object
         finally:
             service.stop()
     counted = visible - first
+    # None: everything landed between two polls (too few spans to see a rate)
+    rate = round(counted / (now - first_at)) if counted > 0 else None
     return {
         "service_spans": spans,
         "service_spans_visible": visible,
-        "service_rows_per_s": round(counted / (now - first_at)) if counted > 0 else 0,
+        "service_rows_per_s": rate,
         "service_cpu_us_per_span": round(cpu / counted * 1e6, 1) if counted > 0 else None,
+        # the target is the writer's, so it is judged on the service, Kafka included
+        "meets_target": rate is not None and rate >= TARGET_ROWS_PER_S and visible == spans,
     }
 
 
@@ -322,7 +326,7 @@ def run(n_spans: int, batch_rows: int, repeat: int = 3) -> dict[str, object]:
         "bytes_on_disk_per_span": round(int(disk) / int(disk_rows), 1),
         "uncompressed_bytes_per_span": round(int(raw) / int(disk_rows), 1),
         "target_rows_per_s": TARGET_ROWS_PER_S,
-        "meets_target": pipe_best >= TARGET_ROWS_PER_S,
+        "storage_path_meets_target": pipe_best >= TARGET_ROWS_PER_S,
     }
 
 
