@@ -14,6 +14,7 @@ import base64
 import binascii
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -48,41 +49,35 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     p.set_defaults(func=run_redact)
 
 
-def _hex_to_b64(node: Any) -> Any:
+def _convert_ids(node: Any, convert: Callable[[str, str], str]) -> Any:
+    """Apply ``convert`` to every id field of a JSON document, in place."""
+    stack = [node]
+    while stack:
+        cur = stack.pop()
+        if isinstance(cur, dict):
+            for k, v in cur.items():
+                if k in _ID_FIELDS and isinstance(v, str):
+                    cur[k] = convert(k, v)
+                elif isinstance(v, dict | list):
+                    stack.append(v)
+        elif isinstance(cur, list):
+            stack.extend(x for x in cur if isinstance(x, dict | list))
+    return node
+
+
+def _hex_id_to_b64(field: str, value: str) -> str:
     """OTLP JSON writes ids as hex; protobuf's JSON mapping wants base64."""
-    stack = [node]
-    while stack:
-        cur = stack.pop()
-        if isinstance(cur, dict):
-            for k, v in cur.items():
-                if k in _ID_FIELDS and isinstance(v, str):
-                    try:
-                        cur[k] = base64.b64encode(bytes.fromhex(v)).decode("ascii")
-                    except ValueError:
-                        raise InputError(f"{k} is not hex") from None
-                elif isinstance(v, dict | list):
-                    stack.append(v)
-        elif isinstance(cur, list):
-            stack.extend(x for x in cur if isinstance(x, dict | list))
-    return node
+    try:
+        return base64.b64encode(bytes.fromhex(value)).decode("ascii")
+    except ValueError:
+        raise InputError(f"{field} is not hex") from None
 
 
-def _b64_to_hex(node: Any) -> Any:
-    stack = [node]
-    while stack:
-        cur = stack.pop()
-        if isinstance(cur, dict):
-            for k, v in cur.items():
-                if k in _ID_FIELDS and isinstance(v, str):
-                    try:
-                        cur[k] = base64.b64decode(v).hex()
-                    except (ValueError, binascii.Error):
-                        pass
-                elif isinstance(v, dict | list):
-                    stack.append(v)
-        elif isinstance(cur, list):
-            stack.extend(x for x in cur if isinstance(x, dict | list))
-    return node
+def _b64_id_to_hex(_field: str, value: str) -> str:
+    try:
+        return base64.b64decode(value).hex()
+    except (ValueError, binascii.Error):
+        return value  # not ours to fix: the id is printed as protobuf gave it
 
 
 def _is_otlp(doc: Any) -> bool:
@@ -117,7 +112,7 @@ def _redact_otlp_doc(redactor: Redactor, doc: Any, project: str, where: str) -> 
     is_traces = "resourceSpans" in doc or "resource_spans" in doc
     message: TracesData | LogsData = TracesData() if is_traces else LogsData()
     try:
-        json_format.ParseDict(_hex_to_b64(doc), message)
+        json_format.ParseDict(_convert_ids(doc, _hex_id_to_b64), message)
     except json_format.ParseError as exc:
         # ParseError messages name fields and types; values of string fields are not quoted.
         raise InputError(f"{where}: invalid OTLP JSON: {str(exc).splitlines()[0][:300]}") from None
@@ -125,7 +120,7 @@ def _redact_otlp_doc(redactor: Redactor, doc: Any, project: str, where: str) -> 
         report = redactor.redact_traces(message, project)
     else:
         report = redactor.redact_logs(message, project)
-    return _b64_to_hex(json_format.MessageToDict(message)), report
+    return _convert_ids(json_format.MessageToDict(message), _b64_id_to_hex), report
 
 
 def redact_stream(
