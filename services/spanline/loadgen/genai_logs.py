@@ -26,15 +26,14 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import (
     AnyValue,
-    ArrayValue,
     InstrumentationScope,
     KeyValue,
-    KeyValueList,
 )
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs, SeverityNumber
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from spanline.loadgen.genai_traces import SCOPE_NAME, SCOPE_VERSION, build_requests
+from spanline.loadgen.otlp_values import json_value
 
 EventStyle = Literal["details", "per_message"]
 _COPIED = (
@@ -49,25 +48,6 @@ _COPIED = (
     "gen_ai.input.messages",
     "gen_ai.output.messages",
 )
-
-
-def _any(value: Any) -> AnyValue:
-    """JSON-shaped Python value → AnyValue (what SDKs do with structured event bodies)."""
-    if isinstance(value, bool):
-        return AnyValue(bool_value=value)
-    if isinstance(value, int):
-        return AnyValue(int_value=value)
-    if isinstance(value, float):
-        return AnyValue(double_value=value)
-    if isinstance(value, str):
-        return AnyValue(string_value=value)
-    if isinstance(value, dict):
-        return AnyValue(
-            kvlist_value=KeyValueList(values=[KeyValue(key=k, value=_any(v)) for k, v in value.items()])
-        )
-    if isinstance(value, list):
-        return AnyValue(array_value=ArrayValue(values=[_any(v) for v in value]))
-    return AnyValue(string_value=str(value))
 
 
 def _attr(span: Span, key: str) -> AnyValue | None:
@@ -102,7 +82,7 @@ def _event(span: Span, name: str, at: int, body: dict[str, Any]) -> LogRecord:
         time_unix_nano=at,
         observed_time_unix_nano=at,
         severity_number=SeverityNumber.SEVERITY_NUMBER_INFO,
-        body=_any(body),
+        body=json_value(body),
         attributes=attrs,
         trace_id=span.trace_id,
         span_id=span.span_id,

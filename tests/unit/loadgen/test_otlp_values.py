@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from spanline.loadgen.otlp_values import any_value, key_value
+from spanline.loadgen.otlp_values import any_value, json_value, key_value
 
 
 def test_kinds() -> None:
@@ -11,3 +11,13 @@ def test_kinds() -> None:
     assert [v.string_value for v in any_value(["a", 1]).array_value.values] == ["a", "1"]
     assert any_value(None).string_value == "None"
     assert key_value("k", 1).key == "k"
+
+
+def test_json_value_keeps_nesting() -> None:
+    v = json_value({"role": "user", "parts": [{"n": 1}, 0.5, True], "x": None})
+    kv = {e.key: e.value for e in v.kvlist_value.values}
+    assert kv["role"].string_value == "user"
+    parts = kv["parts"].array_value.values
+    assert parts[0].kvlist_value.values[0].value.int_value == 1
+    assert parts[1].double_value == 0.5 and parts[2].bool_value is True
+    assert kv["x"].string_value == "None"
