@@ -55,7 +55,6 @@ the JSON documents of attributes without a hit are decoded (:meth:`Prefilter.cle
 
 from __future__ import annotations
 
-import bisect
 import codecs
 import re
 import threading
@@ -64,7 +63,7 @@ from typing import Any, Final
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from spanline.redactor.detectors.scanner import HYPERSCAN_AVAILABLE
+from spanline.redactor.detectors.scanner import HYPERSCAN_AVAILABLE, joined_starts, part_of
 
 _hs: Any
 try:
@@ -401,11 +400,7 @@ class Prefilter:
             data = b"\n".join(segments)
         else:
             segments = list(serialized)
-        starts = [0]
-        total = 0
-        for segment in segments:
-            total += len(segment) + 1
-            starts.append(total)
+        starts = joined_starts(segments)
         dbs, ends, on_match = self._locate_state()
         for db in dbs:
             ends.clear()
@@ -414,7 +409,7 @@ class Prefilter:
             except _hs.ScanTerminated:
                 return None
             for end in ends:
-                flagged.add(bisect.bisect_right(starts, end - 1) - 1)
+                flagged.add(part_of(starts, end))
         if undecoded and escaped is not None:
             escaped.update(undecoded - flagged)
             flagged |= undecoded

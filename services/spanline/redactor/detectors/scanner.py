@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections.abc import Sequence
+from itertools import accumulate
 from typing import Any
 
 from spanline.redactor.detectors.base import Finding, TextDetector
@@ -85,6 +86,17 @@ def trigger_specs(detector: TextDetector) -> list[tuple[str | None, str, bool]]:
     if specific is not None:
         return list(specific)
     return [(None, pattern, caseless) for pattern, caseless in getattr(detector, "triggers", ())]
+
+
+def joined_starts(parts: Sequence[bytes]) -> list[int]:
+    """Where each part starts in ``b"\\n".join(parts)``, and where the join ends: one
+    Hyperscan pass runs over the join, :func:`part_of` maps each match back."""
+    return list(accumulate((len(part) + 1 for part in parts), initial=0))
+
+
+def part_of(starts: list[int], end: int) -> int:
+    """The part holding the last byte of a match that ends at ``end`` in the join."""
+    return bisect.bisect_right(starts, end - 1) - 1
 
 
 class Scanner:
@@ -173,11 +185,7 @@ class Scanner:
         if not self.prefiltered or self._always:
             return None
         parts = [t.encode("utf-8", "surrogatepass") for t in texts]
-        starts = [0]
-        total = 0
-        for part in parts:
-            total += len(part) + 1
-            starts.append(total)
+        starts = joined_starts(parts)
         db, matches, on_match = self._locate_state()
         matches.clear()
         try:
@@ -186,8 +194,7 @@ class Scanner:
             return None
         flagged: dict[int, set[int]] = {}
         for detector, end in matches:
-            # The last byte of the match is in the text starting at or before it.
-            text = bisect.bisect_right(starts, end - 1) - 1
+            text = part_of(starts, end)
             found = flagged.get(text)
             if found is None:
                 flagged[text] = {detector}
