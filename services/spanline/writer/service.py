@@ -117,7 +117,7 @@ class WriteStrategy:
             raise RowBuildError("spans", f"unexpected topic {topic}")
 
     def warm_up(self) -> None:
-        self._new_batch().spans.warm_up()
+        SpanRows(self.pricing, self.offloader).warm_up()
 
     async def close(self) -> None:
         return None
