@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,6 +161,43 @@ def query_endpoint(port: int, sql: str) -> list[list[Any]]:
     )
     with urllib.request.urlopen(req, timeout=30) as resp:
         return list(json.loads(resp.read())["rows"])
+
+
+@dataclass
+class RowsSeen:
+    """What polling a count saw: the last count, and when rows first and last appeared."""
+
+    rows: int = 0
+    first_rows: int = 0
+    first_at: float = 0.0
+    last_at: float = 0.0
+
+
+def wait_for_rows(
+    port: int,
+    sql: str,
+    expected: int,
+    *,
+    timeout_s: float = 300,
+    interval_s: float = 0.2,
+    on_first: Callable[[], None] | None = None,
+) -> RowsSeen:
+    """Poll ``sql`` (a count) on a writer's query endpoint until it reaches ``expected``.
+
+    ``on_first`` runs at the first poll that sees rows (to start a measurement window there).
+    """
+    seen = RowsSeen()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        seen.rows = int(query_endpoint(port, sql)[0][0])
+        seen.last_at = time.monotonic()
+        if seen.rows and not seen.first_rows:
+            seen.first_rows, seen.first_at = seen.rows, seen.last_at
+            if on_first is not None:
+                on_first()
+        if seen.rows >= expected or seen.last_at > deadline:
+            return seen
+        time.sleep(interval_s)
 
 
 def metric_value(text: str, name: str, **labels: str) -> float:

@@ -26,6 +26,7 @@ from benchmarks.harness import (
     print_table,
     query_endpoint,
     start_service,
+    wait_for_rows,
     write_result,
 )
 from spanline.core.broker import free_port
@@ -149,15 +150,8 @@ def paced_load(target: str, pool: RequestPool, rate: float, seconds: float) -> t
     return acked, failures
 
 
-def _wait_visible(query_port: int, expected: int, timeout_s: float = 300) -> int:
-    visible = 0
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        visible = int(query_endpoint(query_port, "SELECT count() FROM spans WHERE name != 'probe'")[0][0])
-        if visible >= expected:
-            break
-        time.sleep(0.2)
-    return visible
+def _wait_visible(query_port: int, expected: int) -> int:
+    return wait_for_rows(query_port, "SELECT count() FROM spans WHERE name != 'probe'", expected).rows
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

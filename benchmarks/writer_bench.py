@@ -47,8 +47,8 @@ from benchmarks.harness import (
     bench_pipeline_env,
     cpu_seconds,
     print_table,
-    query_endpoint,
     start_service,
+    wait_for_rows,
     write_result,
 )
 from spanline.core.broker import free_port
@@ -231,31 +231,34 @@ def run_service(corpus: list[bytes], timeout_s: float = 600) -> dict[str, object
             _fill(broker.bootstrap, TopicSettings(prefix=env["SPANLINE_TOPICS_PREFIX"]).redacted, corpus)
         )
         service = start_service("writer", env, workdir)
+        cpu_at_first = 0.0
+
+        def window_starts() -> None:
+            nonlocal cpu_at_first
+            cpu_at_first = cpu_seconds(service.pid)
+
         try:
-            first = 0
-            first_at = cpu_at_first = 0.0
-            deadline = time.monotonic() + timeout_s
-            while True:
-                visible = int(query_endpoint(query_port, "SELECT count() FROM spans")[0][0])
-                now = time.monotonic()
-                if visible and not first:
-                    first, first_at, cpu_at_first = visible, now, cpu_seconds(service.pid)
-                if visible >= spans or now > deadline:
-                    break
-                time.sleep(0.1)
+            seen = wait_for_rows(
+                query_port,
+                "SELECT count() FROM spans",
+                spans,
+                timeout_s=timeout_s,
+                interval_s=0.1,
+                on_first=window_starts,
+            )
             cpu = cpu_seconds(service.pid) - cpu_at_first
         finally:
             service.stop()
-    counted = visible - first
+    counted = seen.rows - seen.first_rows
     # None: everything landed between two polls (too few spans to see a rate)
-    rate = round(counted / (now - first_at)) if counted > 0 else None
+    rate = round(counted / (seen.last_at - seen.first_at)) if counted > 0 else None
     return {
         "service_spans": spans,
-        "service_spans_visible": visible,
+        "service_spans_visible": seen.rows,
         "service_rows_per_s": rate,
         "service_cpu_us_per_span": round(cpu / counted * 1e6, 1) if counted > 0 else None,
         # the target is the writer's, so it is judged on the service, Kafka included
-        "meets_target": rate is not None and rate >= TARGET_ROWS_PER_S and visible == spans,
+        "meets_target": rate is not None and rate >= TARGET_ROWS_PER_S and seen.rows == spans,
     }
 
 
