@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# the compiled span row builder (setup.py): rebuilt when its source changes
+EXT    := $(VENV)/.ext-$(shell cat setup.py services/spanline/writer/wire_spans.pyx | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 
 .PHONY: help venv up test lint typecheck unit bench protos clean
@@ -20,25 +22,29 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
-venv: $(STAMP)
+$(EXT): $(STAMP) setup.py services/spanline/writer/wire_spans.pyx
+	$(BIN)/python setup.py -q build_ext --inplace
+	@rm -f $(VENV)/.ext-* && touch $(EXT)
 
-up: $(STAMP)
+venv: $(STAMP) $(EXT)
+
+up: $(STAMP) $(EXT)
 	$(BIN)/spanline up
 
 lint: $(STAMP)
-	$(BIN)/ruff check services tests benchmarks
-	$(BIN)/ruff format --check services tests benchmarks
+	$(BIN)/ruff check services tests benchmarks setup.py
+	$(BIN)/ruff format --check services tests benchmarks setup.py
 
-typecheck: $(STAMP)
+typecheck: $(STAMP) $(EXT)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) $(EXT)
 	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) $(EXT) lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) $(EXT)
 	$(BIN)/python -m benchmarks.run_all $(BENCH_ARGS)
 
 protos: $(STAMP)
@@ -47,4 +53,5 @@ protos: $(STAMP)
 	@touch services/spanline/v1/__init__.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build
+	rm -f services/spanline/writer/wire_spans.c services/spanline/writer/wire_spans.*.so

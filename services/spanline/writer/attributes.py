@@ -106,27 +106,34 @@ def to_text(value: Any) -> str:
 _INF = float("inf")
 
 
+UINT64_MAX = (1 << 64) - 1
+
+
 def to_int(value: Any) -> int | None:
-    """Token counts arrive as int, float or numeric text depending on the instrumentation."""
+    """Token counts arrive as int, float or numeric text depending on the instrumentation.
+
+    None for anything that is not a count a ``UInt64`` column holds: negative, NaN,
+    infinite, or 2^64 and above (one such value would otherwise fail the whole batch's
+    conversion, not just its own message).
+    """
     if type(value) is int:
-        return value if value >= 0 else None  # type: ignore[no-any-return]
+        return value if 0 <= value <= UINT64_MAX else None  # type: ignore[no-any-return]
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value if value >= 0 else None
+        return int(value) if 0 <= value <= UINT64_MAX else None
     if isinstance(value, float):
-        # NaN and infinities are not counts (int() of them would raise and reject the message)
-        return int(value) if 0 <= value < _INF else None
+        return int(value) if 0 <= value < _TWO_64 else None
     if isinstance(value, str):
         try:
             number = float(value)
         except ValueError:
             return None
-        if not -_INF < number < _INF:
-            return None
-        parsed = int(number)
-        return parsed if parsed >= 0 else None
+        return int(number) if 0 <= number < _TWO_64 else None
     return None
+
+
+_TWO_64 = float(1 << 64)
 
 
 def to_float(value: Any) -> float | None:

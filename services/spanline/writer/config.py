@@ -8,7 +8,7 @@ the job at runtime so that ``spanline up`` works with no configuration at all.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -44,6 +44,13 @@ class WriterSettings(Section):
     )
     batch_max_wait_s: float = Field(
         default=1.0, gt=0, le=60, description="flush a non-empty batch this long after its first row"
+    )
+    span_builder: Literal["auto", "compiled", "python"] = Field(
+        default="auto",
+        description=(
+            "span row builder: compiled (C, ~3x less CPU), python (the reference), "
+            "auto = compiled when the extension is built"
+        ),
     )
     insert_retries: int = Field(default=5, ge=0, le=100, description="retries of a failed insert")
     insert_backoff_initial_s: float = Field(default=0.2, gt=0)

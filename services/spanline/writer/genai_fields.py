@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from spanline.writer.attributes import json_text, to_float, to_int
+from spanline.writer.attributes import UINT64_MAX, json_text, to_float, to_int
 
 CONV_OTEL = "otel"
 CONV_OPENINFERENCE = "openinference"
@@ -373,7 +373,7 @@ tool_result), then the OpenInference span kind upper-cased and the Traceloop kin
 
 def _tokens(value: Any) -> int | None:
     if type(value) is int:
-        return value if value >= 0 else None  # type: ignore[no-any-return]
+        return value if 0 <= value <= UINT64_MAX else None  # type: ignore[no-any-return]
     return None if value is None else to_int(value)
 
 
@@ -453,6 +453,8 @@ def resolve(values: list[Any], conv: str, take: Take | None) -> Resolved:
         total_tokens = _tokens(total_tokens)
     if total_tokens is None and input_tokens is not None and output_tokens is not None:
         total_tokens = input_tokens + output_tokens
+        if total_tokens > UINT64_MAX:
+            total_tokens = None
     ttft_ms = None
     if ttft is not None:
         seconds = to_float(ttft)

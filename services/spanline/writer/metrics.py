@@ -45,6 +45,11 @@ ROWS_REJECTED = Counter(
     "Messages the row builders could not turn into rows (sent to the DLQ by the service)",
     ["table"],
 )
+SPAN_BUILD_FALLBACKS = Counter(
+    "spanline_writer_span_build_fallbacks_total",
+    "Trace messages the compiled span builder left to the Python builder (slower, same rows)",
+    ["reason"],
+)
 QUERIES = Counter(
     "spanline_query_requests_total", "Queries served by the local read-only endpoint", ["outcome"]
 )

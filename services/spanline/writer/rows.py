@@ -32,7 +32,15 @@ from spanline.writer.object_store import PayloadOffloader
 from spanline.writer.pricing import PricingTable
 from spanline.writer.row_errors import RowBuildError
 from spanline.writer.row_errors import hex_id as _hex_id
-from spanline.writer.span_build import MAP, SPAN_COLUMNS, STR, TS, SpanBuilder
+from spanline.writer.span_build import (
+    COMPILED_AVAILABLE,
+    MAP,
+    SPAN_COLUMNS,
+    STR,
+    TS,
+    CompiledSpanBuilder,
+    SpanBuilder,
+)
 
 __all__ = [
     "SPAN_COLUMNS",
@@ -185,11 +193,26 @@ class SpanRows:
     table = "spans"
     columns = SPAN_COLUMNS
 
-    def __init__(self, pricing: PricingTable, offloader: PayloadOffloader | None = None) -> None:
+    def __init__(
+        self, pricing: PricingTable, offloader: PayloadOffloader | None = None, builder: str = "auto"
+    ) -> None:
+        """``builder``: ``compiled``, ``python`` or ``auto`` (compiled when it is built)."""
         self.pricing = pricing
         self.offloader: PayloadOffloader | _Inline = offloader if offloader is not None else _Inline()
-        self._builder = SpanBuilder(pricing, self.offloader.offload)
+        if builder == "compiled" or (builder == "auto" and COMPILED_AVAILABLE):
+            threshold = offloader.threshold_bytes if offloader is not None else None
+            self._builder: SpanBuilder | CompiledSpanBuilder = CompiledSpanBuilder(
+                pricing, self.offloader.offload, threshold
+            )
+        elif builder in ("auto", "python"):
+            self._builder = SpanBuilder(pricing, self.offloader.offload)
+        else:
+            raise ValueError(f"unknown span builder {builder!r} (auto, compiled, python)")
         self.approx_bytes = 0
+
+    @property
+    def builder_name(self) -> str:
+        return "compiled" if isinstance(self._builder, CompiledSpanBuilder) else "python"
 
     def __len__(self) -> int:
         return len(self._builder)

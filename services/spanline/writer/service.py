@@ -57,14 +57,18 @@ class WriteStrategy:
         self.store = store
         self.pricing = PricingTable.load(settings.writer.pricing_file)
         self.offloader = offloader
+        # one span buffer for the service's life: the compiled builder keeps its key table
+        # (classified attribute keys) across batches; every batch starts from clear()
+        self._spans = SpanRows(self.pricing, offloader, settings.writer.span_builder)
         self._redacted = topics.redacted
         self._scores = topics.scores
         self._alerts = topics.alerts
         self._audit = topics.audit
 
     def _new_batch(self) -> _Batch:
+        self._spans.clear()
         return _Batch(
-            SpanRows(self.pricing, self.offloader),
+            self._spans,
             LogRows(self.offloader),
             ScoreRows(),
             AlertRows(),
@@ -117,7 +121,8 @@ class WriteStrategy:
             raise RowBuildError("spans", f"unexpected topic {topic}")
 
     def warm_up(self) -> None:
-        SpanRows(self.pricing, self.offloader).warm_up()
+        self._spans.warm_up()
+        log.info("span row builder", extra={"builder": self._spans.builder_name})
 
     async def close(self) -> None:
         return None

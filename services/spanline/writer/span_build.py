@@ -17,6 +17,7 @@ the same randomised corpus.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from itertools import accumulate
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 from google.protobuf.message import DecodeError
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
 from spanline.writer.attributes import attributes_dict, json_text, to_text
@@ -45,7 +47,8 @@ from spanline.writer.genai_fields import (
     resolve,
     take_event_payloads,
 )
-from spanline.writer.metrics import COST_UNKNOWN_MODEL
+from spanline.writer.metrics import COST_UNKNOWN_MODEL, SPAN_BUILD_FALLBACKS
+from spanline.writer.object_store import REF_PREFIX
 from spanline.writer.otlp_mirror import MirrorSpan, MirrorTracesData, decode_key_value
 from spanline.writer.pricing import ModelPrice, PricingTable, metric_provider
 from spanline.writer.row_errors import RowBuildError, hex_id
@@ -197,6 +200,43 @@ def _map_array(counts: list[int], keys: list[str], values: list[str]) -> pa.Arra
     return pa.MapArray.from_arrays(_offsets(counts), pa.array(keys, STR), pa.array(values, STR))
 
 
+_BLOCK_INDEXES = frozenset(i for i in _BLOCK_COLUMNS if i >= 0) | {_RES}
+
+
+def _table(
+    per_row: dict[int, pa.Array], run_ends: list[int], run_values: Any, resources: pa.Array
+) -> pa.Table:
+    """The batch's table: per-row columns as given, block columns run-end decoded.
+
+    ``run_values`` holds, per block of rows from one ScopeSpans, the values in
+    ``_BLOCK_COLUMNS`` order (the last one indexes ``resources``, one map per resource).
+    """
+    ends = pa.array(run_ends, pa.int32())
+    blocks = {
+        column: pc.run_end_decode(pa.RunEndEncodedArray.from_arrays(ends, pa.array(values, typ)))
+        for column, typ, values in zip(_BLOCK_COLUMNS, _BLOCK_TYPES, run_values, strict=True)
+    }
+    arrays = []
+    for i in range(len(SPAN_COLUMNS)):
+        if i == _RES:
+            arrays.append(resources.take(blocks[_RES_INDEX]))
+        elif i in blocks:
+            arrays.append(blocks[i])
+        else:
+            arrays.append(per_row[i])
+    return pa.Table.from_arrays(arrays, names=_COLUMN_NAMES)
+
+
+def resource_entry(resource: Resource) -> tuple[str, list[str], list[str]]:
+    """(service name, map keys, map texts) of a span block's resource."""
+    attrs = attributes_dict(resource.attributes)
+    return (
+        to_text(attrs.get("service.name", "")),
+        list(attrs),
+        [v if type(v) is str else to_text(v) for v in attrs.values()],
+    )
+
+
 def _invalid(exc: Exception) -> RowBuildError:
     return RowBuildError(TABLE, f"not a valid TracesData protobuf: {exc}")
 
@@ -274,25 +314,19 @@ class SpanBuilder:
 
     def to_arrow(self) -> pa.Table:
         cols = self._cols
-        run_ends = pa.array(self._run_ends, pa.int32())
-        blocks = {
-            column: pc.run_end_decode(pa.RunEndEncodedArray.from_arrays(run_ends, pa.array(values, typ)))
-            for column, typ, values in zip(_BLOCK_COLUMNS, _BLOCK_TYPES, self._run_values, strict=True)
+        per_row: dict[int, pa.Array] = {
+            _ATTRS: _map_array(cols[_ATTRS], self._attr_keys, self._attr_values),
+            _REASONS: pa.ListArray.from_arrays(_offsets(cols[_REASONS]), pa.array(self._reasons, STR)),
         }
-        resources = _map_array(self._res_counts, self._res_keys, self._res_values)
-        arrays = []
         for i, (_, typ) in enumerate(SPAN_COLUMNS):
-            if i in blocks:
-                arrays.append(blocks[i])
-            elif i == _RES:
-                arrays.append(resources.take(blocks[_RES_INDEX]))
-            elif i == _ATTRS:
-                arrays.append(_map_array(cols[i], self._attr_keys, self._attr_values))
-            elif i == _REASONS:
-                arrays.append(pa.ListArray.from_arrays(_offsets(cols[i]), pa.array(self._reasons, STR)))
-            else:
-                arrays.append(pa.array(cols[i], type=typ))
-        return pa.Table.from_arrays(arrays, names=_COLUMN_NAMES)
+            if i not in per_row and i not in _BLOCK_INDEXES:
+                per_row[i] = pa.array(cols[i], type=typ)
+        return _table(
+            per_row,
+            self._run_ends,
+            self._run_values,
+            _map_array(self._res_counts, self._res_keys, self._res_values),
+        )
 
     def _price(self, provider: str, model: str) -> ModelPrice:
         price = self.pricing.lookup(provider, model) or _UNPRICED
@@ -416,12 +450,11 @@ class SpanBuilder:
         general_only = not self.single_pass
         real: TracesData | None = None  # the message in the real schema, for the general path
         for ri, rs in enumerate(traces.resource_spans[:]):
-            res_attrs = attributes_dict(rs.resource.attributes)
-            service = to_text(res_attrs.get("service.name", ""))
+            service, res_keys, res_values = resource_entry(rs.resource)
             resource = len(self._res_counts)
-            self._res_counts.append(len(res_attrs))
-            self._res_keys.extend(res_attrs)
-            self._res_values.extend([v if type(v) is str else to_text(v) for v in res_attrs.values()])
+            self._res_counts.append(len(res_keys))
+            self._res_keys.extend(res_keys)
+            self._res_values.extend(res_values)
             for si, ss in enumerate(rs.scope_spans[:]):
                 scope = ss.scope
                 scope_name = scope.name
@@ -652,3 +685,139 @@ class SpanBuilder:
             attr_keys.append(key)
             attr_values.append(value if type(value) is str else to_text(value))
         return _fields_tuple(g), events_json, links_json
+
+
+try:  # the compiled builder (setup.py); the Python builder above is the reference
+    from spanline.writer import wire_spans as _wire  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - an install without a C compiler
+    _wire = None
+
+COMPILED_AVAILABLE = _wire is not None
+_RESOURCE_CACHE_LIMIT = 1024
+_WIRE_ARROW = {"ts": TS, "u64": pa.uint64(), "f64": pa.float64()}
+
+
+def _buffer_array(typ: pa.DataType, n: int, offsets_or_values: bytes, data: bytes | None) -> pa.Array:
+    if data is None:  # 8-byte values, no nulls
+        return pa.Array.from_buffers(typ, n, [None, pa.py_buffer(offsets_or_values)])
+    return pa.Array.from_buffers(typ, n, [None, pa.py_buffer(offsets_or_values), pa.py_buffer(data)])
+
+
+def _wire_arrays(buffers: dict[str, tuple[Any, ...]], n: int) -> dict[int, pa.Array]:
+    """Arrow arrays over the compiled builder's buffers (no per-value conversion)."""
+    out: dict[int, pa.Array] = {}
+    for name, spec in buffers.items():
+        kind = spec[0]
+        if kind == "str":
+            array = _buffer_array(STR, n, spec[1], spec[2])
+        elif kind == "map":
+            entries = len(spec[2]) // 4 - 1
+            array = pa.MapArray.from_arrays(
+                _buffer_array(pa.int32(), n + 1, spec[1], None),
+                _buffer_array(STR, entries, spec[2], spec[3]),
+                _buffer_array(STR, entries, spec[4], spec[5]),
+            )
+        elif kind == "list":
+            items = len(spec[2]) // 4 - 1
+            array = pa.ListArray.from_arrays(
+                _buffer_array(pa.int32(), n + 1, spec[1], None), _buffer_array(STR, items, spec[2], spec[3])
+            )
+        else:
+            validity = None if spec[2] is None else pa.py_buffer(spec[2])
+            array = pa.Array.from_buffers(_WIRE_ARROW[kind], n, [validity, pa.py_buffer(spec[1])])
+        out[_COLUMN_NAMES.index(name)] = array
+    return out
+
+
+class CompiledSpanBuilder:
+    """:class:`SpanBuilder`'s interface over the compiled ``wire_spans`` builder.
+
+    Messages outside the compiled fast subset (or that fail in it) are given to a
+    :class:`SpanBuilder`, which accepts them or raises its own error; ``to_arrow``
+    concatenates both. The GenAI rules, pricing and the claim check are the Python
+    builder's, called from the compiled loop.
+    """
+
+    def __init__(self, pricing: PricingTable, offload: Offload, offload_threshold: int | None) -> None:
+        if _wire is None:
+            raise RuntimeError("spanline.writer.wire_spans is not built (pip install -e . with a C compiler)")
+        self.reference = ref = SpanBuilder(pricing, offload)
+        self._resources: dict[bytes, tuple[str, list[str], list[str]] | None] = {}
+        self._real: tuple[bytes, TracesData] | None = None
+        self._wire = _wire.WireSpans(
+            key_info=key_info,
+            resolve=resolve,
+            decode_key_value=decode_key_value,
+            general=self._general,
+            resource_of=self._resource,
+            price_of=ref._price,
+            count_unknown=ref._count_unknown,
+            prices=ref._prices,
+            unpriced=_UNPRICED,
+            pricing_version=pricing.version,
+            offload=offload,
+            offload_threshold=sys.maxsize if offload_threshold is None else offload_threshold,
+            ref_prefix=REF_PREFIX,
+            no_genai=_NO_GENAI,
+            n_slots=N_SLOTS,
+            kind_names=_KINDS,
+            status_names=_STATUS,
+        )
+
+    def __len__(self) -> int:
+        return len(self._wire) + len(self.reference)
+
+    def clear(self) -> None:
+        self._wire.clear()
+        self.reference.clear()
+
+    def add(self, value: bytes, project_id: str, received_at_ns: int) -> int:
+        """As :meth:`SpanBuilder.add`."""
+        added: int = self._wire.add(value, project_id, received_at_ns)
+        self._real = None
+        if added >= 0:
+            return added
+        SPAN_BUILD_FALLBACKS.labels(reason="outside_fast_subset" if added == -1 else "error").inc()
+        return self.reference.add(value, project_id, received_at_ns)
+
+    def to_arrow(self) -> pa.Table:
+        w = self._wire
+        tables = []
+        if len(w):
+            resources = _map_array(w.res_counts, w.res_keys, w.res_values)
+            run_values = (
+                w.run_project, w.run_service, w.run_scope_name, w.run_scope_version, w.run_ingested,
+                w.run_resource,
+            )  # fmt: skip
+            tables.append(_table(_wire_arrays(w.buffers(), len(w)), w.run_ends, run_values, resources))
+        if len(self.reference) or not tables:
+            tables.append(self.reference.to_arrow())
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+    def _resource(self, raw: bytes) -> tuple[str, list[str], list[str]] | None:
+        """A resource's block values, cached by its bytes (services send the same one each time)."""
+        cache = self._resources
+        if raw in cache:
+            return cache[raw]
+        try:
+            entry: tuple[str, list[str], list[str]] | None = resource_entry(Resource.FromString(raw))
+        except (DecodeError, ValueError):
+            entry = None  # the Python builder reports it
+        if len(cache) >= _RESOURCE_CACHE_LIMIT:
+            cache.clear()
+        cache[raw] = entry
+        return entry
+
+    def _general(
+        self, value: bytes, ri: int, si: int, pi: int
+    ) -> tuple[Genai, str, str, list[str], list[str]]:
+        """One span through the reference's general path (events, links, flattened lists...)."""
+        if self._real is None or self._real[0] is not value:
+            real = TracesData()
+            real.ParseFromString(value)
+            self._real = (value, real)
+        span = self._real[1].resource_spans[ri].scope_spans[si].spans[pi]
+        keys: list[str] = []
+        values: list[str] = []
+        g, events_json, links_json = SpanBuilder._general(span, keys, values)
+        return g, events_json, links_json, keys, values

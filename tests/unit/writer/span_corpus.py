@@ -140,6 +140,7 @@ TEXTS = (
     "stop",
     '[{"role":"user","content":"hi"}]',
     "héllo wörld ✓",
+    'quote " back \\ tab\t nl\n ctl\x01 del\x7f',
     "spanline-ref:sha256:" + "ab" * 32 + ":5000000",
 )
 
@@ -200,6 +201,8 @@ def _realistic(rng: random.Random, span: Span) -> None:
         put("gen_ai.response.finish_reasons", ["stop"])
         put("gen_ai.input.messages", json.dumps([{"role": "user", "content": "héllo " * rng.randrange(40)}]))
         put("gen_ai.output.messages", json.dumps([{"role": "assistant", "content": "ok"}]))
+        if rng.random() < 0.5:  # a string array, the array shape most attributes have
+            put("app.tags", [rng.choice(TEXTS) for _ in range(rng.randrange(4))])
     else:
         put("gen_ai.operation.name", "execute_tool")
         put("gen_ai.tool.name", "lookup")
@@ -231,6 +234,8 @@ def make_message(rng: random.Random, base_ns: int) -> TracesData:
             if rng.random() < 0.8:
                 ss.scope.name = rng.choice(("openai_v2", "openinference.instrumentation.openai", ""))
                 ss.scope.version = rng.choice(("1.0", ""))
+            if rng.random() < 0.05:
+                ss.scope.attributes.add(key="scope.attr").value.string_value = "x"
             trace_id = _id(rng, 16, optional=False)
             for _ in range(rng.randrange(1, 6)):
                 span = ss.spans.add(trace_id=trace_id, span_id=_id(rng, 8, optional=False))

@@ -1,0 +1,23 @@
+"""Builds the one compiled module, ``spanline.writer.wire_spans`` (the writer's span row builder).
+
+Everything else is declared in pyproject.toml. The extension is optional: without a C
+compiler the install still succeeds and the writer uses its pure-Python builder (slower,
+same rows; ``spanline run writer`` logs which one it uses).
+"""
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=cythonize(
+        [
+            Extension(
+                "spanline.writer.wire_spans",
+                ["services/spanline/writer/wire_spans.pyx"],
+                extra_compile_args=["-O2"],
+                optional=True,
+            )
+        ],
+        compiler_directives={"language_level": 3},
+    )
+)

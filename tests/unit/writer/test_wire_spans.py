@@ -1,0 +1,230 @@
+"""The compiled span builder against the Python reference: same rows, same errors, same batch.
+
+The compiled builder handles a fast subset of messages and hands everything else to the
+Python builder, so the contract checked here is simple: for any input -- randomised spans of
+the three conventions, mutated garbage, edge values -- the two produce the same table and
+reject the same messages with the same reason, and a rejected message leaves the batch as
+it was.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+
+from spanline.loadgen.otlp_values import key_value
+from spanline.writer.metrics import SPAN_BUILD_FALLBACKS
+from spanline.writer.object_store import LocalObjectStore, ObjectStoreError, PayloadOffloader
+from spanline.writer.pricing import PricingTable
+from spanline.writer.rows import RowBuildError, SpanRows
+from spanline.writer.span_build import COMPILED_AVAILABLE, SPAN_COLUMNS, CompiledSpanBuilder, SpanBuilder
+from tests.unit.writer.span_corpus import make_corpus
+
+Builder = SpanBuilder | CompiledSpanBuilder
+
+
+def test_the_compiled_builder_is_built_and_used_by_default() -> None:
+    """make builds the extension; a silent fallback to Python would void the tests below."""
+    assert COMPILED_AVAILABLE
+    assert SpanRows(PricingTable.load()).builder_name == "compiled"
+    assert SpanRows(PricingTable.load(), builder="python").builder_name == "python"
+    with pytest.raises(ValueError, match="unknown span builder"):
+        SpanRows(PricingTable.load(), builder="rust")
+
+
+def _pair(tmp_path: Path, threshold: int = 300) -> tuple[SpanBuilder, CompiledSpanBuilder]:
+    offloader = PayloadOffloader(LocalObjectStore(tmp_path), threshold)
+    pricing = PricingTable.load()
+    return SpanBuilder(pricing, offloader.offload), CompiledSpanBuilder(pricing, offloader.offload, threshold)
+
+
+def _feed(builder: Builder, corpus: list[bytes]) -> list[str]:
+    errors = []
+    for i, value in enumerate(corpus):
+        try:
+            builder.add(value, "p", 1_000 + i)
+        except RowBuildError as exc:
+            errors.append(f"{i}: {exc}")
+    return errors
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return bool(a == b)
+
+
+def _rows(table: pa.Table) -> list[dict[str, Any]]:
+    """Rows in a canonical order: the compiled builder appends fallback messages' rows last."""
+    rows = table.to_pylist()
+    for i, row in enumerate(rows):
+        row["_pos"] = i
+    # within one message (same ingested_at) rows keep their order in both builders
+    rows.sort(key=lambda r: (r["ingested_at"], r["_pos"]))
+    for row in rows:
+        del row["_pos"]
+    return rows
+
+
+def assert_same_tables(ref: pa.Table, got: pa.Table) -> None:
+    assert got.schema == ref.schema
+    assert got.num_rows == ref.num_rows
+    for n, (want, have) in enumerate(zip(_rows(ref), _rows(got), strict=True)):
+        for name, _ in SPAN_COLUMNS:
+            assert _same(want[name], have[name]), f"row {n} {name}: {have[name]!r} != {want[name]!r}"
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_randomised_corpus_builds_the_same_rows(seed: int, tmp_path: Path) -> None:
+    ref, compiled = _pair(tmp_path)
+    corpus = make_corpus(400, seed)
+    assert _feed(compiled, corpus) == _feed(ref, corpus)
+    assert len(compiled) == len(ref) > 1000
+    # most messages stay on the compiled path (scope attributes are the corpus' fallbacks)
+    assert len(compiled.reference) < len(compiled) * 0.25
+    assert_same_tables(ref.to_arrow(), compiled.to_arrow())
+
+
+def _mutate(rng: random.Random, value: bytes) -> bytes:
+    b = bytearray(value)
+    kind = rng.randrange(5)
+    i = rng.randrange(len(b))
+    if kind == 0:
+        b[i] ^= 1 << rng.randrange(8)
+    elif kind == 1:
+        del b[i:]
+    elif kind == 2:
+        b[i:i] = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 4)))
+    elif kind == 3:
+        b[i] = rng.randrange(256)
+    else:
+        del b[i : i + rng.randrange(1, 8)]
+    return bytes(b)
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_garbage_is_rejected_alike_and_leaves_the_batch_intact(seed: int, tmp_path: Path) -> None:
+    """Mutated messages interleaved with good ones: same errors, same rows, in one batch each."""
+    rng = random.Random(seed)
+    good = make_corpus(300, seed)
+    corpus = [v if rng.random() < 0.3 else _mutate(rng, v) for v in good]
+    ref, compiled = _pair(tmp_path)
+    ref_errors = _feed(ref, corpus)
+    assert _feed(compiled, corpus) == ref_errors
+    assert 50 < len(ref_errors) < len(corpus)  # both outcomes are exercised
+    assert_same_tables(ref.to_arrow(), compiled.to_arrow())
+
+
+def _message(*spans_attrs: list[tuple[str, object]], scope_attr: bool = False) -> bytes:
+    td = TracesData()
+    ss = td.resource_spans.add().scope_spans.add()
+    if scope_attr:
+        ss.scope.attributes.add(key="a").value.string_value = "b"
+    for i, attrs in enumerate(spans_attrs):
+        span = ss.spans.add(trace_id=b"\x01" * 16, span_id=bytes([i + 1]) * 8, name="s")
+        span.start_time_unix_nano = 1_763_000_000_000_000_000
+        span.end_time_unix_nano = span.start_time_unix_nano + 5
+        for key, value in attrs:
+            span.attributes.append(key_value(key, value))
+    return td.SerializeToString()
+
+
+def test_edge_values_and_the_map_text_of_each_type(tmp_path: Path) -> None:
+    message = _message(
+        [
+            ("gen_ai.response.finish_reasons", ["stop", 'a"b\\c\n\r\t\b\f\x01\x1f\x7fé', ""]),
+            ("tags", []),
+            ("d1", 1e16),
+            ("d2", float("nan")),
+            ("d3", float("-inf")),
+            ("d4", -0.0),
+            ("i", -(2**63)),
+            ("b", False),
+            ("e", ""),
+            ("gen_ai.operation.name", "chat"),
+            ("gen_ai.usage.input_tokens", 10),
+            ("gen_ai.usage.output_tokens", 1e30),  # not a UInt64 count: NULL, not a failed batch
+            ("gen_ai.request.model", "gpt-4o"),
+            ("gen_ai.provider.name", "openai"),
+            ("gen_ai.input.messages", "x" * 400),  # above the threshold: claim-checked
+        ],
+        [("gen_ai.tool.name", "t"), ("gen_ai.tool.name", "u")],  # a repeated key: the general path
+    )
+    ref, compiled = _pair(tmp_path)
+    assert ref.add(message, "p", 1) == compiled.add(message, "p", 1) == 2
+    assert len(compiled.reference) == 0
+    got = compiled.to_arrow()
+    assert_same_tables(ref.to_arrow(), got)
+    attrs = dict(got["attributes"][0].as_py())
+    assert attrs["gen_ai.response.finish_reasons"] == (
+        '["stop","a\\"b\\\\c\\n\\r\\t\\b\\f\\u0001\\u001f\x7fé",""]'
+    )
+    assert (attrs["tags"], attrs["d1"], attrs["d2"], attrs["d3"], attrs["d4"]) == (
+        "[]",
+        "1e+16",
+        "nan",
+        "-inf",
+        "-0.0",
+    )
+    assert (attrs["i"], attrs["b"], attrs["e"]) == (str(-(2**63)), "false", "")
+    row = got.slice(0, 1).to_pylist()[0]
+    assert row["output_tokens"] is None and row["input_tokens"] == 10
+    assert row["input_messages"].startswith("spanline-ref:sha256:") and row["input_messages_bytes"] == 400
+    assert got["tool_name"][1].as_py() == "u"
+
+
+def test_messages_outside_the_fast_subset_go_to_the_python_builder(tmp_path: Path) -> None:
+    def count(reason: str) -> float:
+        return SPAN_BUILD_FALLBACKS.labels(reason=reason)._value.get()
+
+    ref, compiled = _pair(tmp_path)
+    before = count("outside_fast_subset")
+    message = _message([("k", "v")], scope_attr=True)
+    assert compiled.add(message, "p", 1) == ref.add(message, "p", 1) == 1
+    assert count("outside_fast_subset") == before + 1
+    assert len(compiled.reference) == 1
+    # an error the reference defines: its message, the compiled batch untouched
+    before_errors = count("outside_fast_subset")
+    with pytest.raises(RowBuildError, match="project id is empty"):
+        compiled.add(_message([("k", "v")]), "", 1)
+    assert count("outside_fast_subset") == before_errors + 1
+    assert len(compiled) == 1
+    assert_same_tables(ref.to_arrow(), compiled.to_arrow())
+
+
+def test_object_store_failures_propagate(tmp_path: Path) -> None:
+    """An unavailable object store is an infrastructure failure (retry), never a bad message."""
+
+    def broken(text: str) -> tuple[str, int]:
+        raise ObjectStoreError("store down")
+
+    compiled = CompiledSpanBuilder(PricingTable.load(), broken, 10)
+    good = _message([("gen_ai.operation.name", "chat"), ("gen_ai.input.messages", "x" * 50)])
+    with pytest.raises(ObjectStoreError):
+        compiled.add(good, "p", 1)
+    assert len(compiled) == 0
+
+
+def test_many_distinct_keys_reset_the_key_table(tmp_path: Path) -> None:
+    """Keys are classified once and kept in a bounded table; past its limit it starts over."""
+    ref, compiled = _pair(tmp_path)
+    corpus = [
+        _message([(f"app.key{m}.{k}", k) for k in range(1000)] + [("gen_ai.operation.name", "chat")])
+        for m in range(60)  # 60 000 distinct keys, the table holds 50 000
+    ]
+    assert _feed(compiled, corpus) == _feed(ref, corpus) == []
+    assert_same_tables(ref.to_arrow(), compiled.to_arrow())
+
+
+def test_empty_batches_and_clear(tmp_path: Path) -> None:
+    ref, compiled = _pair(tmp_path)
+    assert compiled.to_arrow().schema == ref.to_arrow().schema
+    compiled.add(_message([("k", "v")]), "p", 1)
+    compiled.clear()
+    assert len(compiled) == 0 and compiled.to_arrow().num_rows == 0
