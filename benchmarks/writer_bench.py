@@ -24,7 +24,9 @@ deployment sees: Kafka fetch and decompression, headers, batching and commits in
 The machine is shared with other sessions, so each mode runs ``--repeat`` times and the
 best run is reported (the median too), together with the build's CPU time per span
 (``time.thread_time`` of the building thread: what the code costs, whatever the load) and
-the load average when the run started. Results are printed and written to
+the load average when the run started. The compiled span builder (the default) and the
+Python reference builder are also timed on the same corpus in the same run (build CPU per
+span and their ratio). Results are printed and written to
 ``benchmarks/results/writer.json``.
 """
 
@@ -208,6 +210,34 @@ def _run_mode(
     }
 
 
+def _build_cpu_us(buf: SpanRows, corpus: list[bytes], batch_rows: int) -> float:
+    """CPU microseconds per span to build the corpus's batches (add + take), no insert."""
+    cpu = time.thread_time()
+    for value in corpus:
+        buf.add_bytes(value, "bench", 1)
+        if len(buf) >= batch_rows:
+            buf.take()
+    buf.take()
+    return (time.thread_time() - cpu) / (len(corpus) * SPANS_PER_TRACE) * 1e6
+
+
+def compare_builders(corpus: list[bytes], batch_rows: int, repeat: int) -> dict[str, object]:
+    """The compiled and the Python (reference) span builder on the same corpus, in one run."""
+    pricing = PricingTable.load()
+    with tempfile.TemporaryDirectory(prefix="spanline-writer-bench-") as tmp:
+        offloader = PayloadOffloader(LocalObjectStore(Path(tmp)), 256 * 1024)
+        best: dict[str, float] = {}
+        for _ in range(repeat):
+            for builder in ("python", "compiled"):
+                us = _build_cpu_us(SpanRows(pricing, offloader, builder), corpus, batch_rows)
+                best[builder] = min(best.get(builder, us), us)
+    return {
+        "python_build_cpu_us_per_span": round(best["python"], 1),
+        "compiled_build_cpu_us_per_span": round(best["compiled"], 1),
+        "compiled_build_speedup": round(best["python"] / best["compiled"], 2),
+    }
+
+
 async def _fill(bootstrap: str, topic: str, corpus: list[bytes]) -> None:
     producer = Producer(KafkaSettings(bootstrap=bootstrap))
     await producer.start()
@@ -348,6 +378,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     result = run(args.spans, args.batch_rows, args.repeat)
+    result |= compare_builders(build_corpus(args.spans), args.batch_rows, args.repeat)
     if args.service:
         result |= run_service(build_corpus(args.spans))
     print_table(

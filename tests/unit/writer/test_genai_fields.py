@@ -220,3 +220,22 @@ def test_content_events_fill_empty_payloads() -> None:
     ev = {"gen_ai.prompt": '[{"role":"user"}]', "other": 1}
     take_event_payloads(f, "gen_ai.content.prompt", ev)
     assert f.input_messages == '[{"role":"user"}]' and ev == {"other": 1}
+
+
+def test_token_counts_outside_uint64_are_null_not_a_failed_batch() -> None:
+    """A count the UInt64 column cannot hold used to pass row building and then fail the
+    Arrow conversion of the whole batch; it is not a count."""
+    attrs = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.usage.input_tokens": 1e30,
+        "gen_ai.usage.output_tokens": "18446744073709551616",  # 2^64 as text
+        "gen_ai.usage.cache_read.input_tokens": float("nan"),
+        "gen_ai.usage.reasoning.output_tokens": "-0.5",
+    }
+    f = extract_genai(attrs)
+    assert (f.input_tokens, f.output_tokens, f.cached_input_tokens, f.reasoning_tokens) == (None,) * 4
+    big = (1 << 63) + 5.0  # each fits, the sum does not
+    f = extract_genai({"gen_ai.usage.input_tokens": big, "gen_ai.usage.output_tokens": big})
+    assert f.input_tokens == int(big) and f.total_tokens is None
+    f = extract_genai({"gen_ai.usage.input_tokens": "12", "gen_ai.usage.output_tokens": 3.0})
+    assert (f.input_tokens, f.output_tokens, f.total_tokens) == (12, 3, 15)
