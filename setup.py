@@ -8,16 +8,17 @@ same rows; ``spanline run writer`` logs which one it uses).
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-setup(
-    ext_modules=cythonize(
-        [
-            Extension(
-                "spanline.writer.wire_spans",
-                ["services/spanline/writer/wire_spans.pyx"],
-                extra_compile_args=["-O2"],
-                optional=True,
-            )
-        ],
-        compiler_directives={"language_level": 3},
-    )
+extensions = cythonize(
+    [
+        Extension(
+            "spanline.writer.wire_spans",
+            ["services/spanline/writer/wire_spans.pyx"],
+            extra_compile_args=["-O2"],
+        )
+    ],
+    compiler_directives={"language_level": 3},
 )
+for extension in extensions:
+    extension.optional = True  # cythonize() does not carry this over from the Extension it is given
+
+setup(ext_modules=extensions)
