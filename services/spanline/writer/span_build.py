@@ -740,7 +740,10 @@ class CompiledSpanBuilder:
 
     def __init__(self, pricing: PricingTable, offload: Offload, offload_threshold: int | None) -> None:
         if _wire is None:
-            raise RuntimeError("spanline.writer.wire_spans is not built (pip install -e . with a C compiler)")
+            raise RuntimeError(
+                "spanline.writer.wire_spans is not built (it needs a C compiler at install: make, or "
+                "pip install -e .); writer.span_builder=auto or python runs without it"
+            )
         self.reference = ref = SpanBuilder(pricing, offload)
         self._resources: dict[bytes, tuple[str, list[str], list[str]] | None] = {}
         self._real: tuple[bytes, TracesData] | None = None

@@ -38,6 +38,18 @@ def test_the_compiled_builder_is_built_and_used_by_default() -> None:
         SpanRows(PricingTable.load(), builder="rust")
 
 
+def test_without_the_extension_auto_runs_python_and_compiled_is_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from spanline.writer import rows, span_build
+
+    monkeypatch.setattr(span_build, "_wire", None)
+    monkeypatch.setattr(rows, "COMPILED_AVAILABLE", False)
+    assert SpanRows(PricingTable.load()).builder_name == "python"
+    with pytest.raises(RuntimeError, match="wire_spans is not built"):
+        SpanRows(PricingTable.load(), builder="compiled")
+
+
 def _pair(tmp_path: Path, threshold: int = 300) -> tuple[SpanBuilder, CompiledSpanBuilder]:
     offloader = PayloadOffloader(LocalObjectStore(tmp_path), threshold)
     pricing = PricingTable.load()
