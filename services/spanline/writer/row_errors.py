@@ -1,4 +1,4 @@
-"""The one error a row builder raises for a message that cannot become rows, and id checks.
+"""The one error a row builder raises for a message that cannot become rows; id and time checks.
 
 Kept apart from the builders so that every builder module can raise it without importing
 the others; ``spanline.writer.rows`` re-exports it for the service.
@@ -14,6 +14,22 @@ class RowBuildError(ValueError):
         super().__init__(f"{table}: {reason}")
         self.table = table
         self.reason = reason
+
+
+TIME_NS_MAX = (1 << 63) - 1
+"""Latest nanosecond time a row can hold: DateTime64(9) and Arrow ``timestamp[ns]`` are signed
+64-bit (2262-04-11). OTLP times are unsigned ``fixed64``, so the wire can carry more."""
+
+
+def time_ns(value: int, what: str, table: str) -> int:
+    """``value`` if it fits a row's time column, else :class:`RowBuildError` for this message.
+
+    One out-of-range time must reject its own message: left in the batch it would fail the
+    Arrow conversion of every row inserted with it.
+    """
+    if value > TIME_NS_MAX or value < 0:
+        raise RowBuildError(table, f"{what} {value} is outside the DateTime64(9) range (1970..2262)")
+    return value
 
 
 def hex_id(raw: bytes, size: int, what: str, table: str, *, required: bool) -> str:

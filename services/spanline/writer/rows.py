@@ -30,7 +30,7 @@ from spanline.writer.genai_fields import payload_text
 from spanline.writer.metrics import ROWS_REJECTED
 from spanline.writer.object_store import PayloadOffloader
 from spanline.writer.pricing import PricingTable
-from spanline.writer.row_errors import RowBuildError
+from spanline.writer.row_errors import RowBuildError, time_ns
 from spanline.writer.row_errors import hex_id as _hex_id
 from spanline.writer.span_build import (
     COMPILED_AVAILABLE,
@@ -351,6 +351,8 @@ class LogRows(_Buffer):
             for sl in rl.scope_logs:
                 for rec in sl.log_records:
                     time = rec.time_unix_nano or rec.observed_time_unix_nano or received_at_ns
+                    time = time_ns(time, "time", self.table)
+                    observed = time_ns(rec.observed_time_unix_nano or time, "observed time", self.table)
                     attrs = attributes_dict(rec.attributes)
                     event_name = getattr(rec, "event_name", "") or to_text(attrs.get("event.name", ""))
                     body_value = any_value(rec.body) if rec.HasField("body") else None
@@ -368,7 +370,7 @@ class LogRows(_Buffer):
                         (
                             project_id,
                             time,
-                            rec.observed_time_unix_nano or time,
+                            observed,
                             _hex_id(rec.trace_id, 16, "trace_id", self.table, required=False),
                             _hex_id(rec.span_id, 8, "span_id", self.table, required=False),
                             int.from_bytes(digest.digest(), "little"),
@@ -463,7 +465,7 @@ class ScoreRows(_ProtoRows[Score]):
             s.evaluator_kind,
             s.sampling_reason,
             s.sampling_weight,
-            s.time_unix_nano or received_at_ns,
+            time_ns(s.time_unix_nano or received_at_ns, "time", self.table),
             sorted(s.attributes.items()),
             received_at_ns,
         )
@@ -497,7 +499,7 @@ class AlertRows(_ProtoRows[AlertEvent]):
             raise RowBuildError(self.table, "fingerprint is empty")
         return (
             project,
-            a.time_unix_nano or received_at_ns,
+            time_ns(a.time_unix_nano or received_at_ns, "time", self.table),
             a.fingerprint,
             a.rule,
             _ALERT_STATES.get(a.state, str(a.state)),
@@ -539,11 +541,11 @@ class AuditRows(_ProtoRows[AuditCount]):
         project = self._project(c.project_id, project_id)
         if not c.detector:
             raise RowBuildError(self.table, "detector is empty")
-        start = c.window_start_unix_nano or received_at_ns
+        start = time_ns(c.window_start_unix_nano or received_at_ns, "window start", self.table)
         return (
             project,
             start,
-            max(c.window_end_unix_nano, start),
+            time_ns(max(c.window_end_unix_nano, start), "window end", self.table),
             c.detector,
             c.action,
             c.signal,

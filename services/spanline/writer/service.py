@@ -24,6 +24,7 @@ from spanline.settings import Settings
 from spanline.writer.config import dsn_is_embedded, resolve_dsn, resolve_object_store_url
 from spanline.writer.object_store import ObjectStoreError, PayloadOffloader, open_object_store
 from spanline.writer.pricing import PricingTable
+from spanline.writer.row_errors import TIME_NS_MAX
 from spanline.writer.rows import (
     AlertRows,
     AuditRows,
@@ -81,7 +82,9 @@ class WriteStrategy:
         for msg in batch:
             project = msg.header_str(H_PROJECT, "default")
             received = msg.header_str(H_RECEIVED_AT)
-            received_ns = int(received) if received.isdigit() else msg.timestamp_ms * 1_000_000
+            received_ns = int(received) if received.isdigit() else 0
+            if not 0 < received_ns <= TIME_NS_MAX:  # absent or garbage: the broker's time
+                received_ns = msg.timestamp_ms * 1_000_000
             try:
                 self._add(rows, msg, project, received_ns)
             except RowBuildError as exc:

@@ -51,7 +51,7 @@ from spanline.writer.metrics import COST_UNKNOWN_MODEL, SPAN_BUILD_FALLBACKS
 from spanline.writer.object_store import REF_PREFIX
 from spanline.writer.otlp_mirror import MirrorSpan, MirrorTracesData, decode_key_value
 from spanline.writer.pricing import ModelPrice, PricingTable, metric_provider
-from spanline.writer.row_errors import RowBuildError, hex_id
+from spanline.writer.row_errors import TIME_NS_MAX, RowBuildError, hex_id, time_ns
 
 TABLE = "spans"
 TS = pa.timestamp("ns", tz="UTC")
@@ -483,8 +483,12 @@ class SpanBuilder:
                     end = span.end_time_unix_nano
                     if start == 0:
                         raise RowBuildError(TABLE, "span start time is 0")
+                    if start > TIME_NS_MAX:
+                        time_ns(start, "span start time", TABLE)  # raises
                     if end < start:
                         end = start
+                    elif end > TIME_NS_MAX:
+                        time_ns(end, "span end time", TABLE)  # raises
 
                     events_json = links_json = ""
                     attrs_before = len(attr_keys)

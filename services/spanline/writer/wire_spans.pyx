@@ -838,8 +838,8 @@ cdef class WireSpans:
             return FALLBACK
         if sp.parent_len != 0 and sp.parent_len != 8:
             return FALLBACK
-        if sp.start == 0:
-            return FALLBACK
+        if sp.start == 0 or sp.start > 0x7FFFFFFFFFFFFFFFULL or sp.end > 0x7FFFFFFFFFFFFFFFULL:
+            return FALLBACK  # past DateTime64(9): the Python builder rejects the message
         if sp.end < sp.start:
             sp.end = sp.start
         return self._row(value, p, &sp, ri, si, pi)

@@ -283,3 +283,45 @@ def test_arrow_types_fit_clickhouse_columns(pricing: PricingTable) -> None:
     assert table.schema.field("start_time").type == pa.timestamp("ns", tz="UTC")
     assert table.schema.field("attributes").type == pa.map_(pa.string(), pa.string())
     assert table.schema.field("input_tokens").type == pa.uint64()
+
+
+PAST_2262 = 1 << 63  # fixed64 on the wire; DateTime64(9) and timestamp[ns] end one below
+
+
+@pytest.mark.parametrize("builder", ["compiled", "python"])
+@pytest.mark.parametrize(("start", "end"), [(PAST_2262, PAST_2262 + 5), (PAST_2262, 5), (10, PAST_2262)])
+def test_span_times_past_2262_reject_their_message_not_the_batch(builder: str, start: int, end: int) -> None:
+    buf = SpanRows(PricingTable.load(), builder=builder)
+
+    def message(start: int, end: int) -> bytes:
+        td = TracesData()
+        span = (
+            td.resource_spans.add()
+            .scope_spans.add()
+            .spans.add(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, name="s")
+        )
+        span.start_time_unix_nano, span.end_time_unix_nano = start, end
+        return td.SerializeToString()
+
+    buf.add_bytes(message(10, 20), "p", 1)
+    with pytest.raises(RowBuildError, match=r"DateTime64\(9\) range"):
+        buf.add_bytes(message(start, end), "p", 1)
+    assert buf.take().num_rows == 1  # the batch still converts
+
+
+def test_times_past_2262_reject_their_message_in_every_table() -> None:
+    logs = LogsData()
+    logs.resource_logs.add().scope_logs.add().log_records.add(time_unix_nano=PAST_2262)
+    cases = [
+        (LogRows(), logs.SerializeToString()),
+        (
+            ScoreRows(),
+            Score(score_id="s", trace_id=b"\x01" * 16, time_unix_nano=PAST_2262).SerializeToString(),
+        ),
+        (AlertRows(), AlertEvent(fingerprint="f", time_unix_nano=PAST_2262).SerializeToString()),
+        (AuditRows(), AuditCount(detector="d", window_end_unix_nano=PAST_2262).SerializeToString()),
+    ]
+    for buf, value in cases:
+        with pytest.raises(RowBuildError, match=r"DateTime64\(9\) range"):
+            buf.add_bytes(value, "p", 1)
+        assert len(buf) == 0 and buf.take().num_rows == 0, buf.table
