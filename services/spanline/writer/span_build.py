@@ -765,7 +765,6 @@ class CompiledSpanBuilder:
             offload=offload,
             offload_threshold=sys.maxsize if offload_threshold is None else offload_threshold,
             ref_prefix=REF_PREFIX,
-            no_genai=_NO_GENAI,
             n_slots=N_SLOTS,
             kind_names=_KINDS,
             status_names=_STATUS,

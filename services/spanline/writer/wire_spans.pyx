@@ -427,7 +427,6 @@ cdef class WireSpans:
     cdef object offload
     cdef Py_ssize_t offload_threshold
     cdef str ref_prefix
-    cdef object no_genai
     cdef int n_slots
     cdef str pricing_version
     cdef dict prices
@@ -450,7 +449,7 @@ cdef class WireSpans:
 
     def __init__(self, *, key_info, resolve, decode_key_value, general, resource_of, price_of,
                  count_unknown, prices, unpriced, pricing_version, offload, offload_threshold,
-                 ref_prefix, no_genai, n_slots, kind_names, status_names):
+                 ref_prefix, n_slots, kind_names, status_names):
         if n_slots > MAX_SLOTS:
             raise ValueError(f"{n_slots} GenAI slots, at most {MAX_SLOTS}")
         self.key_info = key_info
@@ -466,7 +465,6 @@ cdef class WireSpans:
         self.offload = offload
         self.offload_threshold = offload_threshold
         self.ref_prefix = ref_prefix
-        self.no_genai = no_genai
         self.n_slots = n_slots
         self.kind_names = tuple(kind_names)
         self.status_names = tuple(status_names)
@@ -522,17 +520,6 @@ cdef class WireSpans:
 
     def __len__(self):
         return self.rows
-
-    @property
-    def nbytes(self):
-        """Bytes held by the columns (what the Arrow table will point at, before copies)."""
-        cdef Py_ssize_t total = 0
-        cdef int i
-        for i in range(NS):
-            total += self.s[i].data.n + self.s[i].offs.n
-        for i in range(NN):
-            total += self.num[i].vals.n + self.num[i].valid.n
-        return total + self.attr_keys.data.n + self.attr_vals.data.n + self.reasons.data.n
 
     # ------------------------------------------------------------ rollback
 
@@ -927,7 +914,7 @@ cdef class WireSpans:
         info.stamp = self.span_stamp
         if info.bits & F_PAYLOAD and (vtype == V_DOUBLE or (vtype == V_PY and type(obj) is float)):
             a.bits |= 1 << 8  # payload text of NaN/inf differs from map text: general path
-        if info.slot < 0 or values is None or info.prio >= self.prios[info.slot]:
+        if info.slot < 0 or info.prio >= self.prios[info.slot]:
             return 0
         # the value as Python, only for keys that feed a typed field
         if vtype == V_NONE:
