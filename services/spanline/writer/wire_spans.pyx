@@ -67,25 +67,13 @@ cdef inline int buf_put(Buf* b, const char* s, Py_ssize_t n) except -1:
     return 0
 
 cdef inline int buf_u64(Buf* b, uint64_t v) except -1:
-    if b.n + 8 > b.cap:
-        buf_grow(b, 8)
-    memcpy(b.p + b.n, &v, 8)
-    b.n += 8
-    return 0
+    return buf_put(b, <const char*>&v, 8)
 
 cdef inline int buf_i32(Buf* b, int32_t v) except -1:
-    if b.n + 4 > b.cap:
-        buf_grow(b, 4)
-    memcpy(b.p + b.n, &v, 4)
-    b.n += 4
-    return 0
+    return buf_put(b, <const char*>&v, 4)
 
 cdef inline int buf_byte(Buf* b, char v) except -1:
-    if b.n + 1 > b.cap:
-        buf_grow(b, 1)
-    b.p[b.n] = v
-    b.n += 1
-    return 0
+    return buf_put(b, &v, 1)
 
 # A string column: UTF-8 bytes plus Arrow int32 offsets (offsets start with one 0).
 cdef struct StrCol:
@@ -287,6 +275,43 @@ cdef bint valid_utf8(const uint8_t* s, Py_ssize_t n) noexcept:
         else:
             return False
     return True
+
+cdef inline Py_ssize_t read_text(const uint8_t* p, Py_ssize_t pos, Py_ssize_t end, Py_ssize_t* size) noexcept:
+    """As :func:`read_len` for a proto3 ``string``: -1 also when it is not strict UTF-8."""
+    pos = read_len(p, pos, end, size)
+    if pos < 0 or not valid_utf8(p + pos, size[0]):
+        return -1
+    return pos
+
+cdef struct Small:
+    Py_ssize_t a_off, a_len, b_off, b_len
+    uint64_t v
+
+cdef int read_small(const uint8_t* p, Py_ssize_t pos, Py_ssize_t end, uint64_t tag_a, uint64_t tag_b,
+                    uint64_t tag_v, Small* out) noexcept:
+    """A message of up to two strings and one varint (scope, status): OK, or FALLBACK for any other field."""
+    cdef uint64_t tag = 0
+    cdef Py_ssize_t size = 0
+    while pos < end:
+        pos = read_varint(p, pos, end, &tag)
+        if pos < 0:
+            return FALLBACK
+        if tag == tag_a or tag == tag_b:
+            pos = read_text(p, pos, end, &size)
+            if pos < 0:
+                return FALLBACK
+            if tag == tag_a:
+                out.a_off, out.a_len = pos, size
+            else:
+                out.b_off, out.b_len = pos, size
+            pos += size
+        elif tag == tag_v:
+            pos = read_varint(p, pos, end, &out.v)
+            if pos < 0:
+                return FALLBACK
+        else:
+            return FALLBACK
+    return OK
 
 cdef const char* HEX = b"0123456789abcdef"
 
@@ -666,12 +691,13 @@ cdef class WireSpans:
     cdef int _scope_spans(self, bytes value, const uint8_t* p, Py_ssize_t pos, Py_ssize_t end, int ri, int si,
                           str project_id, str service, Py_ssize_t resource_index,
                           object received_at_ns) except -1:
-        cdef Py_ssize_t size = 0, scan = pos, spos, send
-        cdef uint64_t tag = 0, ignored = 0
-        cdef Py_ssize_t name_off = 0, name_len = 0, version_off = 0, version_len = 0
+        cdef Py_ssize_t size = 0, scan = pos
+        cdef uint64_t tag = 0
+        cdef Small scope
         cdef bint seen_scope = False
         cdef int rc, pi = 0
         cdef Py_ssize_t block_start = self.rows
+        memset(&scope, 0, sizeof(Small))
         while scan < end:
             scan = read_varint(p, scan, end, &tag)
             if scan < 0:
@@ -687,28 +713,9 @@ cdef class WireSpans:
                 seen_scope = True
                 # InstrumentationScope: name, version, dropped_attributes_count; anything
                 # else (attributes) goes to the runtime
-                spos = scan
-                send = scan + size
-                while spos < send:
-                    spos = read_varint(p, spos, send, &tag)
-                    if spos < 0:
-                        return FALLBACK
-                    if tag == 0x0A or tag == 0x12:
-                        spos = read_len(p, spos, send, &size)
-                        if spos < 0 or not valid_utf8(p + spos, size):
-                            return FALLBACK
-                        if tag == 0x0A:
-                            name_off, name_len = spos, size
-                        else:
-                            version_off, version_len = spos, size
-                        spos += size
-                    elif tag == 0x20:
-                        spos = read_varint(p, spos, send, &ignored)
-                        if spos < 0:
-                            return FALLBACK
-                    else:
-                        return FALLBACK
-                scan = send
+                if read_small(p, scan, scan + size, 0x0A, 0x12, 0x20, &scope) != OK:
+                    return FALLBACK
+                scan += size
                 continue
             if tag == 0x1A and not valid_utf8(p + scan, size):
                 return FALLBACK
@@ -726,8 +733,8 @@ cdef class WireSpans:
             self.run_ends.append(self.rows)
             self.run_project.append(project_id)
             self.run_service.append(service)
-            self.run_scope_name.append(PyUnicode_DecodeUTF8(<const char*>p + name_off, name_len, NULL))
-            self.run_scope_version.append(PyUnicode_DecodeUTF8(<const char*>p + version_off, version_len, NULL))
+            self.run_scope_name.append(PyUnicode_DecodeUTF8(<const char*>p + scope.a_off, scope.a_len, NULL))
+            self.run_scope_version.append(PyUnicode_DecodeUTF8(<const char*>p + scope.b_off, scope.b_len, NULL))
             self.run_ingested.append(received_at_ns)
             self.run_resource.append(resource_index)
         return OK
@@ -738,7 +745,8 @@ cdef class WireSpans:
                    int ri, int si, int pi) except -1:
         cdef Span sp
         cdef uint64_t tag = 0, v = 0
-        cdef Py_ssize_t size = 0, spos, send
+        cdef Py_ssize_t size = 0
+        cdef Small status
         cdef bint seen_status = False
         memset(&sp, 0, sizeof(Span))
         while pos < end:
@@ -793,26 +801,11 @@ cdef class WireSpans:
                     if seen_status:
                         return FALLBACK
                     seen_status = True
-                    spos = pos
-                    send = pos + size
-                    while spos < send:
-                        spos = read_varint(p, spos, send, &tag)
-                        if spos < 0:
-                            return FALLBACK
-                        if tag == 0x12:
-                            spos = read_len(p, spos, send, &size)
-                            if spos < 0 or not valid_utf8(p + spos, size):
-                                return FALLBACK
-                            sp.msg_off, sp.msg_len = spos, size
-                            spos += size
-                        elif tag == 0x18:
-                            spos = read_varint(p, spos, send, &v)
-                            if spos < 0:
-                                return FALLBACK
-                            sp.code = <int32_t>v
-                        else:
-                            return FALLBACK
-                    size = send - pos
+                    memset(&status, 0, sizeof(Small))
+                    if read_small(p, pos, pos + size, 0x12, 0x12, 0x18, &status) != OK:
+                        return FALLBACK
+                    sp.msg_off, sp.msg_len = status.a_off, status.a_len
+                    sp.code = <int32_t>status.v
                 else:
                     return FALLBACK
                 pos += size

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
 from spanline.loadgen.otlp_values import key_value
+from spanline.writer.row_errors import RowBuildError
 
 KEYS = (
     # OTel GenAI
@@ -284,3 +286,14 @@ def make_message(rng: random.Random, base_ns: int) -> TracesData:
 def make_corpus(n_messages: int, seed: int, base_ns: int = 1_763_000_000_000_000_000) -> list[bytes]:
     rng = random.Random(seed)
     return [make_message(rng, base_ns).SerializeToString() for _ in range(n_messages)]
+
+
+def feed(add: Callable[[bytes, str, int], object], corpus: list[bytes]) -> list[str]:
+    """Add every message (project "p", message i received at 1000 + i); the errors, numbered."""
+    errors = []
+    for i, value in enumerate(corpus):
+        try:
+            add(value, "p", 1_000 + i)
+        except RowBuildError as exc:
+            errors.append(f"{i}: {exc}")
+    return errors

@@ -18,7 +18,7 @@ from spanline.writer.otlp_mirror import _runtime_key_value, decode_key_value
 from spanline.writer.pricing import PricingTable
 from spanline.writer.rows import RowBuildError, SpanRows
 from spanline.writer.span_build import SPAN_COLUMNS, SpanBuilder
-from tests.unit.writer.span_corpus import make_corpus
+from tests.unit.writer.span_corpus import feed, make_corpus
 
 
 def _build(
@@ -26,12 +26,7 @@ def _build(
 ) -> tuple[pa.Table, list[str]]:
     buf = SpanRows(PricingTable.load(), offloader)
     buf._builder = SpanBuilder(buf.pricing, offloader.offload, single_pass=single_pass)
-    errors = []
-    for i, value in enumerate(corpus):
-        try:
-            buf.add_bytes(value, "p", 1_000 + i)
-        except RowBuildError as exc:
-            errors.append(f"{i}: {exc}")
+    errors = feed(buf.add_bytes, corpus)
     return buf.take(), errors
 
 

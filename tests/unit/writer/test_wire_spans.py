@@ -24,9 +24,7 @@ from spanline.writer.object_store import LocalObjectStore, ObjectStoreError, Pay
 from spanline.writer.pricing import PricingTable
 from spanline.writer.rows import RowBuildError, SpanRows
 from spanline.writer.span_build import COMPILED_AVAILABLE, SPAN_COLUMNS, CompiledSpanBuilder, SpanBuilder
-from tests.unit.writer.span_corpus import make_corpus
-
-Builder = SpanBuilder | CompiledSpanBuilder
+from tests.unit.writer.span_corpus import feed, make_corpus
 
 
 def test_the_compiled_builder_is_built_and_used_by_default() -> None:
@@ -54,16 +52,6 @@ def _pair(tmp_path: Path, threshold: int = 300) -> tuple[SpanBuilder, CompiledSp
     offloader = PayloadOffloader(LocalObjectStore(tmp_path), threshold)
     pricing = PricingTable.load()
     return SpanBuilder(pricing, offloader.offload), CompiledSpanBuilder(pricing, offloader.offload, threshold)
-
-
-def _feed(builder: Builder, corpus: list[bytes]) -> list[str]:
-    errors = []
-    for i, value in enumerate(corpus):
-        try:
-            builder.add(value, "p", 1_000 + i)
-        except RowBuildError as exc:
-            errors.append(f"{i}: {exc}")
-    return errors
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -96,7 +84,7 @@ def assert_same_tables(ref: pa.Table, got: pa.Table) -> None:
 def test_randomised_corpus_builds_the_same_rows(seed: int, tmp_path: Path) -> None:
     ref, compiled = _pair(tmp_path)
     corpus = make_corpus(400, seed)
-    assert _feed(compiled, corpus) == _feed(ref, corpus)
+    assert feed(compiled.add, corpus) == feed(ref.add, corpus)
     assert len(compiled) == len(ref) > 1000
     # most messages stay on the compiled path (scope attributes are the corpus' fallbacks)
     assert len(compiled.reference) < len(compiled) * 0.25
@@ -127,8 +115,8 @@ def test_garbage_is_rejected_alike_and_leaves_the_batch_intact(seed: int, tmp_pa
     good = make_corpus(300, seed)
     corpus = [v if rng.random() < 0.3 else _mutate(rng, v) for v in good]
     ref, compiled = _pair(tmp_path)
-    ref_errors = _feed(ref, corpus)
-    assert _feed(compiled, corpus) == ref_errors
+    ref_errors = feed(ref.add, corpus)
+    assert feed(compiled.add, corpus) == ref_errors
     assert 50 < len(ref_errors) < len(corpus)  # both outcomes are exercised
     assert_same_tables(ref.to_arrow(), compiled.to_arrow())
 
@@ -230,7 +218,7 @@ def test_many_distinct_keys_reset_the_key_table(tmp_path: Path) -> None:
         _message([(f"app.key{m}.{k}", k) for k in range(1000)] + [("gen_ai.operation.name", "chat")])
         for m in range(60)  # 60 000 distinct keys, the table holds 50 000
     ]
-    assert _feed(compiled, corpus) == _feed(ref, corpus) == []
+    assert feed(compiled.add, corpus) == feed(ref.add, corpus) == []
     assert_same_tables(ref.to_arrow(), compiled.to_arrow())
 
 
@@ -240,3 +228,66 @@ def test_empty_batches_and_clear(tmp_path: Path) -> None:
     compiled.add(_message([("k", "v")]), "p", 1)
     compiled.clear()
     assert len(compiled) == 0 and compiled.to_arrow().num_rows == 0
+
+
+def _utf8_samples(rng: random.Random) -> list[bytes]:
+    """Byte strings around every UTF-8 edge: overlongs, surrogates, > U+10FFFF, truncations."""
+    edges = [b"\xc0\x80", b"\xc1\xbf", b"\xc2\x80", b"\xdf\xbf", b"\xe0\x80\x80", b"\xe0\x9f\xbf",
+             b"\xe0\xa0\x80", b"\xed\x9f\xbf", b"\xed\xa0\x80", b"\xed\xbf\xbf", b"\xee\x80\x80",
+             b"\xef\xbf\xbf", b"\xf0\x8f\xbf\xbf", b"\xf0\x90\x80\x80", b"\xf4\x8f\xbf\xbf",
+             b"\xf4\x90\x80\x80", b"\xf5\x80\x80\x80", b"\xff", b"\x80", b"\xe2\x82",
+             b"\xf0\x9f\x98"]  # fmt: skip
+    samples = []
+    for _ in range(3000):
+        parts = [rng.choice(edges) if rng.random() < 0.5 else rng.choice((b"a", b"abcdefgh" * 2, b"\x00"))]
+        parts += [rng.choice(edges) for _ in range(rng.randrange(3))]
+        if rng.random() < 0.3:
+            parts.append(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 6))))
+        samples.append(b"".join(parts))
+    return samples + edges
+
+
+def _with_string(raw: bytes, where: str) -> bytes:
+    """A one-span message whose attribute value (or key, or span name) is ``raw`` on the wire."""
+
+    def ld(tag: int, body: bytes) -> bytes:
+        return bytes([tag]) + _varint(len(body)) + body
+
+    kv = ld(0x0A, raw if where == "key" else b"k") + ld(0x12, ld(0x0A, raw if where == "value" else b"v"))
+    span = (
+        ld(0x0A, b"\x01" * 16)
+        + ld(0x12, b"\x02" * 8)
+        + ld(0x2A, raw if where == "name" else b"s")
+        + b"\x39"
+        + (10).to_bytes(8, "little")
+        + ld(0x4A, kv)
+    )
+    return ld(0x0A, ld(0x12, ld(0x12, span)))
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+@pytest.mark.parametrize("where", ["value", "key", "name"])
+def test_utf8_checks_agree_with_python(where: str, tmp_path: Path) -> None:
+    samples = _utf8_samples(random.Random(where))
+    ref, compiled = _pair(tmp_path)
+    valid = 0
+    for raw in samples:
+        message = _with_string(raw, where)
+        rows, fallback_rows = len(compiled), len(compiled.reference)
+        assert feed(compiled.add, [message]) == feed(ref.add, [message]), raw
+        try:
+            raw.decode("utf-8")
+            valid += 1
+            assert len(compiled) == rows + 1 and len(compiled.reference) == fallback_rows, raw
+        except UnicodeDecodeError:
+            assert len(compiled) == rows, raw
+    assert 100 < valid < len(samples) - 100
+    assert_same_tables(ref.to_arrow(), compiled.to_arrow())
