@@ -848,6 +848,10 @@ cdef class WireSpans:
             if e.hash == h and e.len == n and memcmp(e.key, k, n) == 0:
                 return e
             i = (i + 1) & (KEY_TABLE - 1)
+        if self.n_keys >= KEY_TABLE // 2:
+            # one message with tens of thousands of new keys: probing would degrade (and a full
+            # table never ends it); the Python builder takes the message (add() returns -2)
+            raise OverflowError("attribute key table full")
         if pykey is None:
             pykey = PyUnicode_DecodeUTF8(<const char*>k, n, NULL)
         slot, prio, bits = self.key_info(pykey)

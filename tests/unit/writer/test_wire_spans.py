@@ -222,6 +222,19 @@ def test_many_distinct_keys_reset_the_key_table(tmp_path: Path) -> None:
     assert_same_tables(ref.to_arrow(), compiled.to_arrow())
 
 
+def test_a_message_with_more_keys_than_the_table_holds_goes_to_the_python_builder(tmp_path: Path) -> None:
+    """The key table is cleared between messages only; one message must not fill it."""
+    ref, compiled = _pair(tmp_path)
+    huge = _message([(f"k{i}", i) for i in range(70_000)])
+    assert feed(compiled.add, [huge]) == feed(ref.add, [huge]) == []
+    assert len(compiled.reference) == 1
+    assert_same_tables(ref.to_arrow(), compiled.to_arrow())
+    # and the next message is the compiled builder's again (the table was cleared)
+    small = _message([("k", "v")])
+    compiled.add(small, "p", 2)
+    assert len(compiled) == 2 and len(compiled.reference) == 1
+
+
 def test_empty_batches_and_clear(tmp_path: Path) -> None:
     ref, compiled = _pair(tmp_path)
     assert compiled.to_arrow().schema == ref.to_arrow().schema
