@@ -58,6 +58,9 @@ cdef int buf_grow(Buf* b, Py_ssize_t need) except -1:
     b.cap = cap
     return 0
 
+cdef enum:
+    BUF_KEEP = 4 << 20   # a buffer up to this size is kept between batches whatever it held
+
 cdef inline int buf_put(Buf* b, const char* s, Py_ssize_t n) except -1:
     if b.n + n > b.cap:
         buf_grow(b, n)
@@ -89,9 +92,18 @@ cdef inline int str_add(StrCol* c, const char* s, Py_ssize_t n) except -1:
     buf_put(&c.data, s, n)
     return str_end(c)
 
+cdef void buf_reset(Buf* b) noexcept:
+    """Empty the buffer; give its memory back when the batch now ending used under a quarter
+    of it (one huge batch must not pin its size for the life of the writer)."""
+    if b.cap > BUF_KEEP and b.n * 4 < b.cap:
+        free(b.p)
+        b.p = NULL
+        b.cap = 0
+    b.n = 0
+
 cdef int str_reset(StrCol* c) except -1:
-    c.data.n = 0
-    c.offs.n = 0
+    buf_reset(&c.data)
+    buf_reset(&c.offs)
     return buf_i32(&c.offs, 0)
 
 cdef void str_free(StrCol* c) noexcept:
@@ -529,15 +541,16 @@ cdef class WireSpans:
         for i in range(NS):
             str_reset(&self.s[i])
         for i in range(NN):
-            self.num[i].vals.n = 0
-            self.num[i].valid.n = 0
+            buf_reset(&self.num[i].vals)
+            buf_reset(&self.num[i].valid)
         str_reset(&self.attr_keys)
         str_reset(&self.attr_vals)
         str_reset(&self.reasons)
-        self.attr_offs.n = 0
+        buf_reset(&self.attr_offs)
         buf_i32(&self.attr_offs, 0)
-        self.reason_offs.n = 0
+        buf_reset(&self.reason_offs)
         buf_i32(&self.reason_offs, 0)
+        buf_reset(&self.scratch)
         self.rows = self.attr_entries = self.reason_entries = 0
         self.run_ends, self.run_project, self.run_service = [], [], []
         self.run_scope_name, self.run_scope_version, self.run_ingested, self.run_resource = [], [], [], []
@@ -545,6 +558,19 @@ cdef class WireSpans:
 
     def __len__(self):
         return self.rows
+
+    @property
+    def capacity(self):
+        """Bytes allocated for the columns (what the builder holds between batches)."""
+        cdef Py_ssize_t total = self.scratch.cap + self.attr_offs.cap + self.reason_offs.cap
+        cdef int i
+        for i in range(NS):
+            total += self.s[i].data.cap + self.s[i].offs.cap
+        for i in range(NN):
+            total += self.num[i].vals.cap + self.num[i].valid.cap
+        total += self.attr_keys.data.cap + self.attr_keys.offs.cap + self.attr_vals.data.cap
+        total += self.attr_vals.offs.cap + self.reasons.data.cap + self.reasons.offs.cap
+        return total
 
     # ------------------------------------------------------------ rollback
 

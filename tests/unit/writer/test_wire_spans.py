@@ -235,6 +235,20 @@ def test_a_message_with_more_keys_than_the_table_holds_goes_to_the_python_builde
     assert len(compiled) == 2 and len(compiled.reference) == 1
 
 
+def test_memory_a_huge_batch_grew_is_given_back_once_batches_are_small(tmp_path: Path) -> None:
+    compiled = CompiledSpanBuilder(PricingTable.load(), lambda text: (text, len(text)), None)
+    wire = compiled._wire
+    big = _message([("gen_ai.operation.name", "chat"), ("gen_ai.input.messages", "x" * 40_000_000)])
+    compiled.add(big, "p", 1)
+    assert len(compiled.reference) == 0 and wire.capacity > 40_000_000
+    compiled.to_arrow()
+    compiled.clear()  # that batch filled its buffers: kept for the next one
+    assert wire.capacity > 40_000_000
+    compiled.add(_message([("k", "v")]), "p", 2)
+    compiled.clear()  # a small batch: the big buffers go
+    assert wire.capacity < 5_000_000
+
+
 def test_empty_batches_and_clear(tmp_path: Path) -> None:
     ref, compiled = _pair(tmp_path)
     assert compiled.to_arrow().schema == ref.to_arrow().schema
