@@ -103,8 +103,9 @@ class _Supervisor:
         env["SPANLINE_DATA_DIR"] = str(data_dir)
         try:
             self._create_topics(bootstrap)
-            signal.signal(signal.SIGTERM, self._on_signal)
-            signal.signal(signal.SIGINT, self._on_signal)
+            # SIGHUP too: a closed terminal must drain the services like Ctrl-C, not orphan them
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                signal.signal(signum, self._on_signal)
             for child in self.children:
                 self._spawn(child, env, data_dir)
             self._banner(bootstrap)
@@ -139,7 +140,10 @@ class _Supervisor:
         if self.config:
             cmd += ["--config", self.config]
         log = open(data_dir / f"{child.spec.name}.log", "ab")
-        child.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        # Own process group: a terminal's Ctrl-C goes to the whole foreground group, and the
+        # services would all stop at once (and be signalled again mid-shutdown) instead of being
+        # drained one after the other, ingest first, while the in-memory broker still runs.
+        child.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, process_group=0)
         log.close()
         child.started_at = time.monotonic()
 

@@ -33,6 +33,7 @@ def test_up_ingests_queries_and_stops_cleanly(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its own process group, as a shell runs a foreground job
     )
     lines: list[str] = []
     try:
@@ -106,9 +107,12 @@ def test_up_ingests_queries_and_stops_cleanly(tmp_path: Path) -> None:
         ).stdout
         assert not [p.value for p in trace_set.planted if p.value in dump]
     finally:
-        up.send_signal(signal.SIGINT)
+        os.killpg(up.pid, signal.SIGINT)  # Ctrl-C in a terminal: the whole foreground group
         out, _ = up.communicate(timeout=90)
     text = "".join(lines) + out
     assert up.returncode == 0, text[-3000:]
-    assert "writer stopped (exit 0)" in text and "ingest stopped (exit 0)" in text
+    # the services stop in pipeline order, each drained by `up`, none restarted on the way
+    assert "restarting" not in text, text[-3000:]
+    stops = [text.find(f"{service} stopped (exit 0)") for service in ("ingest", "redactor", "writer")]
+    assert -1 not in stops and stops == sorted(stops), text[-3000:]
     assert "broker stopped" in text
