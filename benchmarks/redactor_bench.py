@@ -34,20 +34,30 @@ import logging
 import os
 import platform
 import random
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
+from benchmarks.harness import write_result
 from spanline.redactor.detectors.scanner import HYPERSCAN_AVAILABLE
 from spanline.redactor.engine import Redactor
 
 SEED = 20261122
-RESULTS = Path(__file__).resolve().parent / "results" / "redactor.json"
-LOADGEN_RESULTS = Path(__file__).resolve().parent / "results" / "redactor_loadgen.json"
+
+
+def _run_facts(quick: bool) -> dict[str, Any]:
+    """What both result files record beside harness.write_result's own header."""
+    return {
+        "seed": SEED,
+        "quick": quick,
+        "hyperscan": HYPERSCAN_AVAILABLE,
+        "machine_arch": platform.machine(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+    }
+
+
 LOADGEN_TARGET_US_PER_SPAN = 35.0
 
 _WORDS = (
@@ -380,20 +390,11 @@ def run_loadgen(quick: bool) -> int:
         speedup = f"{r['speedup_vs_reference']:7.2f}x" if "speedup_vs_reference" in r else ""
         on = "on" if r["fast_paths"] else "off"
         print(f"{r['traffic']:24} {on:>10} {r['us_per_span']:8.2f} {r['spans_per_cpu_s']:12d} {speedup:>8}")
-    result = {
-        "benchmark": "redactor_loadgen",
-        "python": sys.version.split()[0],
-        "machine": platform.machine(),
-        "seed": SEED,
-        "quick": quick,
-        "hyperscan": HYPERSCAN_AVAILABLE,
-        "load_average_1m": round(os.getloadavg()[0], 2),
-        "target_us_per_span": LOADGEN_TARGET_US_PER_SPAN,
-        "rows": rows,
-    }
-    LOADGEN_RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    LOADGEN_RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {LOADGEN_RESULTS}")
+    path = write_result(
+        "redactor_loadgen",
+        {**_run_facts(quick), "target_us_per_span": LOADGEN_TARGET_US_PER_SPAN, "rows": rows},
+    )
+    print(f"wrote {path}")
     return 0
 
 
@@ -438,20 +439,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         rate = f"{r['mb_per_s']:7.2f} {r['mb_per_cpu_s']:9.2f}"
         print(f"{r['name']:40} {rate} {r['items_per_s']:9.0f} {r['item']}s")
-    result = {
-        "benchmark": "redactor",
-        "python": sys.version.split()[0],
-        "machine": platform.machine(),
-        "seed": SEED,
-        "quick": args.quick,
-        "hyperscan": HYPERSCAN_AVAILABLE,
-        "load_average_1m": round(os.getloadavg()[0], 2),
-        "target_mb_per_s": 20.0,
-        "rows": rows,
-    }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS}")
+    path = write_result("redactor", {**_run_facts(args.quick), "target_mb_per_s": 20.0, "rows": rows})
+    print(f"wrote {path}")
     return 0
 
 
