@@ -153,56 +153,31 @@ def decode_key_value(raw: bytes) -> tuple[str, str, Any]:
     double or bool) is read here; everything else -- arrays, maps, bytes, unknown or
     repeated fields, odd varints -- goes through the protobuf runtime, so the result is
     always what ``attributes_dict`` would give. Text is strict UTF-8 as in the runtime.
-    ``value`` is None for an unset AnyValue. Lengths below 16 KiB (two varint bytes) are
-    read inline: this runs for every attribute that is not served from a cache.
+    ``value`` is None for an unset AnyValue.
     """
     try:
         end = len(raw)
         if raw[0] != 0x0A:
             return _runtime_key_value(raw)
-        size = raw[1]
-        pos = 2
-        if size & 0x80:
-            size, pos = _varint(raw, 1)
+        size, pos = _varint(raw, 1)
         stop = pos + size
         key = raw[pos:stop].decode("utf-8")
         if stop == end:
             return key, "", None  # no value: an unset AnyValue
         if raw[stop] != 0x12:
             return _runtime_key_value(raw)
-        size = raw[stop + 1]
-        pos = stop + 2
-        if size & 0x80:
-            low = size
-            size = raw[pos]
-            if size & 0x80:
-                size, pos = _varint(raw, stop + 1)
-            else:
-                size = (low & 0x7F) | size << 7
-                pos += 1
+        size, pos = _varint(raw, stop + 1)
         if pos + size != end:
             return _runtime_key_value(raw)
         if size == 0:
             return key, "", None
         tag = raw[pos]
         if tag == 0x0A:  # string_value
-            size = raw[pos + 1]
-            start = pos + 2
-            if size & 0x80:
-                low = size
-                size = raw[start]
-                if size & 0x80:
-                    size, start = _varint(raw, pos + 1)
-                else:
-                    size = (low & 0x7F) | size << 7
-                    start += 1
+            size, start = _varint(raw, pos + 1)
             if start + size == end:
                 text = raw[start:end].decode("utf-8")
                 return key, text, text
         elif tag == 0x18:  # int_value (int64)
-            if pos + 2 == end and raw[pos + 1] < 0x80:
-                number = raw[pos + 1]
-                return key, str(number), number
             number, stop = _varint(raw, pos + 1)
             if stop == end and number < 1 << 64:
                 if number >= 1 << 63:
