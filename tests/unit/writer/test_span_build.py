@@ -13,6 +13,7 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
+from spanline.loadgen.otlp_values import key_value
 from spanline.writer.object_store import LocalObjectStore, PayloadOffloader
 from spanline.writer.otlp_mirror import _runtime_key_value, decode_key_value
 from spanline.writer.pricing import PricingTable
@@ -126,19 +127,9 @@ def test_key_value_decoder_agrees_with_the_protobuf_runtime() -> None:
             -(2**63),
             2**63 - 1,
         ):
-            kv = KeyValue(key=key)
-            if isinstance(value, str):
-                kv.value.string_value = value
-            else:
-                kv.value.int_value = value
-            samples.append(kv.SerializeToString())
+            samples.append(key_value(key, value).SerializeToString())
         for extra in (True, False, 0.5, float("nan"), -0.0):
-            kv = KeyValue(key=key)
-            if isinstance(extra, bool):
-                kv.value.bool_value = extra
-            else:
-                kv.value.double_value = extra
-            samples.append(kv.SerializeToString())
+            samples.append(key_value(key, extra).SerializeToString())
         samples.append(KeyValue(key=key).SerializeToString())  # no value
         kv = KeyValue(key=key)
         kv.value.array_value.values.add().string_value = "a"
