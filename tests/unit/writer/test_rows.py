@@ -325,3 +325,27 @@ def test_times_past_2262_reject_their_message_in_every_table() -> None:
         with pytest.raises(RowBuildError, match=r"DateTime64\(9\) range"):
             buf.add_bytes(value, "p", 1)
         assert len(buf) == 0 and buf.take().num_rows == 0, buf.table
+
+
+def test_each_rejected_message_is_counted_once_per_table() -> None:
+    from spanline.writer.metrics import ROWS_REJECTED
+
+    def count(table: str) -> float:
+        return float(ROWS_REJECTED.labels(table=table)._value.get())
+
+    garbage = b"\x0a\xff\xff"
+    for buf in (
+        SpanRows(PricingTable.load()),
+        SpanRows(PricingTable.load(), builder="python"),
+        LogRows(),
+        ScoreRows(),
+    ):
+        before = count(buf.table)
+        with pytest.raises(RowBuildError):
+            buf.add_bytes(garbage, "p", 1)
+        assert count(buf.table) == before + 1, buf.table
+    # a value that fails inside row building (not parsing) is counted and wrapped alike
+    before = count("scores")
+    with pytest.raises(RowBuildError, match="score_id is empty"):
+        ScoreRows().add_bytes(Score(trace_id=b"\x01" * 16).SerializeToString(), "p", 1)
+    assert count("scores") == before + 1
