@@ -191,10 +191,6 @@ def unflatten(attrs: dict[str, Any], prefix: str) -> list[Any]:
     return result if isinstance(result, list) else [result]
 
 
-def _json(value: Any) -> str:
-    return json_text(value)
-
-
 # field name -> attribute keys, best first; one dict lookup per attribute finds its field
 _FIELD_KEYS: dict[str, tuple[str, ...]] = {
     "operation": ("gen_ai.operation.name",),
@@ -628,7 +624,7 @@ def _extract_payloads(
             if not any(k.startswith(prefix) and k[len(prefix) : len(prefix) + 1].isdigit() for k in attrs):
                 continue
             messages = unflatten(attrs, prefix)
-            setattr(f, column, _json(messages))
+            setattr(f, column, json_text(messages))
             reassembled = reassembled or prefix.startswith("llm.")
             if column == "output_messages" and not f.finish_reasons:
                 f.finish_reasons = [

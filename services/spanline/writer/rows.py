@@ -60,10 +60,6 @@ __all__ = [
 _ALERT_STATES = {0: "UNSPECIFIED", 1: "FIRING", 2: "RESOLVED"}
 
 
-def _json(value: Any) -> str:
-    return json_text(value)
-
-
 def _parse(message: Message, value: bytes, table: str) -> None:
     try:
         message.ParseFromString(value)
@@ -371,7 +367,7 @@ class LogRows(_Buffer):
                         # GenAI events carry content as attributes: it is payload, not map data
                         content = {k: attrs.pop(k) for k in LOG_PAYLOAD_ATTRIBUTES if k in attrs}
                         if content:
-                            body = _json(content)
+                            body = json_text(content)
                     body, body_len = self.offloader.offload(body)
                     # replays carry identical bytes: the record's own hash is its identity
                     digest = hashlib.blake2b(rec.SerializeToString(deterministic=True), digest_size=8)

@@ -241,10 +241,6 @@ def _invalid(exc: Exception) -> RowBuildError:
     return RowBuildError(TABLE, f"not a valid TracesData protobuf: {exc}")
 
 
-def _json(value: Any) -> str:
-    return json_text(value)
-
-
 class SpanBuilder:
     """A batch of ``spans`` rows, stored by column, built from serialized ``TracesData``.
 
@@ -671,10 +667,10 @@ class SpanBuilder:
                 if g.convention and ev.name in CONTENT_EVENT_NAMES:
                     take_event_payloads(g, ev.name, ev_attrs)
                 events.append({"time_unix_nano": ev.time_unix_nano, "name": ev.name, "attributes": ev_attrs})
-            events_json = _json(events)
+            events_json = json_text(events)
         links_json = ""
         if span.links:
-            links_json = _json(
+            links_json = json_text(
                 [
                     {
                         "trace_id": ln.trace_id.hex(),
@@ -696,6 +692,20 @@ try:  # the compiled builder (setup.py); the Python builder above is the referen
 except ImportError:  # pragma: no cover - an install without a C compiler
     _wire = None
 
+if _wire is not None and (
+    _wire.KEY_BITS
+    != {
+        "F_OI": F_OI,
+        "F_TL": F_TL,
+        "F_OTEL": F_OTEL,
+        "F_FLAT": F_FLAT,
+        "F_PAYLOAD": F_PAYLOAD,
+        "F_ODD": _F_ODD,
+    }
+    or _wire.CONVENTIONS != (CONV_OPENINFERENCE, CONV_OPENLLMETRY, CONV_OTEL)
+):
+    # the C copies of these constants were built from other sources: rows would be wrong
+    raise ImportError("spanline.writer.wire_spans does not match genai_fields; rebuild it (make)")
 COMPILED_AVAILABLE = _wire is not None
 _RESOURCE_CACHE_LIMIT = 1024
 _WIRE_ARROW = {"ts": TS, "u64": pa.uint64(), "f64": pa.float64()}

@@ -193,19 +193,19 @@ cdef enum:
 cdef enum:
     NN = 15
 
-# genai_fields' key bits (asserted equal at import by span_build)
+# genai_fields' key bits and convention names, and span_build's odd-payload bit: copies for C,
+# checked against the Python ones when span_build imports this module (KEY_BITS, CONVENTIONS)
 cdef enum:
     F_OI = 1
-cdef enum:
     F_TL = 2
-cdef enum:
     F_OTEL = 4
-cdef enum:
     F_FLAT = 8
-cdef enum:
     F_PAYLOAD = 16
-cdef enum:
+    F_ODD = 256
     MAX_SLOTS = 64
+
+KEY_BITS = {"F_OI": F_OI, "F_TL": F_TL, "F_OTEL": F_OTEL, "F_FLAT": F_FLAT, "F_PAYLOAD": F_PAYLOAD, "F_ODD": F_ODD}
+CONVENTIONS = ("openinference", "openllmetry", "otel")
 
 # ---------------------------------------------------------------- wire reading
 
@@ -936,7 +936,7 @@ cdef class WireSpans:
             dup[0] = True
         info.stamp = self.span_stamp
         if info.bits & F_PAYLOAD and (vtype == V_DOUBLE or (vtype == V_PY and type(obj) is float)):
-            a.bits |= 1 << 8  # payload text of NaN/inf differs from map text: general path
+            a.bits |= F_ODD  # payload text of NaN/inf differs from map text: general path
         if info.slot < 0 or info.prio >= self.prios[info.slot]:
             return 0
         # the value as Python, only for keys that feed a typed field
@@ -1087,7 +1087,7 @@ cdef class WireSpans:
                 a = &self.attrs[i]
                 self._decode(p, self.attr_pos[2 * i], self.attr_pos[2 * i + 1], a, values, &dup)
                 flags |= a.bits
-            general = dup or (flags & (F_FLAT | (1 << 8))) != 0
+            general = dup or (flags & (F_FLAT | F_ODD)) != 0
         if general:
             got = self.general(value, ri, si, pi)
             g, events_json, links_json, keys, vals = got
@@ -1097,7 +1097,7 @@ cdef class WireSpans:
                 str_add_py(&self.attr_vals, text)
             entries = len(keys)
         elif flags & (F_OI | F_TL | F_OTEL):
-            conv = "openinference" if flags & F_OI else "openllmetry" if flags & F_TL else "otel"
+            conv = CONVENTIONS[0] if flags & F_OI else CONVENTIONS[1] if flags & F_TL else CONVENTIONS[2]
             if flags & F_PAYLOAD:
                 payloads = {}
                 for i in range(n):

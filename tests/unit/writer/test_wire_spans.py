@@ -318,3 +318,16 @@ def test_utf8_checks_agree_with_python(where: str, tmp_path: Path) -> None:
             assert len(compiled) == rows, raw
     assert 100 < valid < len(samples) - 100
     assert_same_tables(ref.to_arrow(), compiled.to_arrow())
+
+
+def test_a_build_whose_constants_differ_from_genai_fields_is_refused() -> None:
+    """The C module keeps copies of the key bits and convention names; a stale build must not run."""
+    import subprocess
+    import sys
+
+    code = (
+        "import spanline.writer.wire_spans as w; w.KEY_BITS['F_OI'] = 99\n"
+        "try:\n    import spanline.writer.span_build\nexcept ImportError as e:\n    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "does not match genai_fields" in out
