@@ -221,15 +221,17 @@ def _walk_traces(walk: MessageWalk, data: TracesData) -> None:
                 parts.append(ss.scope.SerializeToString())
                 parts.extend(span.SerializeToString() for span in ss.spans)
         if batch:
-            # Where most messages hold nothing to redact, one prefilter pass for the resource,
-            # its scopes and its spans settles it (stopping at the first trigger hit);
-            # otherwise element by element. Where most hold something, spans go straight to
-            # locating their attributes (below), and resources and scopes are walked.
-            if p.elements_are_clean(parts):
+            # Where most messages hold nothing to redact, one located prefilter pass over the
+            # resource, its scopes and its spans says which of them need a walk (as cheap as a
+            # first-hit check when all are clean, and no second pass element by element when
+            # not). Where most hold something, spans go straight to locating their attributes
+            # (below), and resources and scopes are walked.
+            flagged = p.dirty_elements(parts, set())
+            if flagged is not None and not flagged:
                 p.note_outcome(dirty=False)
                 continue
-            dirty = {i for i, part in enumerate(parts) if not p.element_is_clean(part)}
-            p.note_outcome(dirty=bool(dirty))
+            dirty = None if flagged is None else set(flagged)
+            p.note_outcome(dirty=True)
         if dirty is None or 0 in dirty:
             walk.attributes(resource.attributes)
             walk.flush(resource.attributes)

@@ -415,12 +415,6 @@ class Prefilter:
             flagged |= undecoded
         return flagged
 
-    def clean_elements(self, serialized: Sequence[bytes]) -> bool:
-        """True if every element is clean (see :meth:`clean_element`): one pass for all."""
-        if any(len(part) > self._max_bytes for part in serialized):
-            return False
-        return self.clean_element(b"\n".join(serialized))
-
     def clean_element(self, serialized: bytes) -> bool:
         """True if walking the element these canonical (upb) bytes encode would change nothing.
 

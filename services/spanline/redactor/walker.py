@@ -161,13 +161,6 @@ class CompiledPolicy:
         updates from several threads only blur a heuristic)."""
         self._dirty_rate += ((1.0 if dirty else 0.0) - self._dirty_rate) * 0.05
 
-    def elements_are_clean(self, serialized: list[bytes]) -> bool:
-        """True if the walk would change nothing in any of these serialised elements."""
-        prefilter = self.prefilter
-        if prefilter is None or not prefilter.clean_elements(serialized):
-            return False
-        return not any(lit in element for lit in self._removed_key_literals for element in serialized)
-
     def element_is_clean(self, serialized: bytes) -> bool:
         """True if the walk would change nothing in the element serialised (by upb) as ``serialized``.
 
