@@ -192,12 +192,6 @@ def unescape_json(data: bytes) -> bytes:
     return out
 
 
-def json_views(data: bytes, levels: int) -> bytes:
-    """``data`` and up to ``levels`` successively unescaped views of it, joined by newlines."""
-    views = json_view_list(data, levels)
-    return views[0] if len(views) == 1 else b"\n".join(views)
-
-
 def json_view_list(data: bytes, levels: int) -> list[bytes]:
     """``data`` and up to ``levels`` successively unescaped views of it."""
     if b"\\" not in data or _ANY_ESCAPE.search(data) is None:  # (binary ids hold stray backslashes)
@@ -371,14 +365,14 @@ class Prefilter:
             self._local.locate = state
         return state  # type: ignore[no-any-return]
 
-    def flag_elements(self, serialized: Sequence[bytes], escaped: set[int] | None = None) -> set[int] | None:
+    def flag_elements(self, serialized: Sequence[bytes], escaped: set[int]) -> set[int] | None:
         """Indices of the elements that are not clean (see :meth:`clean_element`), in one pass
         per database.
 
-        With ``escaped``, elements holding JSON escapes are scanned without decoding them:
-        all are flagged, and those without a hit as they are are added to ``escaped`` (the
-        caller checks their JSON documents, which decodes them once). None means "all of
-        them" (so many hits that looking element by element is pointless).
+        Elements holding JSON escapes are scanned without decoding them: all are flagged, and
+        those without a hit as they are are added to ``escaped`` (the caller checks their
+        JSON documents, which decodes them once). None means "all of them" (so many hits
+        that looking element by element is pointless).
         """
         data = b"\n".join(serialized)
         flagged: set[int] = set()
@@ -392,11 +386,9 @@ class Prefilter:
                     segments.append(b"")
                 elif b"\\" not in part or _ANY_ESCAPE.search(part) is None:
                     segments.append(part)
-                elif escaped is not None:
+                else:
                     undecoded.add(i)
                     segments.append(part)
-                else:
-                    segments.append(json_views(part, self._levels))
             data = b"\n".join(segments)
         else:
             segments = list(serialized)
@@ -410,7 +402,7 @@ class Prefilter:
                 return None
             for end in ends:
                 flagged.add(part_of(starts, end))
-        if undecoded and escaped is not None:
+        if undecoded:
             escaped.update(undecoded - flagged)
             flagged |= undecoded
         return flagged

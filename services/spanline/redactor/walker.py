@@ -135,7 +135,7 @@ class CompiledPolicy:
         """True if redacting ``text`` as a value (or as plain text) would change nothing."""
         return self.prefilter is not None and self.prefilter.clean_text(text)
 
-    def dirty_elements(self, serialized: list[bytes], escaped: set[int] | None = None) -> list[int] | None:
+    def dirty_elements(self, serialized: list[bytes], escaped: set[int]) -> list[int] | None:
         """Ascending indices of the elements (spans, attributes... serialised by upb) the walk
         may change; None for all of them. ``escaped``: see :meth:`Prefilter.flag_elements`."""
         if self.prefilter is None:
