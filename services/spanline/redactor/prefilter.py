@@ -63,7 +63,13 @@ from typing import Any, Final
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from spanline.redactor.detectors.scanner import HYPERSCAN_AVAILABLE, joined_starts, part_of
+from spanline.redactor.detectors.scanner import (
+    HYPERSCAN_AVAILABLE,
+    MAX_LOCATED_MATCHES,
+    compile_database,
+    joined_starts,
+    part_of,
+)
 
 _hs: Any
 try:
@@ -146,7 +152,6 @@ _SIMPLE_ESCAPES: Final = {
     b"r": b"\r",
     b"t": b"\t",
 }
-_MAX_LOCATED_MATCHES: Final = 256
 # Raw control characters cannot occur in a JSON document: a safe stand-in for "\\".
 _BACKSLASH_STANDIN: Final = b"\x00"
 
@@ -268,21 +273,6 @@ class _Hits:
         self.handler = handler
 
 
-def _compile(patterns: Sequence[tuple[bytes, bool, int]], single: bool) -> Any:
-    assert _hs is not None
-    db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
-    db.compile(
-        expressions=[p for p, _, _ in patterns],
-        ids=[i for _, _, i in patterns],
-        flags=[
-            (_hs.HS_FLAG_SINGLEMATCH if single else 0) | (_hs.HS_FLAG_CASELESS if caseless else 0)
-            for _, caseless, _ in patterns
-        ],
-        elements=len(patterns),
-    )
-    return db
-
-
 class Prefilter:
     """Hyperscan databases of detector triggers plus the patterns listed in the module doc.
 
@@ -331,7 +321,7 @@ class Prefilter:
     def _state(self) -> tuple[list[Any], _Hits]:
         state = getattr(self._local, "state", None)
         if state is None:
-            state = ([_compile(group, single=True) for group in self._groups], _Hits())
+            state = ([compile_database(group, _hs.HS_FLAG_SINGLEMATCH) for group in self._groups], _Hits())
             self._local.state = state
         return state  # type: ignore[no-any-return]
 
@@ -358,10 +348,10 @@ class Prefilter:
 
             def on_match(_index: int, _start: int, end: int, _flags: int, _ctx: object) -> bool:
                 append(end)
-                return len(ends) >= _MAX_LOCATED_MATCHES
+                return len(ends) >= MAX_LOCATED_MATCHES
 
             # Every match reported, to tell which element it is in.
-            state = ([_compile(group, single=False) for group in self._groups], ends, on_match)
+            state = ([compile_database(group, 0) for group in self._groups], ends, on_match)
             self._local.locate = state
         return state  # type: ignore[no-any-return]
 

@@ -36,9 +36,26 @@ except ImportError:  # pragma: no cover - exercised on platforms without a wheel
     _hs = None
 
 HYPERSCAN_AVAILABLE = _hs is not None
+MAX_LOCATED_MATCHES = 256
+"""Matches a locating scan collects before it gives up (the caller then looks at everything)."""
+
+
+def compile_database(patterns: Sequence[tuple[bytes, bool, int]], flags: int) -> Any:
+    """A block-mode Hyperscan database of (expression, caseless, id) with ``flags`` on each
+    (``HS_FLAG_SINGLEMATCH`` to ask whether, ``HS_FLAG_MULTILINE`` to locate in joined text)."""
+    assert _hs is not None
+    db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
+    db.compile(
+        expressions=[p for p, _, _ in patterns],
+        ids=[i for _, _, i in patterns],
+        flags=[flags | (_hs.HS_FLAG_CASELESS if caseless else 0) for _, caseless, _ in patterns],
+        elements=len(patterns),
+    )
+    return db
+
+
 _CLEAN_CACHE_MAX_LEN = 64
 _CLEAN_CACHE_SIZE = 50_000
-_MAX_LOCATED_MATCHES = 256
 
 
 def builtin_detectors(enabled: frozenset[str]) -> list[TextDetector]:
@@ -142,17 +159,7 @@ class Scanner:
         state = getattr(self._local, "state", None)
         if state is None:
             assert _hs is not None
-            db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
-            flags = [
-                _hs.HS_FLAG_SINGLEMATCH | (_hs.HS_FLAG_CASELESS if caseless else 0)
-                for _, caseless, _ in self._patterns
-            ]
-            db.compile(
-                expressions=[p for p, _, _ in self._patterns],
-                ids=[index for _, _, index in self._patterns],
-                flags=flags,
-                elements=len(self._patterns),
-            )
+            db = compile_database(self._patterns, _hs.HS_FLAG_SINGLEMATCH)
             hits: list[int] = []
             append = hits.append
 
@@ -206,24 +213,15 @@ class Scanner:
         state = getattr(self._local, "locate", None)
         if state is None:
             assert _hs is not None
-            db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
             # Every match is reported (no SINGLEMATCH) to locate its text; "^" also matches
             # after the newline that separates texts, as at the start of a text on its own.
-            db.compile(
-                expressions=[p for p, _, _ in self._patterns],
-                ids=[index for _, _, index in self._patterns],
-                flags=[
-                    _hs.HS_FLAG_MULTILINE | (_hs.HS_FLAG_CASELESS if caseless else 0)
-                    for _, caseless, _ in self._patterns
-                ],
-                elements=len(self._patterns),
-            )
+            db = compile_database(self._patterns, _hs.HS_FLAG_MULTILINE)
             matches: list[tuple[int, int]] = []
             append = matches.append
 
             def on_match(index: int, _start: int, end: int, _flags: int, _ctx: object) -> bool:
                 append((index, end))
-                return len(matches) >= _MAX_LOCATED_MATCHES
+                return len(matches) >= MAX_LOCATED_MATCHES
 
             state = (db, matches, on_match)
             self._local.locate = state
