@@ -37,10 +37,10 @@ import random
 import time
 from typing import Any
 
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
 from benchmarks.harness import write_result
+from spanline.loadgen.otlp_values import key_value
 from spanline.redactor.detectors.scanner import HYPERSCAN_AVAILABLE
 from spanline.redactor.engine import Redactor
 
@@ -163,18 +163,12 @@ def build_texts(n: int, seed: int = SEED) -> list[str]:
     return [chat_text(rng) for _ in range(n)]
 
 
-def _kv(key: str, value: str | int) -> KeyValue:
-    if isinstance(value, int):
-        return KeyValue(key=key, value=AnyValue(int_value=value))
-    return KeyValue(key=key, value=AnyValue(string_value=value))
-
-
 def build_trace(rng: random.Random, texts: list[str]) -> TracesData:
     """One trace: a chat span (system, user and assistant messages) and a tool span."""
     td = TracesData()
     rs = td.resource_spans.add()
     rs.resource.attributes.extend(
-        [_kv("service.name", "support-bot"), _kv("telemetry.sdk.language", "python")]
+        [key_value("service.name", "support-bot"), key_value("telemetry.sdk.language", "python")]
     )
     ss = rs.scope_spans.add()
     ss.scope.name = "opentelemetry.instrumentation.openai_v2"
@@ -189,26 +183,26 @@ def build_trace(rng: random.Random, texts: list[str]) -> TracesData:
     )
     chat.attributes.extend(
         [
-            _kv("gen_ai.operation.name", "chat"),
-            _kv("gen_ai.provider.name", "openai"),
-            _kv("gen_ai.request.model", "gpt-4o-mini"),
-            _kv("gen_ai.usage.input_tokens", rng.randrange(100, 4000)),
-            _kv("gen_ai.usage.output_tokens", rng.randrange(10, 800)),
-            _kv("gen_ai.response.id", "chatcmpl-" + rng.randbytes(12).hex()),
-            _kv("gen_ai.system_instructions", json.dumps(system)),
-            _kv("gen_ai.input.messages", json.dumps(history)),
-            _kv("gen_ai.output.messages", json.dumps(output)),
+            key_value("gen_ai.operation.name", "chat"),
+            key_value("gen_ai.provider.name", "openai"),
+            key_value("gen_ai.request.model", "gpt-4o-mini"),
+            key_value("gen_ai.usage.input_tokens", rng.randrange(100, 4000)),
+            key_value("gen_ai.usage.output_tokens", rng.randrange(10, 800)),
+            key_value("gen_ai.response.id", "chatcmpl-" + rng.randbytes(12).hex()),
+            key_value("gen_ai.system_instructions", json.dumps(system)),
+            key_value("gen_ai.input.messages", json.dumps(history)),
+            key_value("gen_ai.output.messages", json.dumps(output)),
         ]
     )
     tool = Span(trace_id=trace_id, span_id=rng.randbytes(8), name="execute_tool lookup_order")
     tool.attributes.extend(
         [
-            _kv("gen_ai.operation.name", "execute_tool"),
-            _kv("gen_ai.tool.name", "lookup_order"),
-            _kv(
+            key_value("gen_ai.operation.name", "execute_tool"),
+            key_value("gen_ai.tool.name", "lookup_order"),
+            key_value(
                 "gen_ai.tool.call.arguments", json.dumps({"order_id": rng.randrange(10**6), "verbose": False})
             ),
-            _kv(
+            key_value(
                 "gen_ai.tool.call.result", json.dumps({"status": "shipped", "eta_days": rng.randrange(1, 9)})
             ),
         ]
