@@ -307,11 +307,7 @@ class MessageWalk:
         """Integers long enough to be a card, phone or SSN are checked like text."""
         if -100_000_000 < value < 100_000_000:
             return None
-        s = str(value)
-        findings = self.p.scanner.scan(s)
-        if not findings:
-            return None
-        return self._apply(s, findings)
+        return self.text(str(value))  # with the message's memo of findings
 
     def _json(self, s: str, nesting: int) -> str | _NotJson | None:
         remember = self.p.fast_paths and nesting == 0 and s[:1] == "[" and s[-1:] == "]"
