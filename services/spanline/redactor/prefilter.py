@@ -63,6 +63,7 @@ from typing import Any, Final
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+from spanline.redactor.detectors.scanner import HYPERSCAN as _hs
 from spanline.redactor.detectors.scanner import (
     HYPERSCAN_AVAILABLE,
     MAX_LOCATED_MATCHES,
@@ -70,12 +71,6 @@ from spanline.redactor.detectors.scanner import (
     joined_starts,
     part_of,
 )
-
-_hs: Any
-try:
-    import hyperscan as _hs
-except ImportError:  # pragma: no cover - exercised on platforms without a wheel
-    _hs = None
 
 # Every alternative of SENSITIVE_KEY ends with one of these (client_secret -> secret,
 # x-api-key -> key, refresh_token -> token, proxy-authorization -> authorization...).

@@ -36,6 +36,8 @@ except ImportError:  # pragma: no cover - exercised on platforms without a wheel
     _hs = None
 
 HYPERSCAN_AVAILABLE = _hs is not None
+HYPERSCAN: Any = _hs
+"""The hyperscan module, or None where there is no wheel (the prefilter uses the same one)."""
 MAX_LOCATED_MATCHES = 256
 """Matches a locating scan collects before it gives up (the caller then looks at everything)."""
 
