@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 # the compiled span row builder (setup.py): rebuilt when its source changes
-EXT    := $(VENV)/.ext-$(shell cat setup.py services/spanline/writer/wire_spans.pyx | sha1sum | cut -c1-12)
+EXT    := $(VENV)/.ext-$(shell cat setup.py services/spanline/spans/wire_spans.pyx | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 
 .PHONY: help venv up test lint typecheck unit bench protos clean
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
-$(EXT): $(STAMP) setup.py services/spanline/writer/wire_spans.pyx
+$(EXT): $(STAMP) setup.py services/spanline/spans/wire_spans.pyx
 	$(BIN)/python setup.py -q build_ext --inplace
 	@rm -f $(VENV)/.ext-* && touch $(EXT)
 
@@ -54,4 +54,4 @@ protos: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build
-	rm -f services/spanline/writer/wire_spans.c services/spanline/writer/wire_spans.*.so
+	rm -f services/spanline/spans/wire_spans.c services/spanline/spans/wire_spans.*.so

@@ -1,7 +1,7 @@
-"""Builds the one compiled module, ``spanline.writer.wire_spans`` (the writer's span row builder).
+"""Builds the one compiled module, ``spanline.spans.wire_spans`` (the span model's row builder).
 
 Everything else is declared in pyproject.toml. The extension is optional: without a C
-compiler the install still succeeds and the writer uses its pure-Python builder (slower,
+compiler the install still succeeds and the span model uses its pure-Python builder (slower,
 same rows; ``spanline run writer`` logs which one it uses).
 """
 
@@ -11,8 +11,8 @@ from setuptools import Extension, setup
 extensions = cythonize(
     [
         Extension(
-            "spanline.writer.wire_spans",
-            ["services/spanline/writer/wire_spans.pyx"],
+            "spanline.spans.wire_spans",
+            ["services/spanline/spans/wire_spans.pyx"],
             extra_compile_args=["-O2"],
         )
     ],

@@ -58,11 +58,11 @@ from spanline.core.kafka import Producer
 from spanline.core.kafka.records import OutRecord, standard_headers
 from spanline.core.settings import KafkaSettings, TopicSettings
 from spanline.loadgen.otlp_values import key_value
+from spanline.spans.object_store import LocalObjectStore, PayloadOffloader
+from spanline.spans.pricing import PricingTable
+from spanline.spans.rows import SpanRows
 from spanline.writer.config import WriterSettings
 from spanline.writer.migrate import apply_migrations
-from spanline.writer.object_store import LocalObjectStore, PayloadOffloader
-from spanline.writer.pricing import PricingTable
-from spanline.writer.rows import SpanRows
 from spanline.writer.store import ClickHouseStore, RetryPolicy, connect
 
 SEED = 20261122

@@ -33,8 +33,8 @@ def run_query(settings: Settings, sql: str, *, fmt: str = "table", final: bool =
 def run_trace(settings: Settings, trace_id: str, *, as_json: bool = False, project: str | None = None) -> int:
     from spanline.query.client import QueryError, open_backend
     from spanline.query.trace_view import fetch_trace, render_trace, trace_json
+    from spanline.spans.object_store import ObjectStoreError, open_object_store
     from spanline.writer.config import resolve_object_store_url
-    from spanline.writer.object_store import ObjectStoreError, open_object_store
 
     try:
         backend = open_backend(settings)

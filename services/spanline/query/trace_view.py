@@ -12,7 +12,7 @@ from typing import Any
 
 from spanline.query.client import QueryBackend, QueryError
 from spanline.query.formatting import clip, render_table
-from spanline.writer.object_store import ObjectStore, inline_value
+from spanline.spans.object_store import ObjectStore, inline_value
 
 _TRACE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 PAYLOAD_FIELDS = ("input_messages", "output_messages", "system_instructions", "tool_arguments", "tool_result")

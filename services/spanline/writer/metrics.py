@@ -29,27 +29,6 @@ INSERT_FAILURES = Counter(
     "Failed insert attempts by outcome (retried, unavailable after retries, rejected)",
     ["table", "outcome"],
 )
-COST_UNKNOWN_MODEL = Counter(
-    "spanline_writer_cost_unknown_model_total",
-    "Spans with token usage whose model has no price: cost left NULL",
-    ["provider"],
-)
-PAYLOADS_OFFLOADED = Counter(
-    "spanline_writer_payloads_offloaded_total", "Payload fields moved to the object store (claim check)"
-)
-PAYLOAD_BYTES_OFFLOADED = Counter(
-    "spanline_writer_payload_bytes_offloaded_total", "Bytes of payload fields moved to the object store"
-)
-ROWS_REJECTED = Counter(
-    "spanline_writer_messages_unparseable_total",
-    "Messages the row builders could not turn into rows (sent to the DLQ by the service)",
-    ["table"],
-)
-SPAN_BUILD_FALLBACKS = Counter(
-    "spanline_writer_span_build_fallbacks_total",
-    "Trace messages the compiled span builder left to the Python builder (slower, same rows)",
-    ["reason"],
-)
 QUERIES = Counter(
     "spanline_query_requests_total", "Queries served by the local read-only endpoint", ["outcome"]
 )

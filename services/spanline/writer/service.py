@@ -21,11 +21,10 @@ from spanline.core.consumer_service import ConsumerService
 from spanline.core.kafka import BatchPolicy, DlqEntry, InMessage, Outcome, RetryableError
 from spanline.core.kafka.records import H_PROJECT, H_RECEIVED_AT, H_SIGNAL
 from spanline.settings import Settings
-from spanline.writer.config import dsn_is_embedded, resolve_dsn, resolve_object_store_url
-from spanline.writer.object_store import ObjectStoreError, PayloadOffloader, open_object_store
-from spanline.writer.pricing import PricingTable
-from spanline.writer.row_errors import TIME_NS_MAX
-from spanline.writer.rows import (
+from spanline.spans.object_store import ObjectStoreError, PayloadOffloader, open_object_store
+from spanline.spans.pricing import PricingTable
+from spanline.spans.row_errors import TIME_NS_MAX
+from spanline.spans.rows import (
     AlertRows,
     AuditRows,
     LogRows,
@@ -33,6 +32,7 @@ from spanline.writer.rows import (
     ScoreRows,
     SpanRows,
 )
+from spanline.writer.config import dsn_is_embedded, resolve_dsn, resolve_object_store_url
 from spanline.writer.store import ClickHouseStore, StoreUnavailable, open_store
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Status, StatusCode
 
 from spanline.loadgen.genai_traces import build_trace_set
-from spanline.writer.pricing import PricingTable
+from spanline.spans.pricing import PricingTable
 from tests.support.pipeline import Pipeline
 
 pytestmark = pytest.mark.integration

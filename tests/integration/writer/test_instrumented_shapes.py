@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from spanline.writer.pricing import PricingTable
-from spanline.writer.rows import LogRows, SpanRows
+from spanline.spans.pricing import PricingTable
+from spanline.spans.rows import LogRows, SpanRows
 from spanline.writer.store import ClickHouseStore
 from tests.support.instrumented_spans import PLANTED_EMAIL, capture_all
 from tests.support.openai_stub import OpenAIStub

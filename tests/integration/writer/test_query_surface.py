@@ -19,10 +19,10 @@ from spanline.query.client import HttpBackend, QueryError, open_backend
 from spanline.query.commands import run_query, run_trace
 from spanline.query.endpoint import QueryEndpoint
 from spanline.settings import Settings, load_settings
+from spanline.spans.object_store import LocalObjectStore, PayloadOffloader, parse_ref
+from spanline.spans.pricing import PricingTable
+from spanline.spans.rows import ScoreRows, SpanRows
 from spanline.v1.spanline_pb2 import Score
-from spanline.writer.object_store import LocalObjectStore, PayloadOffloader, parse_ref
-from spanline.writer.pricing import PricingTable
-from spanline.writer.rows import ScoreRows, SpanRows
 from spanline.writer.store import ClickHouseStore, connect
 from tests.integration.writer.otlp import T0, traces
 

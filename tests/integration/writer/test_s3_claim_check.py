@@ -14,16 +14,16 @@ from spanline.core.broker import free_port
 from spanline.query.client import DirectBackend
 from spanline.query.trace_view import fetch_trace, trace_json
 from spanline.settings import load_settings
-from spanline.writer.config import resolve_object_store_url
-from spanline.writer.object_store import (
+from spanline.spans.object_store import (
     ObjectStoreError,
     PayloadOffloader,
     S3ObjectStore,
     open_object_store,
     parse_ref,
 )
-from spanline.writer.pricing import PricingTable
-from spanline.writer.rows import SpanRows
+from spanline.spans.pricing import PricingTable
+from spanline.spans.rows import SpanRows
+from spanline.writer.config import resolve_object_store_url
 from spanline.writer.store import ClickHouseStore, connect
 from tests.integration.writer.otlp import T0, traces
 

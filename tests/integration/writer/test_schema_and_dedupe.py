@@ -9,10 +9,10 @@ import pytest
 
 from spanline.core.broker import free_port
 from spanline.query.readonly import run_readonly
+from spanline.spans.pricing import PricingTable
+from spanline.spans.rows import AlertRows, AuditRows, LogRows, ScoreRows, SpanRows
 from spanline.v1.spanline_pb2 import AlertEvent, AuditCount, Score
 from spanline.writer.migrate import MigrationError, applied_versions, apply_migrations
-from spanline.writer.pricing import PricingTable
-from spanline.writer.rows import AlertRows, AuditRows, LogRows, ScoreRows, SpanRows
 from spanline.writer.store import (
     ClickHouseStore,
     RetryPolicy,

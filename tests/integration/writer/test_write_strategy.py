@@ -11,7 +11,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 from spanline.core.kafka import InMessage
 from spanline.core.kafka.records import H_PROJECT, H_RECEIVED_AT, H_SIGNAL
 from spanline.settings import load_settings
-from spanline.writer.object_store import LocalObjectStore, PayloadOffloader
+from spanline.spans.object_store import LocalObjectStore, PayloadOffloader
 from spanline.writer.service import WriteStrategy
 from spanline.writer.store import ClickHouseStore
 from tests.integration.writer.conftest import scalar

@@ -5,7 +5,7 @@ import json
 from spanline.query.formatting import clip, format_result
 from spanline.query.readonly import QueryResult
 from spanline.query.trace_view import TraceView, normalize_trace_id, render_trace, trace_json
-from spanline.writer.object_store import LocalObjectStore, PayloadOffloader
+from spanline.spans.object_store import LocalObjectStore, PayloadOffloader
 
 T0 = 1_763_000_000_000_000_000
 

@@ -18,7 +18,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
 from spanline.loadgen.otlp_values import key_value
-from spanline.writer.row_errors import RowBuildError
+from spanline.spans.row_errors import RowBuildError
 
 KEYS = (
     # OTel GenAI

@@ -7,7 +7,7 @@ batch intact. ``take()`` builds one Arrow table for the batch; building per mess
 cost more than the insert itself.
 
 Large payload fields go through the claim check (``PayloadOffloader``) while rows are
-built; an :class:`~spanline.writer.object_store.ObjectStoreError` there is an
+built; an :class:`~spanline.spans.object_store.ObjectStoreError` there is an
 infrastructure failure (retry/pause), not a bad message.
 """
 
@@ -24,15 +24,14 @@ from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
-from spanline.v1.spanline_pb2 import AlertEvent, AuditCount, Score
-from spanline.writer.attributes import any_value, attributes_dict, json_text, to_text
-from spanline.writer.genai_fields import payload_text
-from spanline.writer.metrics import ROWS_REJECTED
-from spanline.writer.object_store import PayloadOffloader
-from spanline.writer.pricing import PricingTable
-from spanline.writer.row_errors import RowBuildError, time_ns
-from spanline.writer.row_errors import hex_id as _hex_id
-from spanline.writer.span_build import (
+from spanline.spans.attributes import any_value, attributes_dict, json_text, to_text
+from spanline.spans.genai_fields import payload_text
+from spanline.spans.metrics import ROWS_REJECTED
+from spanline.spans.object_store import PayloadOffloader
+from spanline.spans.pricing import PricingTable
+from spanline.spans.row_errors import RowBuildError, time_ns
+from spanline.spans.row_errors import hex_id as _hex_id
+from spanline.spans.span_build import (
     COMPILED_AVAILABLE,
     MAP,
     SPAN_COLUMNS,
@@ -41,6 +40,7 @@ from spanline.writer.span_build import (
     CompiledSpanBuilder,
     SpanBuilder,
 )
+from spanline.v1.spanline_pb2 import AlertEvent, AuditCount, Score
 
 __all__ = [
     "SPAN_COLUMNS",
@@ -220,7 +220,7 @@ class SpanRows(_TableBuffer):
     """Rows of ``spans`` from OTLP ``TracesData`` messages (signal ``traces``).
 
     Same interface as the other buffers; the rows live column by column in a
-    :class:`~spanline.writer.span_build.SpanBuilder` (the hot path of the writer).
+    :class:`~spanline.spans.span_build.SpanBuilder` (the hot path of the writer).
     """
 
     table = "spans"

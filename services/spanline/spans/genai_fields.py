@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from spanline.writer.attributes import UINT64_MAX, json_text, to_float, to_int
+from spanline.spans.attributes import UINT64_MAX, json_text, to_float, to_int
 
 CONV_OTEL = "otel"
 CONV_OPENINFERENCE = "openinference"

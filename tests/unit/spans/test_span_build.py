@@ -14,12 +14,12 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from spanline.loadgen.otlp_values import key_value
-from spanline.writer.object_store import LocalObjectStore, PayloadOffloader
-from spanline.writer.otlp_mirror import _runtime_key_value, decode_key_value
-from spanline.writer.pricing import PricingTable
-from spanline.writer.rows import RowBuildError, SpanRows
-from spanline.writer.span_build import SPAN_COLUMNS, SpanBuilder
-from tests.unit.writer.span_corpus import feed, make_corpus
+from spanline.spans.object_store import LocalObjectStore, PayloadOffloader
+from spanline.spans.otlp_mirror import _runtime_key_value, decode_key_value
+from spanline.spans.pricing import PricingTable
+from spanline.spans.rows import RowBuildError, SpanRows
+from spanline.spans.span_build import SPAN_COLUMNS, SpanBuilder
+from tests.unit.spans.span_corpus import feed, make_corpus
 
 
 def _build(

@@ -1,7 +1,7 @@
 """The one error a row builder raises for a message that cannot become rows; id and time checks.
 
 Kept apart from the builders so that every builder module can raise it without importing
-the others; ``spanline.writer.rows`` re-exports it for the service.
+the others; ``spanline.spans.rows`` re-exports it for the service.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from spanline.writer.metrics import COST_UNKNOWN_MODEL
+from spanline.spans.metrics import COST_UNKNOWN_MODEL
 
 BUNDLED_FILE = "pricing-v1.json"
 
@@ -206,7 +206,7 @@ class PricingTable:
 
     @classmethod
     def load(cls, user_file: Path | None = None) -> PricingTable:
-        text = (resources.files("spanline.writer") / "pricing" / BUNDLED_FILE).read_text(encoding="utf-8")
+        text = (resources.files("spanline.spans") / "pricing" / BUNDLED_FILE).read_text(encoding="utf-8")
         bundled = json.loads(text)
         entries = _parse_entries(bundled, BUNDLED_FILE)
         version = str(bundled.get("version", "v1"))

@@ -10,10 +10,9 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
 from spanline.loadgen.otlp_values import key_value
-from spanline.v1.spanline_pb2 import AlertEvent, AuditCount, Score
-from spanline.writer.object_store import LocalObjectStore, PayloadOffloader, parse_ref
-from spanline.writer.pricing import PricingTable
-from spanline.writer.rows import (
+from spanline.spans.object_store import LocalObjectStore, PayloadOffloader, parse_ref
+from spanline.spans.pricing import PricingTable
+from spanline.spans.rows import (
     SPAN_COLUMNS,
     AlertRows,
     AuditRows,
@@ -23,6 +22,7 @@ from spanline.writer.rows import (
     SpanRows,
     spans_rows,
 )
+from spanline.v1.spanline_pb2 import AlertEvent, AuditCount, Score
 
 TRACE = bytes.fromhex("0af7651916cd43dd8448eb211c80319c")
 T0 = 1_763_000_000_000_000_000
@@ -328,7 +328,7 @@ def test_times_past_2262_reject_their_message_in_every_table() -> None:
 
 
 def test_each_rejected_message_is_counted_once_per_table() -> None:
-    from spanline.writer.metrics import ROWS_REJECTED
+    from spanline.spans.metrics import ROWS_REJECTED
 
     def count(table: str) -> float:
         return float(ROWS_REJECTED.labels(table=table)._value.get())

@@ -10,8 +10,8 @@ Spans the single pass does not cover go through the general path, which is the r
 behaviour (``attributes_dict`` + ``extract_genai`` + event handling): spans with events or
 links, flattened message lists (OpenInference/OpenLLMetry reassembly), repeated attribute
 keys, and non-finite floats in payload keys. Both paths resolve fields with the same
-:func:`~spanline.writer.genai_fields.resolve_fields` and move payloads with the same
-:func:`~spanline.writer.genai_fields.extract_payloads`, and a differential test feeds both
+:func:`~spanline.spans.genai_fields.resolve_fields` and move payloads with the same
+:func:`~spanline.spans.genai_fields.extract_payloads`, and a differential test feeds both
 the same randomised corpus.
 """
 
@@ -28,8 +28,8 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
-from spanline.writer.attributes import attributes_dict, json_text, to_text
-from spanline.writer.genai_fields import (
+from spanline.spans.attributes import attributes_dict, json_text, to_text
+from spanline.spans.genai_fields import (
     CONTENT_EVENT_NAMES,
     CONV_OPENINFERENCE,
     CONV_OPENLLMETRY,
@@ -47,11 +47,11 @@ from spanline.writer.genai_fields import (
     resolve,
     take_event_payloads,
 )
-from spanline.writer.metrics import COST_UNKNOWN_MODEL, SPAN_BUILD_FALLBACKS
-from spanline.writer.object_store import REF_PREFIX
-from spanline.writer.otlp_mirror import MirrorSpan, MirrorTracesData, decode_key_value
-from spanline.writer.pricing import ModelPrice, PricingTable, metric_provider
-from spanline.writer.row_errors import TIME_NS_MAX, RowBuildError, hex_id, time_ns
+from spanline.spans.metrics import COST_UNKNOWN_MODEL, SPAN_BUILD_FALLBACKS
+from spanline.spans.object_store import REF_PREFIX
+from spanline.spans.otlp_mirror import MirrorSpan, MirrorTracesData, decode_key_value
+from spanline.spans.pricing import ModelPrice, PricingTable, metric_provider
+from spanline.spans.row_errors import TIME_NS_MAX, RowBuildError, hex_id, time_ns
 
 TABLE = "spans"
 TS = pa.timestamp("ns", tz="UTC")
@@ -120,7 +120,7 @@ _STATUS_NAMES = dict(enumerate(_STATUS))
 _Z16 = bytes(16)
 _Z8 = bytes(8)
 Genai = tuple[Any, ...]
-"""The GenAI values of one span as :func:`~spanline.writer.genai_fields.resolve` returns them:
+"""The GenAI values of one span as :func:`~spanline.spans.genai_fields.resolve` returns them:
 :class:`GenAIFields` order (convention ... tool_result), then two values the row ignores."""
 
 
@@ -688,7 +688,7 @@ class SpanBuilder:
 
 
 try:  # the compiled builder (setup.py); the Python builder above is the reference
-    from spanline.writer import wire_spans as _wire  # type: ignore[attr-defined]
+    from spanline.spans import wire_spans as _wire  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover - an install without a C compiler
     _wire = None
 
@@ -705,7 +705,7 @@ if _wire is not None and (
     or _wire.CONVENTIONS != (CONV_OPENINFERENCE, CONV_OPENLLMETRY, CONV_OTEL)
 ):
     # the C copies of these constants were built from other sources: rows would be wrong
-    raise ImportError("spanline.writer.wire_spans does not match genai_fields; rebuild it (make)")
+    raise ImportError("spanline.spans.wire_spans does not match genai_fields; rebuild it (make)")
 COMPILED_AVAILABLE = _wire is not None
 _RESOURCE_CACHE_LIMIT = 1024
 _WIRE_ARROW = {"ts": TS, "u64": pa.uint64(), "f64": pa.float64()}
@@ -755,7 +755,7 @@ class CompiledSpanBuilder:
     def __init__(self, pricing: PricingTable, offload: Offload, offload_threshold: int | None) -> None:
         if _wire is None:
             raise RuntimeError(
-                "spanline.writer.wire_spans is not built (it needs a C compiler at install: make, or "
+                "spanline.spans.wire_spans is not built (it needs a C compiler at install: make, or "
                 "pip install -e .); writer.span_builder=auto or python runs without it"
             )
         self.reference = ref = SpanBuilder(pricing, offload)

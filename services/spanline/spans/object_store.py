@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from spanline.writer.metrics import PAYLOAD_BYTES_OFFLOADED, PAYLOADS_OFFLOADED
+from spanline.spans.metrics import PAYLOAD_BYTES_OFFLOADED, PAYLOADS_OFFLOADED
 
 REF_PREFIX = "spanline-ref:sha256:"
 _REF_RE = re.compile(r"^spanline-ref:sha256:([0-9a-f]{64}):(\d+)$")

@@ -6,13 +6,11 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from spanline.writer.pricing import PricingError, PricingTable, metric_provider, model_candidates
+from spanline.spans.pricing import PricingError, PricingTable, metric_provider, model_candidates
 
 
 def _unknown(provider: str) -> float:
-    return (
-        REGISTRY.get_sample_value("spanline_writer_cost_unknown_model_total", {"provider": provider}) or 0.0
-    )
+    return REGISTRY.get_sample_value("spanline_spans_cost_unknown_model_total", {"provider": provider}) or 0.0
 
 
 @pytest.fixture(scope="module")

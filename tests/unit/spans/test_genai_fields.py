@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from spanline.writer.genai_fields import (
+from spanline.spans.genai_fields import (
     CONV_OPENINFERENCE,
     CONV_OPENLLMETRY,
     CONV_OTEL,

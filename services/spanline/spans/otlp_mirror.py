@@ -33,15 +33,15 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from spanline.writer.attributes import any_value, to_text
+from spanline.spans.attributes import any_value, to_text
 
-_PACKAGE = "spanline.writer.mirror"
+_PACKAGE = "spanline.spans.mirror"
 _T = FieldDescriptorProto
 
 
 def _mirror_file() -> descriptor_pb2.FileDescriptorProto:
     f = descriptor_pb2.FileDescriptorProto(
-        name="spanline/writer/otlp_mirror.proto",
+        name="spanline/spans/otlp_mirror.proto",
         package=_PACKAGE,
         syntax="proto3",
         dependency=[trace_pb2.DESCRIPTOR.name],

@@ -19,12 +19,12 @@ import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from spanline.loadgen.otlp_values import key_value
-from spanline.writer.metrics import SPAN_BUILD_FALLBACKS
-from spanline.writer.object_store import LocalObjectStore, ObjectStoreError, PayloadOffloader
-from spanline.writer.pricing import PricingTable
-from spanline.writer.rows import RowBuildError, SpanRows
-from spanline.writer.span_build import COMPILED_AVAILABLE, SPAN_COLUMNS, CompiledSpanBuilder, SpanBuilder
-from tests.unit.writer.span_corpus import feed, make_corpus
+from spanline.spans.metrics import SPAN_BUILD_FALLBACKS
+from spanline.spans.object_store import LocalObjectStore, ObjectStoreError, PayloadOffloader
+from spanline.spans.pricing import PricingTable
+from spanline.spans.rows import RowBuildError, SpanRows
+from spanline.spans.span_build import COMPILED_AVAILABLE, SPAN_COLUMNS, CompiledSpanBuilder, SpanBuilder
+from tests.unit.spans.span_corpus import feed, make_corpus
 
 
 def test_the_compiled_builder_is_built_and_used_by_default() -> None:
@@ -39,7 +39,7 @@ def test_the_compiled_builder_is_built_and_used_by_default() -> None:
 def test_without_the_extension_auto_runs_python_and_compiled_is_an_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from spanline.writer import rows, span_build
+    from spanline.spans import rows, span_build
 
     monkeypatch.setattr(span_build, "_wire", None)
     monkeypatch.setattr(rows, "COMPILED_AVAILABLE", False)
@@ -326,8 +326,8 @@ def test_a_build_whose_constants_differ_from_genai_fields_is_refused() -> None:
     import sys
 
     code = (
-        "import spanline.writer.wire_spans as w; w.KEY_BITS['F_OI'] = 99\n"
-        "try:\n    import spanline.writer.span_build\nexcept ImportError as e:\n    print(e)\n"
+        "import spanline.spans.wire_spans as w; w.KEY_BITS['F_OI'] = 99\n"
+        "try:\n    import spanline.spans.span_build\nexcept ImportError as e:\n    print(e)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "does not match genai_fields" in out
