@@ -22,6 +22,13 @@ class ServiceSpec:
     module: str
     http_port: int
     summary: str
+    # Topic suffixes (`TopicSettings.name(suffix)`) the service consumes with the consumer
+    # group `TopicSettings.group(kafka, name)`, and those it produces. `spanline up` drains
+    # in the order these define: a stage stops once its producers stopped and its group's
+    # lag on `inputs` is zero. `()` = a source (stopped first); None = not declared (stopped
+    # last, after every declared stage, without a lag check).
+    inputs: tuple[str, ...] | None = None
+    outputs: tuple[str, ...] = ()
 
     def factory(self) -> Callable[[Settings], Component]:
         module = importlib.import_module(self.module)
@@ -41,11 +48,24 @@ class ServiceSpec:
 SERVICES: dict[str, ServiceSpec] = {
     spec.name: spec
     for spec in (
-        ServiceSpec("writer", "spanline.writer.service", 9466, "redacted/scores/alerts/audit -> ClickHouse"),
         ServiceSpec(
-            "redactor", "spanline.redactor.service", 9465, "raw -> redacted + audit (PII/secrets masked)"
+            "writer",
+            "spanline.writer.service",
+            9466,
+            "redacted/scores/alerts/audit -> ClickHouse",
+            inputs=("redacted", "scores", "alerts", "audit"),
         ),
-        ServiceSpec("ingest", "spanline.ingest.service", 9464, "OTLP/gRPC -> raw"),
+        ServiceSpec(
+            "redactor",
+            "spanline.redactor.service",
+            9465,
+            "raw -> redacted + audit (PII/secrets masked)",
+            inputs=("raw",),
+            outputs=("redacted", "audit"),
+        ),
+        ServiceSpec(
+            "ingest", "spanline.ingest.service", 9464, "OTLP/gRPC -> raw", inputs=(), outputs=("raw",)
+        ),
     )
 }
 
