@@ -11,9 +11,11 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from typing import Protocol
 
 from spanline.core.http import HealthServer
+from spanline.core.startup import EXIT_PERMANENT, StartupError, is_addr_in_use, port_in_use
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +44,20 @@ async def run_component(component: Component, http_host: str, http_port: int, gr
             loop.add_signal_handler(sig, stop_requested.set)
 
     health = HealthServer(http_host, http_port, component.ready)
-    await health.start()
     try:
-        await component.start()
-    except Exception:
-        await health.stop()
-        raise
+        try:
+            await health.start()
+        except OSError as exc:
+            if is_addr_in_use(exc):
+                raise port_in_use(http_host, http_port, "http.port", "--http-port") from None
+            raise
+        try:
+            await component.start()
+        except Exception:
+            await health.stop()
+            raise
+    except StartupError as exc:
+        return startup_failed(component.name, exc)
     log.info("service started", extra={"component": component.name, "http_port": health.port})
     work = asyncio.create_task(component.run(), name=f"{component.name}-run")
     stopper = asyncio.create_task(stop_requested.wait())
@@ -71,3 +81,13 @@ async def run_component(component: Component, http_host: str, http_port: int, gr
     await health.stop()
     log.info("service stopped", extra={"component": component.name, "exit_code": code})
     return code
+
+
+def startup_failed(service: str, exc: StartupError) -> int:
+    """One human line on stderr, one JSON log line, and the code a supervisor must not restart."""
+    print(f"spanline {service}: {exc}", file=sys.stderr, flush=True)
+    log.error(
+        "permanent start-up error; not restarting",
+        extra={"component": service, "kind": exc.kind, "reason": str(exc), "exit_code": EXIT_PERMANENT},
+    )
+    return EXIT_PERMANENT

@@ -31,6 +31,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from spanline.core.envelope import Sealer, parse_key
 from spanline.core.kafka import OutRecord, ProduceError, Producer
 from spanline.core.kafka.records import H_ENCRYPTION, SIGNAL_LOGS, SIGNAL_TRACES, standard_headers
+from spanline.core.startup import check_port_free
 from spanline.ingest import metrics
 from spanline.ingest.auth import ApiKeyAuth, AuthError
 from spanline.ingest.limits import Limits
@@ -136,6 +137,7 @@ class IngestService:
             )
         )
         address = f"{cfg.host}:{cfg.port}"
+        check_port_free(cfg.host, cfg.port, "ingest.port")  # a named setting, not a gRPC traceback
         port = server.add_insecure_port(address)
         if port == 0:
             raise RuntimeError(f"cannot bind OTLP/gRPC on {address}")
