@@ -56,8 +56,8 @@ async def run_component(component: Component, http_host: str, http_port: int, gr
         except Exception:
             await health.stop()
             raise
-    except StartupError as exc:
-        return startup_failed(component.name, exc)
+    except StartupError as failure:
+        return startup_failed(component.name, failure)
     log.info("service started", extra={"component": component.name, "http_port": health.port})
     work = asyncio.create_task(component.run(), name=f"{component.name}-run")
     stopper = asyncio.create_task(stop_requested.wait())

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from spanline.core.consumer_service import ConsumerService
 from spanline.core.kafka import BatchPolicy, DlqEntry, InMessage, Outcome, RetryableError
 from spanline.core.kafka.records import H_PROJECT, H_RECEIVED_AT, H_SIGNAL
+from spanline.core.startup import StartupError, is_addr_in_use, port_in_use
 from spanline.settings import Settings
 from spanline.spans.object_store import ObjectStoreError, PayloadOffloader, open_object_store
 from spanline.spans.pricing import PricingTable
@@ -33,7 +34,7 @@ from spanline.spans.rows import (
     SpanRows,
 )
 from spanline.writer.config import dsn_is_embedded, resolve_dsn, resolve_object_store_url
-from spanline.writer.store import ClickHouseStore, StoreUnavailable, open_store
+from spanline.writer.store import ClickHouseStore, EngineLocked, StoreUnavailable, open_store
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,10 @@ class WriterService:
     async def start(self) -> None:
         s = self.settings
         started = time.monotonic()
-        self.store = await asyncio.to_thread(open_store, s)
+        try:
+            self.store = await asyncio.to_thread(open_store, s)
+        except EngineLocked as exc:  # another process owns the data directory: restarting cannot help
+            raise StartupError(str(exc), kind="data_dir_locked") from None
         w = s.writer
         offloader = PayloadOffloader(
             open_object_store(
@@ -174,7 +178,13 @@ class WriterService:
         if dsn_is_embedded(resolve_dsn(s)):
             from spanline.query.endpoint import start_query_endpoint
 
-            self._endpoint = await asyncio.to_thread(start_query_endpoint, s)
+            try:
+                self._endpoint = await asyncio.to_thread(start_query_endpoint, s)
+            except OSError as exc:
+                self.store.close()
+                if is_addr_in_use(exc):
+                    raise port_in_use(w.query_host, w.query_port, "writer.query_port") from None
+                raise
         log.info(
             "writer ready",
             extra={
