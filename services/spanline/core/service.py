@@ -47,8 +47,8 @@ async def run_component(component: Component, http_host: str, http_port: int, gr
     try:
         try:
             await health.start()
-        except OSError as exc:
-            if is_addr_in_use(exc):
+        except OSError as bind_error:
+            if is_addr_in_use(bind_error):
                 raise port_in_use(http_host, http_port, "http.port", "--http-port") from None
             raise
         try:
