@@ -26,6 +26,7 @@ from spanline.core.settings import (
 from spanline.core.yaml_file import YamlFileError, read_yaml_mapping
 from spanline.ingest.config import IngestSettings
 from spanline.redactor.config import RedactorSettings
+from spanline.scorer.config import ScorerSettings
 from spanline.writer.config import WriterSettings
 
 CONFIG_ENV = "SPANLINE_CONFIG"
@@ -70,6 +71,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     redactor: RedactorSettings = RedactorSettings()
     writer: WriterSettings = WriterSettings()
+    scorer: ScorerSettings = ScorerSettings()
 
     _yaml_data: dict[str, Any] = {}
 
