@@ -9,6 +9,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from spanline import __version__
 from spanline.cli import up as up_cmd
@@ -44,7 +45,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     port = settings.http.port or spec.http_port
     if args.http_port is not None:
         port = args.http_port
-    return asyncio.run(run_component(component, settings.http.host, port, grace_s=settings.shutdown_grace_s))
+    ports_file = Path(args.ports_file) if args.ports_file else None
+    return asyncio.run(
+        run_component(
+            component, settings.http.host, port, grace_s=settings.shutdown_grace_s, ports_file=ports_file
+        )
+    )
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
@@ -133,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", parents=[common], help="run one service in the foreground")
     p.add_argument("service", choices=sorted(SERVICES), help="which service")
     p.add_argument("--http-port", type=int, default=None, help="port for /metrics /healthz /readyz")
+    p.add_argument("--ports-file", default=None, help=argparse.SUPPRESS)  # written for `spanline up`
     p.set_defaults(func=cmd_run)
 
     up_cmd.add_parser(sub, common)

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import signal
 import sys
+from pathlib import Path
 from typing import Protocol
 
 from spanline.core.http import HealthServer
@@ -35,8 +38,28 @@ class Component(Protocol):
     def ready(self) -> bool: ...
 
 
-async def run_component(component: Component, http_host: str, http_port: int, grace_s: float = 15.0) -> int:
-    """Run until SIGTERM/SIGINT, then drain within `grace_s`. Returns the exit code."""
+def _write_ports(path: Path, http_port: int, component: Component) -> None:
+    """Atomically, so a reader never sees half a file. A component may list what it serves
+    through an optional ``endpoints() -> dict[str, str]`` (name -> host:port or URL)."""
+    endpoints = getattr(component, "endpoints", None)
+    data = {"pid": os.getpid(), "http_port": http_port, "endpoints": endpoints() if endpoints else {}}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data), encoding="utf-8")
+    tmp.replace(path)
+
+
+async def run_component(
+    component: Component,
+    http_host: str,
+    http_port: int,
+    grace_s: float = 15.0,
+    ports_file: Path | None = None,
+) -> int:
+    """Run until SIGTERM/SIGINT, then drain within `grace_s`. Returns the exit code.
+
+    `ports_file` receives the bound ports as JSON once everything accepts: a supervisor
+    prints real addresses (port 0 included) only when they can be used.
+    """
     loop = asyncio.get_running_loop()
     stop_requested = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -59,6 +82,8 @@ async def run_component(component: Component, http_host: str, http_port: int, gr
     except StartupError as failure:
         return startup_failed(component.name, failure)
     log.info("service started", extra={"component": component.name, "http_port": health.port})
+    if ports_file is not None:
+        _write_ports(ports_file, health.port, component)
     work = asyncio.create_task(component.run(), name=f"{component.name}-run")
     stopper = asyncio.create_task(stop_requested.wait())
     done, _ = await asyncio.wait({work, stopper}, return_when=asyncio.FIRST_COMPLETED)
