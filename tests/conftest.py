@@ -36,7 +36,7 @@ def make_settings(broker: BundledBroker, tmp_path: Path) -> Any:
             },
             "topics": {"prefix": prefix, "partitions": 3},
             "data_dir": str(tmp_path / "data"),
-            "ingest": {"port": free_port(), "http_port": free_port()},
+            "ingest": {"port": free_port(), "http_port": free_port(), "otlp_http_port": free_port()},
         }
         for key, value in sections.items():
             if isinstance(value, dict) and isinstance(base.get(key), dict):
@@ -57,5 +57,6 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "SPANLINE_TOPICS_PARTITIONS": str(settings.topics.partitions),
         "SPANLINE_DATA_DIR": str(settings.data_dir),
         "SPANLINE_INGEST_PORT": str(settings.ingest.port),
+        "SPANLINE_INGEST_OTLP_HTTP_PORT": str(settings.ingest.otlp_http_port),
     }
     return env

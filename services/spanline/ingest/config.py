@@ -18,15 +18,27 @@ def hash_api_key(key: str) -> str:
 
 
 class IngestSettings(Section):
-    host: str = Field(default="127.0.0.1", description="gRPC bind address")
+    host: str = Field(default="127.0.0.1", description="bind address of OTLP/gRPC and OTLP/HTTP")
     port: int = Field(default=4317, ge=0, le=65535, description="gRPC port; 0 picks a free one")
     http_port: int = Field(default=9464, ge=0, le=65535, description="/metrics /healthz /readyz")
-    max_concurrent_rpcs: int = Field(
-        default=256, ge=1, description="calls beyond this get RESOURCE_EXHAUSTED"
+    otlp_http: bool = Field(default=True, description="serve OTLP/HTTP (/v1/traces, /v1/logs) next to gRPC")
+    otlp_http_port: int = Field(
+        default=4318, ge=0, le=65535, description="OTLP/HTTP port (protobuf and JSON); 0 picks a free one"
     )
-    max_receive_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, description="largest Export request")
+    max_concurrent_rpcs: int = Field(
+        default=256,
+        ge=1,
+        description="concurrent calls per protocol; beyond this gRPC answers RESOURCE_EXHAUSTED, HTTP 429",
+    )
+    max_receive_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1024,
+        description="largest Export request (HTTP: compressed and decompressed; 413 above)",
+    )
     max_inflight_bytes: int = Field(
-        default=64 * 1024 * 1024, ge=1024, description="above this, Export answers RESOURCE_EXHAUSTED"
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="above this, Export answers RESOURCE_EXHAUSTED (HTTP 429)",
     )
     max_spans_per_request: int = Field(
         default=100_000, ge=1, description="spans (or log records) beyond this in one request are rejected"
@@ -38,7 +50,7 @@ class IngestSettings(Section):
         default=4 * 1024 * 1024, ge=16, description="a span/log record with a larger value is rejected"
     )
     produce_timeout_s: float = Field(
-        default=5.0, gt=0, description="Kafka ack wait before answering UNAVAILABLE"
+        default=5.0, gt=0, description="Kafka ack wait before answering UNAVAILABLE (HTTP 503)"
     )
     api_keys: dict[str, str] = Field(
         default_factory=dict,
