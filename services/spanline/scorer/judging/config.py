@@ -18,8 +18,6 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 
 from spanline.core.settings import Section
 
-PolicyKey = Literal["sample_rate", "min_sample_rate", "route_latency_ms", "default_latency_ms", "tail_scores"]
-
 
 class JudgeSettings(Section):
     enabled: bool = Field(default=False, description="run the LLM judge on sampled traces")
@@ -147,15 +145,14 @@ class JudgeSettings(Section):
         """
         if self.policy_version:
             return self.policy_version
-        keys: tuple[PolicyKey, ...] = (
-            "sample_rate",
-            "min_sample_rate",
-            "route_latency_ms",
-            "default_latency_ms",
-            "tail_scores",
-        )
-        design = {k: getattr(self, k) for k in keys}
-        design["negative_feedback_below"] = self.negative_feedback_below
+        design = {
+            "sample_rate": self.sample_rate,
+            "min_sample_rate": self.min_sample_rate,
+            "route_latency_ms": self.route_latency_ms,
+            "default_latency_ms": self.default_latency_ms,
+            "tail_scores": self.tail_scores,
+            "negative_feedback_below": self.negative_feedback_below,
+        }
         digest = hashlib.sha256(json.dumps(design, sort_keys=True).encode()).hexdigest()[:8]
         return f"p1-{digest}"
 
