@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from spanline.coldtier.config import ColdtierSettings
 from spanline.core.settings import (
     HttpSettings,
     KafkaSettings,
@@ -71,6 +72,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     redactor: RedactorSettings = RedactorSettings()
     writer: WriterSettings = WriterSettings()
+    coldtier: ColdtierSettings = ColdtierSettings()
     scorer: ScorerSettings = ScorerSettings()
 
     _yaml_data: dict[str, Any] = {}

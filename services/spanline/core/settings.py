@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 
 class Section(BaseModel):
@@ -100,6 +100,9 @@ class TopicSettings(Section):
         return f"{topic}.dlq"
 
 
+COLD_DAYS_FLOOR = 183
+
+
 class RetentionSettings(Section):
     """One retention policy for every tier (DESIGN.md 'Storage')."""
 
@@ -111,7 +114,32 @@ class RetentionSettings(Section):
         default=14, gt=0, description="dead-letter topics (raw's DLQ keeps raw's retention)"
     )
     hot_days: int = Field(default=30, ge=1, description="ClickHouse TTL DELETE window")
-    cold_days: int = Field(default=183, ge=1, description="Iceberg retention (EU AI Act: >= 183)")
+    cold_days: int = Field(
+        default=COLD_DAYS_FLOOR,
+        ge=1,
+        description=f"Iceberg retention in whole UTC days; below {COLD_DAYS_FLOOR} needs allow_below_floor",
+    )
+    allow_below_floor: bool = Field(
+        default=False,
+        description="accept cold_days below the EU AI Act floor (Art. 19/26: six months); needs a reason",
+    )
+    below_floor_reason: str = Field(
+        default="", description="why this deployment is out of scope of the floor; logged at every start"
+    )
+
+    @model_validator(mode="after")
+    def _cold_floor(self) -> RetentionSettings:
+        """Six months of logs is a legal floor for high-risk AI systems: going below it must be a
+        deliberate, explained decision, never a typo."""
+        if self.cold_days < COLD_DAYS_FLOOR:
+            if not self.allow_below_floor:
+                raise ValueError(
+                    f"cold_days={self.cold_days} is below the {COLD_DAYS_FLOOR}-day floor (EU AI Act "
+                    "Art. 19/26); set allow_below_floor=true with below_floor_reason to override"
+                )
+            if not self.below_floor_reason.strip():
+                raise ValueError("allow_below_floor needs a non-empty below_floor_reason")
+        return self
 
 
 class HttpSettings(Section):
