@@ -9,15 +9,24 @@ Split the way sentry-arroyo splits it: *what* to do with a batch lives in a
 from spanline.core.kafka.consumer import BatchPolicy, StreamConsumer
 from spanline.core.kafka.producer import ProduceError, Producer
 from spanline.core.kafka.records import Headers, InMessage, OutRecord
-from spanline.core.kafka.strategy import DlqEntry, Outcome, ProcessingStrategy, RetryableError
+from spanline.core.kafka.strategy import (
+    DlqEntry,
+    HoldingStrategy,
+    Outcome,
+    Partition,
+    ProcessingStrategy,
+    RetryableError,
+)
 
 __all__ = [
     "BatchPolicy",
     "DlqEntry",
     "Headers",
+    "HoldingStrategy",
     "InMessage",
     "OutRecord",
     "Outcome",
+    "Partition",
     "ProcessingStrategy",
     "ProduceError",
     "Producer",

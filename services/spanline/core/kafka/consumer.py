@@ -5,6 +5,11 @@ to produce (outputs and dead letters) was acknowledged. A dependency outage paus
 assigned partitions and retries the same batch with backoff, so lag grows while memory
 stays flat. An unexpected exception on a batch is isolated message by message; a
 message that still fails is dead-lettered, so one poison record never stops a service.
+
+A :class:`~spanline.core.kafka.strategy.HoldingStrategy` (it has ``held_offsets``) gets a
+watermark commit instead: per partition, the end of what was processed, capped at the
+oldest offset the strategy still holds, and a periodic ``tick`` so held state ages while
+no message arrives. Every other strategy keeps commit-after-batch unchanged.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
@@ -25,7 +31,14 @@ from spanline.core.kafka.connection import common_kwargs
 from spanline.core.kafka.dlq import dlq_record
 from spanline.core.kafka.producer import ProduceError, Producer
 from spanline.core.kafka.records import InMessage
-from spanline.core.kafka.strategy import DlqEntry, Outcome, ProcessingStrategy, RetryableError
+from spanline.core.kafka.strategy import (
+    DlqEntry,
+    HoldingStrategy,
+    Outcome,
+    Partition,
+    ProcessingStrategy,
+    RetryableError,
+)
 from spanline.core.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -91,6 +104,13 @@ class StreamConsumer:
         self._inflight: deque[tuple[asyncio.Task[bool], list[InMessage], float]] = deque()
         self._pauses = 0
         self.processed = 0
+        # watermark commits (HoldingStrategy only): processed end and committed position
+        self._holding: HoldingStrategy | None = (
+            cast(HoldingStrategy, strategy) if callable(getattr(strategy, "held_offsets", None)) else None
+        )
+        self._processed_end: dict[Partition, int] = {}
+        self._committed: dict[Partition, int] = {}
+        self._next_tick = 0.0
 
     @property
     def ready(self) -> bool:
@@ -139,9 +159,13 @@ class StreamConsumer:
         consumer = self._consumer
         self._running = True
         log.info("consuming", extra={"topics": self.topics, "group": self.group_id})
+        if self._holding is not None:
+            self._next_tick = time.monotonic() + self._holding.tick_interval_s
         try:
             while not self._stopping.is_set():
                 wait_ms = self._remaining_wait_ms()
+                if self._holding is not None:
+                    wait_ms = max(0, min(wait_ms, int((self._next_tick - time.monotonic()) * 1000)))
                 room = max(1, self.policy.max_records - len(self._buffer))
                 data = await consumer.getmany(timeout_ms=wait_ms, max_records=room)
                 for tp, records in data.items():
@@ -170,6 +194,9 @@ class StreamConsumer:
                 if self._should_flush() or (self._inflight and self._inflight[0][0].done()):
                     async with self._lock:
                         await self._flush_locked()
+                if self._holding is not None and time.monotonic() >= self._next_tick:
+                    async with self._lock:
+                        await self._tick_locked(self._holding)
             async with self._lock:
                 await self._flush_locked(wait_all=True)
         finally:
@@ -214,6 +241,16 @@ class StreamConsumer:
         hook = getattr(self.strategy, "on_revoked", None)
         if hook is not None:
             await hook(revoked)
+        for tp in revoked:
+            self._processed_end.pop((tp.topic, tp.partition), None)
+            self._committed.pop((tp.topic, tp.partition), None)
+
+    async def _tick_locked(self, holding: HoldingStrategy) -> None:
+        """Let held state age: finish running batches, produce what the tick closed, commit."""
+        await self._flush_locked(wait_all=True)
+        self._next_tick = time.monotonic() + holding.tick_interval_s
+        if await self._process_until_done([], holding.tick):
+            await self._commit_watermark(holding)
 
     async def _flush_locked(self, wait_all: bool = False) -> None:
         """Start a batch from the buffer (if any), then commit finished batches in order.
@@ -225,7 +262,7 @@ class StreamConsumer:
         """
         if self._buffer and (self._should_flush() or wait_all):
             batch, self._buffer, self._buffer_bytes = self._buffer, [], 0
-            task = asyncio.create_task(self._process_until_done(batch))
+            task = asyncio.create_task(self._process_until_done(batch, None))
             self._inflight.append((task, batch, time.monotonic()))
         while self._inflight and (
             wait_all or len(self._inflight) >= self.policy.max_inflight or self._inflight[0][0].done()
@@ -253,15 +290,18 @@ class StreamConsumer:
             self._consumer.resume(*self._consumer.assignment())
             metrics.PAUSED.set(0)
 
-    async def _process_until_done(self, batch: list[InMessage]) -> bool:
+    async def _process_until_done(
+        self, batch: list[InMessage], produce: Callable[[], Awaitable[Outcome]] | None
+    ) -> bool:
         """True once the batch's outputs are acknowledged; False if asked to stop first
-        (the batch stays uncommitted and is replayed by whoever owns the partition next)."""
+        (the batch stays uncommitted and is replayed by whoever owns the partition next).
+        ``produce`` replaces the strategy's ``process`` (a holding strategy's tick)."""
         delay = self.policy.retry_initial_s
         paused = False
         try:
             while True:
                 try:
-                    outcome = await self._process_isolating(batch)
+                    outcome = await (produce() if produce is not None else self._process_isolating(batch))
                     await self.producer.send_all(outcome.records)
                     if outcome.dlq:
                         await self.producer.send_all([dlq_record(e, self.service) for e in outcome.dlq])
@@ -321,14 +361,40 @@ class StreamConsumer:
     async def _commit(self, batch: list[InMessage]) -> None:
         if self._consumer is None:
             return
+        if self._holding is not None:
+            for m in batch:
+                key = (m.topic, m.partition)
+                if m.offset + 1 > self._processed_end.get(key, -1):
+                    self._processed_end[key] = m.offset + 1
+            await self._commit_watermark(self._holding)
+            return
         offsets: dict[TopicPartition, int] = {}
         for m in batch:
             tp = TopicPartition(m.topic, m.partition)
             if m.offset + 1 > offsets.get(tp, -1):
                 offsets[tp] = m.offset + 1
+        await self._commit_offsets(offsets)
+
+    async def _commit_watermark(self, holding: HoldingStrategy) -> None:
+        """Commit min(processed end, oldest held offset) where that moved forward."""
+        held = holding.held_offsets()
+        offsets: dict[TopicPartition, int] = {}
+        for key, end in self._processed_end.items():
+            position = min(end, held.get(key, end))
+            if position > self._committed.get(key, -1):
+                offsets[TopicPartition(*key)] = position
+        if offsets and await self._commit_offsets(offsets):
+            for tp, position in offsets.items():
+                self._committed[(tp.topic, tp.partition)] = position
+
+    async def _commit_offsets(self, offsets: dict[TopicPartition, int]) -> bool:
+        if self._consumer is None:
+            return False
         try:
             await self._consumer.commit(offsets)
             metrics.COMMITS.inc()
+            return True
         except (CommitFailedError, KafkaError) as exc:
             metrics.COMMIT_FAILURES.inc()
             log.warning("offset commit failed; batch will be replayed", extra={"error": type(exc).__name__})
+            return False

@@ -45,3 +45,33 @@ class ProcessingStrategy(Protocol):
     async def process(self, batch: Sequence[InMessage]) -> Outcome: ...
 
     async def close(self) -> None: ...
+
+
+Partition = tuple[str, int]
+"""(topic, partition); equal to and hashed like aiokafka's ``TopicPartition``."""
+
+
+class HoldingStrategy(ProcessingStrategy, Protocol):
+    """A strategy that keeps messages across batches (the scorer's trace windows).
+
+    The consumer then commits, per partition, ``min(end of what was processed, oldest
+    held offset)`` (a watermark commit), so whatever the strategy still holds is replayed
+    after a crash or by the next owner after a rebalance. Time passes for held messages
+    even when nothing arrives: the consumer calls :meth:`tick` every ``tick_interval_s``
+    (after finishing any batch) and produces its outcome before committing again.
+    Strategies without these methods keep plain commit-after-batch.
+    """
+
+    tick_interval_s: float
+
+    def held_offsets(self) -> dict[Partition, int]:
+        """Per partition, the lowest offset still needed; partitions holding nothing are absent."""
+        ...
+
+    async def tick(self) -> Outcome:
+        """Close what is due without new input; its records are produced before the next commit."""
+        ...
+
+    async def on_revoked(self, partitions: set[Partition]) -> None:
+        """Drop what is held for these partitions (never commit past it): the new owner replays it."""
+        ...
