@@ -69,7 +69,13 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         hook = getattr(self._owner.strategy, "on_assigned", None)
         if hook is not None:
-            await hook(assigned)
+            # A strategy whose sink keeps its own offsets (the coldtier's Iceberg snapshots)
+            # returns where to resume; the consumer seeks there instead of the committed offset.
+            positions = await hook(assigned)
+            consumer = self._owner._consumer
+            if positions and consumer is not None:
+                for tp, offset in positions.items():
+                    consumer.seek(tp, offset)
 
 
 class StreamConsumer:
