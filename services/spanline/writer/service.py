@@ -213,6 +213,11 @@ class WriterService:
     def ready(self) -> bool:
         return self.inner is not None and self.inner.ready()
 
+    def endpoints(self) -> dict[str, str]:
+        """What `spanline up` prints and publishes for `spanline query` to find."""
+        url = getattr(self._endpoint, "url", None)
+        return {"query": url} if url else {}
+
 
 def build(settings: Settings) -> WriterService:
     return WriterService(settings)
