@@ -49,6 +49,13 @@ SERVICES: dict[str, ServiceSpec] = {
     spec.name: spec
     for spec in (
         ServiceSpec(
+            "coldtier",
+            "spanline.coldtier.service",
+            9468,
+            "redacted/scores -> Iceberg (cold tier: retention, erasure, archives)",
+            inputs=("redacted", "scores"),
+        ),
+        ServiceSpec(
             "writer",
             "spanline.writer.service",
             9466,

@@ -1,0 +1,67 @@
+"""Kafka offsets carried in Iceberg snapshot summaries.
+
+The summary of every snapshot holds the next offset to read for each partition the table
+has consumed (``{"topic": {"partition": offset}}``), merged from the previous snapshot, so
+the current snapshot alone says where to resume. Maintenance commits copy it forward.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from spanline.coldtier.tables import OFFSETS_PROPERTY
+
+if TYPE_CHECKING:
+    from pyiceberg.table import Table
+
+    from spanline.core.kafka.records import InMessage
+
+Offsets = dict[str, dict[int, int]]
+
+
+def batch_offsets(messages: Iterable[InMessage], topic: str) -> Offsets:
+    """Next offset to read per partition of ``topic`` after this batch."""
+    out: dict[int, int] = {}
+    for m in messages:
+        if m.topic == topic and m.offset + 1 > out.get(m.partition, -1):
+            out[m.partition] = m.offset + 1
+    return {topic: out} if out else {}
+
+
+def table_offsets(table: Table) -> Offsets:
+    snap = table.current_snapshot()
+    if snap is None or snap.summary is None:
+        return {}
+    raw = snap.summary.additional_properties.get(OFFSETS_PROPERTY)
+    return decode(raw) if raw else {}
+
+
+def merge(base: Mapping[str, Mapping[int, int]], new: Mapping[str, Mapping[int, int]]) -> Offsets:
+    """Per partition the larger offset: several coldtier instances each advance their own."""
+    out: Offsets = {t: dict(p) for t, p in base.items()}
+    for topic, parts in new.items():
+        mine = out.setdefault(topic, {})
+        for part, off in parts.items():
+            if off > mine.get(part, -1):
+                mine[part] = off
+    return out
+
+
+def encode(offsets: Mapping[str, Mapping[int, int]]) -> str:
+    return json.dumps(
+        {t: {str(p): o for p, o in sorted(parts.items())} for t, parts in sorted(offsets.items())},
+        separators=(",", ":"),
+    )
+
+
+def decode(raw: str) -> Offsets:
+    data = json.loads(raw)
+    return {str(t): {int(p): int(o) for p, o in parts.items()} for t, parts in data.items()}
+
+
+def summary_properties(table: Table, extra: Mapping[str, Mapping[int, int]] | None = None) -> dict[str, str]:
+    """Snapshot properties for a commit on ``table``: its offsets, advanced by ``extra``."""
+    merged = merge(table_offsets(table), extra or {})
+    return {OFFSETS_PROPERTY: encode(merged)} if merged else {}

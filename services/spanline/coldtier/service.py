@@ -1,0 +1,227 @@
+"""Coldtier: spanline.redacted + spanline.scores -> Iceberg ``spans`` and ``scores``.
+
+receive (two topics, one consumer group) -> process (the span model's row builders, the
+same Arrow batches the writer inserts; a message that cannot be parsed is dead-lettered)
+-> emit (one Iceberg append per table, carrying the batch's Kafka offsets in its snapshot
+summary). The shared consumer commits Kafka only after ``process`` returned, i.e. after
+the Iceberg commit; on (re)assignment the consumer seeks to the offsets of the current
+snapshots, so a crash between the two commits neither loses nor duplicates a row.
+
+Payloads stay inline (no claim check): the cold copy must be complete on its own, for
+archives and for the years the object store may not keep.
+
+Maintenance and erasure jobs run in this process between batches (one lock), so they
+never race the appends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from aiokafka import TopicPartition
+
+from spanline.coldtier import metrics
+from spanline.coldtier.commit import append_batch
+from spanline.coldtier.governance import GovernanceStore, LedgerCache
+from spanline.coldtier.ledger_filter import drop_erased
+from spanline.coldtier.offsets import batch_offsets, table_offsets
+from spanline.coldtier.tables import SCORES, SPANS, ColdTable, ensure_tables, to_iceberg_arrow
+from spanline.core.consumer_service import ConsumerService
+from spanline.core.kafka import BatchPolicy, DlqEntry, InMessage, Outcome, RetryableError
+from spanline.core.kafka.records import H_PROJECT, H_RECEIVED_AT, H_SIGNAL
+from spanline.settings import Settings
+from spanline.spans.pricing import PricingTable
+from spanline.spans.row_errors import TIME_NS_MAX
+from spanline.spans.rows import RowBuildError, ScoreRows, SpanRows
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyiceberg.table import Table
+
+log = logging.getLogger(__name__)
+
+
+class ColdStrategy:
+    def __init__(self, settings: Settings, tables: dict[str, Table], governance: GovernanceStore) -> None:
+        self.settings = settings
+        self.tables = tables
+        self.governance = governance
+        self.ledger = LedgerCache(governance, settings.coldtier.erasure_poll_s)
+        self._spans = SpanRows(
+            PricingTable.load(settings.writer.pricing_file), None, settings.writer.span_builder
+        )
+        self._redacted = settings.topics.redacted
+        self._scores = settings.topics.scores
+        self.lock = asyncio.Lock()  # appends, maintenance and erasure jobs take turns
+        self.commits = 0
+
+    async def process(self, batch: Sequence[InMessage]) -> Outcome:
+        outcome = Outcome()
+        self._spans.clear()
+        scores = ScoreRows()
+        for msg in batch:
+            project = msg.header_str(H_PROJECT, "default")
+            received = msg.header_str(H_RECEIVED_AT)
+            received_ns = int(received) if received.isdigit() else 0
+            if not 0 < received_ns <= TIME_NS_MAX:
+                received_ns = msg.timestamp_ms * 1_000_000
+            try:
+                if msg.topic == self._redacted:
+                    signal = msg.header(H_SIGNAL) or b"traces"
+                    if signal == b"traces":
+                        self._spans.add_bytes(msg.value, project, received_ns)
+                    elif signal != b"logs":  # logs stay in the hot tier only (DESIGN.md)
+                        raise RowBuildError("spans", "unknown spanline-signal header")
+                elif msg.topic == self._scores:
+                    scores.add_bytes(msg.value, project, received_ns)
+            except RowBuildError as exc:
+                outcome.dlq.append(DlqEntry(msg, "parse_error", str(exc)[:300]))
+                log.warning(
+                    "message dead-lettered",
+                    extra={"reason": "parse_error", "topic": msg.topic, "offset": msg.offset},
+                )
+        work = [
+            (SPANS, self._spans.take(), batch_offsets(batch, self._redacted)),
+            (SCORES, scores.take(), batch_offsets(batch, self._scores)),
+        ]
+        async with self.lock:
+            try:
+                await asyncio.to_thread(self._commit_all, work)
+            except Exception as exc:  # the rows are fine; the store is not: pause and retry
+                raise RetryableError(f"iceberg commit failed: {type(exc).__name__}") from exc
+        return outcome
+
+    def _commit_all(self, work: list[tuple[ColdTable, pa.Table, dict[str, dict[int, int]]]]) -> None:
+        ledger = self.ledger.sets()
+        retries = self.settings.coldtier.commit_retries
+        for cold, rows, offsets in work:
+            if rows.num_rows == 0:
+                continue
+            data = to_iceberg_arrow(rows, cold)
+            data, dropped = drop_erased(data, ledger, self.governance.digest)
+            if dropped:
+                metrics.ROWS_DROPPED_ERASED.labels(cold.name).inc(dropped)
+            if data.num_rows == 0:
+                continue
+            append_batch(self.tables[cold.name], cold.name, data, offsets, retries)
+            self.commits += 1
+
+    async def on_assigned(self, assigned: set[TopicPartition]) -> dict[TopicPartition, int]:
+        """Resume from the offsets in the current snapshots (they may be ahead of Kafka's
+        committed offsets when we died between the Iceberg and the Kafka commit)."""
+        async with self.lock:
+            return await asyncio.to_thread(self._snapshot_positions, assigned)
+
+    def _snapshot_positions(self, assigned: set[TopicPartition]) -> dict[TopicPartition, int]:
+        positions: dict[TopicPartition, int] = {}
+        for table in self.tables.values():
+            table.refresh()
+            for topic, parts in table_offsets(table).items():
+                for part, off in parts.items():
+                    tp = TopicPartition(topic, part)
+                    if tp in assigned:
+                        positions[tp] = max(off, positions.get(tp, 0))
+        if positions:
+            log.info("resuming from iceberg snapshot offsets", extra={"partitions": len(positions)})
+        return positions
+
+    async def close(self) -> None:
+        return None
+
+
+class ColdtierService:
+    name = "coldtier"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.inner: ConsumerService | None = None
+        self.strategy: ColdStrategy | None = None
+        self._background: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        s = self.settings
+        r = s.retention
+        if r.allow_below_floor:
+            log.warning(
+                "cold retention below the legal floor by explicit override",
+                extra={"cold_days": r.cold_days, "reason": r.below_floor_reason},
+            )
+        _, tables = await asyncio.to_thread(ensure_tables, s)
+        governance = await asyncio.to_thread(GovernanceStore.from_settings, s)
+        await asyncio.to_thread(governance.key)
+        self.strategy = ColdStrategy(s, tables, governance)
+        c = s.coldtier
+        self.inner = ConsumerService(
+            name=self.name,
+            kafka=s.kafka,
+            topics=[s.topics.redacted, s.topics.scores],
+            group_id=s.topics.group(s.kafka, "coldtier"),
+            strategy=self.strategy,
+            policy=BatchPolicy(
+                max_records=c.batch_max_messages,
+                max_bytes=c.batch_max_bytes,
+                max_wait_s=c.batch_max_wait_s,
+                max_inflight=1,
+            ),
+        )
+        log.info("coldtier ready", extra={"tables": sorted(tables), "cold_days": r.cold_days})
+
+    async def run(self) -> None:
+        assert self.inner is not None, "start() first"
+        self._background = asyncio.create_task(self._housekeeping(), name="coldtier-housekeeping")
+        try:
+            await self.inner.run()
+        finally:
+            self._stopping.set()
+            self._background.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._background
+
+    async def _housekeeping(self) -> None:
+        """Maintenance on its schedule and erasure jobs as they arrive, between batches."""
+        from spanline.coldtier.jobs import run_pending_cold_erasures
+        from spanline.coldtier.maintenance import run_maintenance
+
+        assert self.strategy is not None
+        strategy = self.strategy
+        c = self.settings.coldtier
+        next_maintenance = time.monotonic() + c.maintenance_interval_s if c.maintenance_interval_s else None
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), c.erasure_poll_s)
+            if self._stopping.is_set():
+                return
+            try:
+                async with strategy.lock:
+                    await asyncio.to_thread(
+                        run_pending_cold_erasures, self.settings, strategy.tables, strategy.governance
+                    )
+                if next_maintenance is not None and time.monotonic() >= next_maintenance:
+                    async with strategy.lock:
+                        report = await asyncio.to_thread(
+                            run_maintenance, self.settings, strategy.tables, strategy.governance
+                        )
+                    log.info("maintenance done", extra={"report": report.as_dict()})
+                    next_maintenance = time.monotonic() + c.maintenance_interval_s
+            except Exception as exc:  # keep consuming; the next round tries again
+                log.error(
+                    "housekeeping failed", extra={"error": type(exc).__name__, "detail": str(exc)[:200]}
+                )
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self.inner is not None:
+            await self.inner.stop()
+
+    def ready(self) -> bool:
+        return self.inner is not None and self.inner.ready()
+
+
+def build(settings: Settings) -> ColdtierService:
+    return ColdtierService(settings)
