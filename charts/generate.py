@@ -57,8 +57,15 @@ SERVICES: tuple[Service, ...] = (
         config={"SPANLINE_INGEST_HOST": "0.0.0.0"},
         memory="384Mi",
     ),
-    Service("redactor", "spanline.raw -> spanline.redacted (PII and secrets masked, fail closed)", 9465, ("raw",)),
-    Service("scorer", "spanline.redacted -> spanline.scores (deterministic scores, sampled judge)", 9467, ("redacted",)),
+    Service(
+        "redactor", "spanline.raw -> spanline.redacted (PII and secrets masked, fail closed)", 9465, ("raw",)
+    ),
+    Service(
+        "scorer",
+        "spanline.redacted -> spanline.scores (deterministic scores, sampled judge)",
+        9467,
+        ("redacted",),
+    ),
     Service(
         "writer",
         "redacted/scores/alerts/audit -> ClickHouse (hot tier)",
@@ -66,8 +73,16 @@ SERVICES: tuple[Service, ...] = (
         ("redacted", "scores", "alerts", "audit"),
         memory="768Mi",
     ),
-    Service("coldtier", "redacted/scores -> Iceberg (cold tier, >= 183 days)", 9468, ("redacted", "scores"), memory="1Gi"),
-    Service("alerter", "spanline.scores -> Slack / PagerDuty / spanline.alerts", 9469, ("scores",), memory="384Mi"),
+    Service(
+        "coldtier",
+        "redacted/scores -> Iceberg (cold tier, >= 183 days)",
+        9468,
+        ("redacted", "scores"),
+        memory="1Gi",
+    ),
+    Service(
+        "alerter", "spanline.scores -> Slack / PagerDuty / spanline.alerts", 9469, ("scores",), memory="384Mi"
+    ),
 )
 
 
@@ -99,7 +114,7 @@ def _global_values(indent: str = "") -> str:
 {i}  retention:
 {i}    # -- ClickHouse TTL window (days)
 {i}    hotDays: 30
-{i}    # -- Iceberg retention (days); below {RETENTION_FLOOR_DAYS} is refused unless allowBelowFloor with a reason
+{i}    # -- Iceberg retention (days); below {RETENTION_FLOOR_DAYS} only with allowBelowFloor and a reason
 {i}    coldDays: {RETENTION_FLOOR_DAYS}
 {i}    # -- allow coldDays below {RETENTION_FLOOR_DAYS} (only for deployments outside the EU AI Act's scope)
 {i}    allowBelowFloor: false
@@ -111,7 +126,7 @@ def _global_values(indent: str = "") -> str:
 {i}  # -- SPANLINE_* settings for every service (see docs/configuration.md)
 {i}  config:
 {i}    SPANLINE_DATA_DIR: /tmp/spanline
-{i}  # -- settings from existing Secrets for every service: list of name (SPANLINE_* variable), secretName, key
+{i}  # -- settings from existing Secrets for every service: name (SPANLINE_* variable), secretName, key
 {i}  secretEnv: []
 """
 
@@ -241,7 +256,10 @@ def _retention_schema() -> dict[str, object]:
         },
         # the floor: below 183 days only with an explicit override and a reason
         "if": {"properties": {"allowBelowFloor": {"const": True}}, "required": ["allowBelowFloor"]},
-        "then": {"properties": {"reason": {"type": "string", "minLength": 10, "pattern": "\\S"}}, "required": ["reason"]},
+        "then": {
+            "properties": {"reason": {"type": "string", "minLength": 10, "pattern": "\\S"}},
+            "required": ["reason"],
+        },
         "else": {"properties": {"coldDays": {"minimum": RETENTION_FLOOR_DAYS}}},
     }
 
@@ -256,7 +274,11 @@ def _global_schema() -> dict[str, object]:
             "type": "object",
             "additionalProperties": False,
             "required": ["name", "secretName", "key"],
-            "properties": {"name": _ENV_NAME, "secretName": {"type": "string", "minLength": 1}, "key": {"type": "string", "minLength": 1}},
+            "properties": {
+                "name": _ENV_NAME,
+                "secretName": {"type": "string", "minLength": 1},
+                "key": {"type": "string", "minLength": 1},
+            },
         },
     }
     return {
@@ -295,7 +317,11 @@ def _global_schema() -> dict[str, object]:
                 "additionalProperties": False,
                 "properties": {"labels": {"type": "object", "additionalProperties": {"type": "string"}}},
             },
-            "config": {"type": "object", "propertyNames": _ENV_NAME, "additionalProperties": {"type": ["string", "number", "boolean"]}},
+            "config": {
+                "type": "object",
+                "propertyNames": _ENV_NAME,
+                "additionalProperties": {"type": ["string", "number", "boolean"]},
+            },
             "secretEnv": secret_env,
         },
     }
@@ -313,7 +339,10 @@ def service_schema() -> dict[str, object]:
             "global": _global_schema(),
             "enabled": {"type": "boolean"},
             "component": {"enum": [s.name for s in SERVICES]},
-            "inputTopics": {"type": "array", "items": {"enum": ["raw", "redacted", "scores", "alerts", "audit"]}},
+            "inputTopics": {
+                "type": "array",
+                "items": {"enum": ["raw", "redacted", "scores", "alerts", "audit"]},
+            },
             "replicaCount": {"type": "integer", "minimum": 0},
             "metricsPort": {"type": "integer", "minimum": 1, "maximum": 65535},
             "ports": {
@@ -348,14 +377,23 @@ def service_schema() -> dict[str, object]:
                     "hpa": {
                         "type": "object",
                         "additionalProperties": False,
-                        "properties": {"targetCPUUtilizationPercentage": {"type": "integer", "minimum": 1, "maximum": 100}},
+                        "properties": {
+                            "targetCPUUtilizationPercentage": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": 100,
+                            }
+                        },
                     },
                 },
             },
             "pdb": {
                 "type": "object",
                 "additionalProperties": False,
-                "properties": {"enabled": {"type": "boolean"}, "maxUnavailable": {"type": ["integer", "string"]}},
+                "properties": {
+                    "enabled": {"type": "boolean"},
+                    "maxUnavailable": {"type": ["integer", "string"]},
+                },
             },
             "resources": {
                 "type": "object",
@@ -365,12 +403,19 @@ def service_schema() -> dict[str, object]:
                     "limits": {"type": "object", "additionalProperties": quantity},
                 },
             },
-            "config": {"type": "object", "propertyNames": _ENV_NAME, "additionalProperties": {"type": ["string", "number", "boolean"]}},
+            "config": {
+                "type": "object",
+                "propertyNames": _ENV_NAME,
+                "additionalProperties": {"type": ["string", "number", "boolean"]},
+            },
             "secretEnv": _global_schema()["properties"]["secretEnv"],  # type: ignore[index]
             "serviceMonitor": {
                 "type": "object",
                 "additionalProperties": False,
-                "properties": {"enabled": {"enum": [True, False, "auto"]}, "interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"}},
+                "properties": {
+                    "enabled": {"enum": [True, False, "auto"]},
+                    "interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
+                },
             },
             "terminationGracePeriodSeconds": {"type": "integer", "minimum": 1},
             "podSecurityContext": {"type": "object"},
@@ -396,7 +441,11 @@ def umbrella_schema() -> dict[str, object]:
         "dashboards": {
             "type": "object",
             "additionalProperties": False,
-            "properties": {"enabled": {"type": "boolean"}, "label": {"type": "string"}, "labelValue": {"type": "string"}},
+            "properties": {
+                "enabled": {"type": "boolean"},
+                "label": {"type": "string"},
+                "labelValue": {"type": "string"},
+            },
         },
     }
     for s in SERVICES:
@@ -431,7 +480,7 @@ dependencies:
 
 def umbrella_chart_yaml() -> str:
     deps = "".join(
-        f"  - name: {s.name}\n    version: {VERSION}\n    repository: \"\"\n    condition: {s.name}.enabled\n"
+        f'  - name: {s.name}\n    version: {VERSION}\n    repository: ""\n    condition: {s.name}.enabled\n'
         for s in SERVICES
     )
     return f"""apiVersion: v2
@@ -518,7 +567,9 @@ def expected_files() -> dict[Path, str]:
     files: dict[Path, str] = {}
     for s in SERVICES:
         d = UMBRELLA / "charts" / s.name
-        values = "# Generated by charts/generate.py; edit the generator, not this file.\n" + _service_values(s)
+        values = "# Generated by charts/generate.py; edit the generator, not this file.\n" + _service_values(
+            s
+        )
         files[d / "Chart.yaml"] = service_chart_yaml(s)
         files[d / "values.yaml"] = values
         files[d / "values.schema.json"] = json.dumps(service_schema(), indent=2) + "\n"

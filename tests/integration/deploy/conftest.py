@@ -68,7 +68,13 @@ def render(helm: Path, charts_dir: Path) -> Callable[..., list[dict[str, Any]]]:
 
 
 def helm_template(
-    helm: Path, charts_dir: Path, chart: str, values: tuple[str, ...], sets: tuple[str, ...], kube: str, monitoring: bool
+    helm: Path,
+    charts_dir: Path,
+    chart: str,
+    values: tuple[str, ...],
+    sets: tuple[str, ...],
+    kube: str,
+    monitoring: bool,
 ) -> str:
     path = charts_dir / "spanline" if chart == "spanline" else charts_dir / "spanline" / "charts" / chart
     cmd = [str(helm), "template", "rel", str(path), "--kube-version", kube]

@@ -53,19 +53,32 @@ def validate_object(doc: dict[str, Any], kube: str) -> None:
 
 
 def test_generated_files_match_the_generator() -> None:
-    proc = subprocess.run([sys.executable, str(ROOT / "charts" / "generate.py"), "--check"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "charts" / "generate.py"), "--check"], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
 
 
 def test_lint_strict_with_subcharts(helm: Path, charts_dir: Path) -> None:
     proc = subprocess.run(
-        [str(helm), "lint", "--strict", "--with-subcharts", str(charts_dir / "spanline")], capture_output=True, text=True
+        [str(helm), "lint", "--strict", "--with-subcharts", str(charts_dir / "spanline")],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "0 chart(s) failed" in proc.stdout
-    for values in CI_VALUES:  # subcharts see umbrella values files as their own under lint, so the umbrella alone
+    for (
+        values
+    ) in CI_VALUES:  # subcharts see umbrella values files as their own under lint, so the umbrella alone
         proc = subprocess.run(
-            [str(helm), "lint", "--strict", str(charts_dir / "spanline"), "-f", str(charts_dir / "spanline" / "ci" / values)],
+            [
+                str(helm),
+                "lint",
+                "--strict",
+                str(charts_dir / "spanline"),
+                "-f",
+                str(charts_dir / "spanline" / "ci" / values),
+            ],
             capture_output=True,
             text=True,
         )
@@ -82,7 +95,9 @@ def test_every_rendered_object_is_valid(render: Render, values: str, kube: str, 
         validate_object(doc, kube)
     kinds = {d["kind"] for d in docs}
     assert ("ServiceMonitor" in kinds) == monitoring
-    assert ("PrometheusRule" in kinds) == (values != "below-floor-values.yaml" and (monitoring or "production" in values))
+    assert ("PrometheusRule" in kinds) == (
+        values != "below-floor-values.yaml" and (monitoring or "production" in values)
+    )
 
 
 def test_an_unknown_custom_kind_fails_validation() -> None:
@@ -93,7 +108,10 @@ def test_an_unknown_custom_kind_fails_validation() -> None:
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",
         "metadata": {"name": "x"},
-        "spec": {"scaleTargetRef": {"name": "x"}, "triggers": [{"type": "kafka", "metadata": {"lagThreshold": 5}}]},
+        "spec": {
+            "scaleTargetRef": {"name": "x"},
+            "triggers": [{"type": "kafka", "metadata": {"lagThreshold": 5}}],
+        },
     }
     with pytest.raises(Exception, match="lagThreshold"):
         validate_object(bad, "1.33.0")
@@ -110,7 +128,11 @@ def test_rendered_manifests_hang_together(render: Render, values: str) -> None:
     scaled, hpas = _by_kind(docs, "ScaledObject"), _by_kind(docs, "HorizontalPodAutoscaler")
     services, pdbs = _by_kind(docs, "Service"), _by_kind(docs, "PodDisruptionBudget")
     monitors, configmaps = _by_kind(docs, "ServiceMonitor"), _by_kind(docs, "ConfigMap")
-    tests = {d["metadata"]["name"] for d in docs if d["kind"] == "Pod" and d["metadata"]["annotations"].get("helm.sh/hook") == "test"}
+    tests = {
+        d["metadata"]["name"]
+        for d in docs
+        if d["kind"] == "Pod" and d["metadata"]["annotations"].get("helm.sh/hook") == "test"
+    }
     assert deployments
     for name, dep in deployments.items():
         component = dep["metadata"]["labels"]["app.kubernetes.io/component"]
@@ -122,7 +144,9 @@ def test_rendered_manifests_hang_together(render: Render, values: str) -> None:
         container = dep["spec"]["template"]["spec"]["containers"][0]
         assert container["args"] == ["run", component]
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-        assert ports["metrics"] == SERVICES[component].http_port, "chart port differs from the service's default"
+        assert ports["metrics"] == SERVICES[component].http_port, (
+            "chart port differs from the service's default"
+        )
         assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
         assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
         assert container["securityContext"]["allowPrivilegeEscalation"] is False
@@ -142,13 +166,17 @@ def test_rendered_manifests_hang_together(render: Render, values: str) -> None:
             assert spec["maxReplicaCount"] <= partitions
             for trig in spec["triggers"]:
                 assert all(isinstance(v, str) for v in trig["metadata"].values())
-                group = f"{env.get('SPANLINE_KAFKA_GROUP_PREFIX') or env['SPANLINE_TOPICS_PREFIX']}-{component}"
+                group = (
+                    f"{env.get('SPANLINE_KAFKA_GROUP_PREFIX') or env['SPANLINE_TOPICS_PREFIX']}-{component}"
+                )
                 assert trig["metadata"]["consumerGroup"] == group
                 assert trig["metadata"]["topic"].startswith(env["SPANLINE_TOPICS_PREFIX"] + ".")
 
 
 @pytest.mark.parametrize("values", CI_VALUES)
-def test_configmap_keys_are_real_settings(render: Render, values: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_configmap_keys_are_real_settings(
+    render: Render, values: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every key the chart puts in a service's environment loads in the settings model."""
     from spanline.settings import load_settings
 
@@ -188,8 +216,14 @@ def test_prometheus_rule_and_dashboards_render(render: Render) -> None:
     assert len(rules) == 1
     source = yaml.safe_load((ROOT / "charts" / "spanline" / "rules" / "spanline-rules.yaml").read_text())
     assert next(iter(rules.values()))["spec"]["groups"] == source["groups"]
-    assert not _by_kind(render(values=("default-values.yaml",)), "PrometheusRule"), "auto without the CRD renders none"
-    dashboards = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["labels"].get("grafana_dashboard") == "1"]
+    assert not _by_kind(render(values=("default-values.yaml",)), "PrometheusRule"), (
+        "auto without the CRD renders none"
+    )
+    dashboards = [
+        d
+        for d in docs
+        if d["kind"] == "ConfigMap" and d["metadata"]["labels"].get("grafana_dashboard") == "1"
+    ]
     assert len(dashboards) == len(list((ROOT / "charts" / "spanline" / "dashboards").glob("*.json")))
 
 
@@ -197,20 +231,25 @@ def test_prometheus_rule_and_dashboards_render(render: Render) -> None:
 
 
 REFUSED = [
-    ('global.retention.coldDays=90', "minimum: got 90, want 183"),
+    ("global.retention.coldDays=90", "minimum: got 90, want 183"),
     ('global.retention={"coldDays": 90, "allowBelowFloor": true}', "reason"),
     ('global.retention={"coldDays": 90, "allowBelowFloor": true, "reason": ""}', "reason"),
     ('scorer.autoscaling.mode="vpa"', "value must be one of 'keda', 'hpa', 'none'"),
     ('ingest.autoscaling.mode="keda"', "ingest: autoscaling.mode=keda needs a Kafka input"),
-    ('scorer.autoscaling.maxReplicas=12', "maxReplicas=12 is above global.topics.partitions=6"),
-    ('writer.replicas=2', "additional properties 'replicas' not allowed"),
+    ("scorer.autoscaling.maxReplicas=12", "maxReplicas=12 is above global.topics.partitions=6"),
+    ("writer.replicas=2", "additional properties 'replicas' not allowed"),
     ('global.kafka.bootstrap="kafka"', "/global/kafka/bootstrap"),
-    ('alerter.config={"SPANLINE_ALERTER_RULES_FILE": "/r.yaml", "alerter.rules_file": "/r.yaml"}', "does not match pattern '^SPANLINE_"),
+    (
+        'alerter.config={"SPANLINE_ALERTER_RULES_FILE": "/r.yaml", "alerter.rules_file": "/r.yaml"}',
+        "does not match pattern '^SPANLINE_",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("setting", "message"), REFUSED)
-def test_bad_values_are_refused_with_a_readable_message(helm: Path, charts_dir: Path, setting: str, message: str) -> None:
+def test_bad_values_are_refused_with_a_readable_message(
+    helm: Path, charts_dir: Path, setting: str, message: str
+) -> None:
     with pytest.raises(HelmError) as err:
         helm_template(helm, charts_dir, "spanline", (), (setting,), "1.33.0", False)
     assert message in str(err.value)
@@ -219,7 +258,8 @@ def test_bad_values_are_refused_with_a_readable_message(helm: Path, charts_dir: 
 def test_retention_floor_on_the_coldtier_chart_alone(render: Render, helm: Path, charts_dir: Path) -> None:
     with pytest.raises(HelmError, match="minimum: got 90, want 183"):
         helm_template(helm, charts_dir, "coldtier", (), ("global.retention.coldDays=90",), "1.33.0", False)
-    override = 'global.retention={"coldDays": 90, "allowBelowFloor": true, "reason": "no EU users in this test cluster"}'
+    reason = "no EU users in this test cluster"
+    override = f'global.retention={{"coldDays": 90, "allowBelowFloor": true, "reason": "{reason}"}}'
     docs = render(chart="coldtier", sets=(override,))
     env = _by_kind(docs, "ConfigMap")["rel-coldtier"]["data"]
     assert env["SPANLINE_RETENTION_COLD_DAYS"] == "90"
@@ -229,8 +269,12 @@ def test_retention_floor_on_the_coldtier_chart_alone(render: Render, helm: Path,
 
 def test_schemas_agree_with_jsonschema() -> None:
     """The same verdicts without helm: the schema is standard draft-07."""
-    schema = json.loads((ROOT / "charts" / "spanline" / "charts" / "coldtier" / "values.schema.json").read_text())
-    values = yaml.safe_load((ROOT / "charts" / "spanline" / "charts" / "coldtier" / "values.yaml").read_text())
+    schema = json.loads(
+        (ROOT / "charts" / "spanline" / "charts" / "coldtier" / "values.schema.json").read_text()
+    )
+    values = yaml.safe_load(
+        (ROOT / "charts" / "spanline" / "charts" / "coldtier" / "values.yaml").read_text()
+    )
     jsonschema.validate(values, schema)
     values["global"]["retention"]["coldDays"] = 90
     with pytest.raises(jsonschema.ValidationError):
