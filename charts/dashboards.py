@@ -225,7 +225,7 @@ def usage_dashboard() -> dash.Dashboard:
         .uid("spanline-llm-usage")
         .tags(["spanline"])
         .description(
-            "Requests, tokens, cost, latency, errors and judge pass rates from the spanline hot tier (ClickHouse)"
+            "Requests, tokens, cost, latency, errors and judge pass rates from the hot tier (ClickHouse)"
         )
         .refresh("1m")
         .time("now-24h", "now")
@@ -270,7 +270,8 @@ def usage_dashboard() -> dash.Dashboard:
         .grid_pos(_grid(0, 8))
         .with_target(
             ClickHouse(
-                f"""SELECT project_id, request_model, count() AS calls, sum(input_tokens) AS total_input_tokens,
+                f"""SELECT project_id, request_model, count() AS calls,
+                sum(input_tokens) AS total_input_tokens,
                 sum(output_tokens) AS total_output_tokens, round(sum(cost_usd), 4) AS total_cost_usd,
                 countIf(cost_usd IS NULL AND input_tokens > 0) AS unpriced_calls
                 FROM {SPANS} WHERE $__timeFilter(start_time) AND {MODEL_CALL}
@@ -368,7 +369,8 @@ def usage_dashboard() -> dash.Dashboard:
                 countIf(status_code = 'ERROR') AS error_spans, count() AS spans,
                 round(sum(cost_usd), 4) AS cost_usd, max(end_time) AS last_seen
                 FROM {SPANS} WHERE $__timeFilter(start_time)
-                GROUP BY trace_id HAVING error_spans > 0 ORDER BY error_spans DESC, last_seen DESC LIMIT 20""",
+                GROUP BY trace_id HAVING error_spans > 0
+                ORDER BY error_spans DESC, last_seen DESC LIMIT 20""",
                 fmt=1,
             )
         )

@@ -28,7 +28,7 @@ from spanline.writer.store import connect
 from tests.integration.deploy.conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "charts"))
-import dashboards  # noqa: E402
+import dashboards
 
 METRIC_MODULES = (
     "spanline.core.kafka.metrics",
@@ -51,7 +51,7 @@ def test_committed_dashboards_match_the_generator() -> None:
 
 
 def exported_metric_names() -> set[str]:
-    """Sample names of every metric object the services define (counters as *_total, histograms as *_bucket...)."""
+    """Sample names of every metric the services define (counters as *_total, histograms as *_bucket)."""
     for module in METRIC_MODULES:
         try:
             importlib.import_module(module)
