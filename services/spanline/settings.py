@@ -24,6 +24,7 @@ from spanline.core.settings import (
     SecuritySettings,
     TopicSettings,
 )
+from spanline.core.unknown_keys import explain_unknown_key, unknown_env_messages
 from spanline.core.yaml_file import YamlFileError, read_yaml_mapping
 from spanline.ingest.config import IngestSettings
 from spanline.redactor.config import RedactorSettings
@@ -31,6 +32,16 @@ from spanline.scorer.config import ScorerSettings
 from spanline.writer.config import WriterSettings
 
 CONFIG_ENV = "SPANLINE_CONFIG"
+ENV_PREFIX = "SPANLINE_"
+# `SPANLINE_*` variables that are not settings, all of them, in this one place: every
+# other `SPANLINE_*` variable must be a setting or start-up refuses it as a typo.
+NOT_SETTINGS_ENV = frozenset(
+    {
+        CONFIG_ENV,  # the YAML file
+        "SPANLINE_PSEUDONYM_SECRET",  # the redaction policy's pseudonym secret (docs/redaction.md)
+        "SPANLINE_TEST_HOLD_AFTER_INSERT_S",  # tests/support/writer_hold.py: a writer paused mid-batch
+    }
+)
 
 
 class ConfigError(Exception):
@@ -103,13 +114,16 @@ def format_validation_error(exc: ValidationError) -> str:
         key = ".".join(str(p) for p in err["loc"]) or "<root>"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
-            msg = "unknown key"
+            msg = explain_unknown_key(Settings, err["loc"])
         lines.append(f"  {key}: {msg}")
     return "invalid configuration:\n" + "\n".join(lines)
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
     """Build settings from env + YAML; raise :class:`ConfigError` with a readable message."""
+    unknown = unknown_env_messages(Settings, os.environ, ENV_PREFIX, NOT_SETTINGS_ENV)
+    if unknown:
+        raise ConfigError("invalid configuration:\n" + "\n".join(f"  {m}" for m in unknown))
     path = config_file or os.environ.get(CONFIG_ENV)
     data = _read_yaml(Path(path)) if path else {}
     Settings._yaml_data = data

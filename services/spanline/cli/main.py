@@ -132,6 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Pipeline for LLM and agent traces: OTLP in, redacted, stored hot and cold.",
     )
     parser.add_argument("--version", action="version", version=f"spanline {__version__}")
+    # Also accepted before the command (`spanline --config f.yaml up`); the command's own
+    # --config, when given, wins. A separate dest: a sub-parser's default would overwrite it.
+    parser.add_argument(
+        "--config",
+        dest="config_before_command",
+        metavar="FILE",
+        help="YAML settings file (before or after COMMAND)",
+    )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="FILE", help="YAML settings file (also SPANLINE_CONFIG)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -182,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "config", None) is None and args.config_before_command is not None:
+        args.config = args.config_before_command
     try:
         code = args.func(args)
     except ConfigError as exc:

@@ -181,6 +181,8 @@ class _Supervisor:
                 value = getattr(section, key)
                 if not (key == "port" or key.endswith("_port")) or not isinstance(value, int) or not value:
                     continue
+                if key == "http_port":  # metrics ports: given by --http-base-port under up, checked above
+                    continue
                 bind = getattr(section, key[: -len("port")] + "host", None) or getattr(section, "host", None)
                 check_port_free(str(bind or "127.0.0.1"), value, f"{spec.name}.{key}")
 

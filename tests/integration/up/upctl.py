@@ -21,6 +21,7 @@ def up_env(tmp_path: Path, data_dir: Path | None = None) -> dict[str, str]:
         "SPANLINE_DATA_DIR": str(data_dir or tmp_path / "data"),
         "SPANLINE_INGEST_PORT": str(free_port()),
         "SPANLINE_WRITER_QUERY_PORT": str(free_port()),
+        "SPANLINE_INGEST_OTLP_HTTP_PORT": str(free_port()),
         "SPANLINE_WRITER_BATCH_MAX_WAIT_S": "0.3",
         "XDG_RUNTIME_DIR": str(runtime),
     }
