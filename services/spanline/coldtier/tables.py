@@ -106,6 +106,9 @@ def table_properties(cold: ColdTable) -> dict[str, str]:
         "commit.manifest-merge.enabled": "true",
         "write.metadata.metrics.default": "truncate(16)",
         "spanline.schema-version": str(SCHEMA_VERSION),
+        # conflicts are retried by spanline (commit.retry_on_conflict), which re-merges the
+        # Kafka offsets from the winner's snapshot; pyiceberg's own retry would re-send ours
+        "commit.retry.num-retries": "0",
     }
     for name in cold.column_names:
         if name in _NO_STATS:

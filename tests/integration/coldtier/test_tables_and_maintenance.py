@@ -1,0 +1,145 @@
+"""Iceberg tables, commits and maintenance with pyiceberg on a temp dir (no broker)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from spanline.coldtier import metrics
+from spanline.coldtier.commit import append_batch
+from spanline.coldtier.governance import GovernanceStore, HoldActive
+from spanline.coldtier.maintenance import run_maintenance
+from spanline.coldtier.offsets import table_offsets
+from spanline.coldtier.service import ColdStrategy
+from spanline.coldtier.storage import list_files, open_fs
+from spanline.coldtier.tables import SPANS, ensure_tables, open_catalog, to_iceberg_arrow
+from spanline.core.kafka.records import InMessage
+from spanline.settings import ConfigError, Settings, load_settings
+from spanline.spans.pricing import PricingTable
+from spanline.spans.rows import SpanRows
+from tests.integration.coldtier.conftest import trace_value
+
+DAY_NS = 86_400 * 10**9
+
+
+def _settings(tmp_path: Any, **cold: Any) -> Settings:
+    return load_settings(
+        None, data_dir=str(tmp_path), coldtier={"orphan_min_age_s": 0, "snapshot_keep_s": 0, **cold}
+    )
+
+
+def _batch(n_traces: int, *, project: str = "p1", t0: int | None = None, user: str = "u-1") -> Any:
+    rows = SpanRows(PricingTable.load(None), None)
+    for _ in range(n_traces):
+        rows.add_bytes(trace_value(os.urandom(16), 3, user=user, t0=t0), project, 1)
+    return to_iceberg_arrow(rows.take(), SPANS)
+
+
+def _msgs(settings: Settings, n: int, t0: int | None = None) -> list[InMessage]:
+    return [
+        InMessage(
+            settings.topics.redacted,
+            0,
+            i,
+            b"k",
+            trace_value(os.urandom(16), 2, t0=t0),
+            [("spanline-project", b"p1")],
+            0,
+        )
+        for i in range(n)
+    ]
+
+
+def test_commit_conflict_is_retried_and_offsets_merge(tmp_path: Any) -> None:
+    s = _settings(tmp_path)
+    _, tables = ensure_tables(s)
+    stale = tables["spans"]
+    other = open_catalog(s).load_table((s.coldtier.namespace, "spans"))
+    append_batch(other, "spans", _batch(2), {"t": {1: 10}}, retries=3)
+    before = metrics.COMMIT_CONFLICTS.labels("spans")._value.get()
+    result = append_batch(stale, "spans", _batch(3), {"t": {0: 5}}, retries=3)
+    assert result.conflicts == 1
+    assert metrics.COMMIT_CONFLICTS.labels("spans")._value.get() == before + 1
+    stale.refresh()
+    assert stale.scan().to_arrow().num_rows == 15
+    assert table_offsets(stale) == {"t": {0: 5, 1: 10}}
+
+
+def test_compaction_keeps_rows_cuts_files_and_carries_offsets(tmp_path: Any) -> None:
+    s = _settings(tmp_path, compact_min_files=3)
+    _, tables = ensure_tables(s)
+    strategy = ColdStrategy(s, tables, GovernanceStore.from_settings(s))
+    msgs = _msgs(s, 12)
+    for i in range(0, 12, 2):
+        asyncio.run(strategy.process(msgs[i : i + 2]))
+    t = tables["spans"]
+    t.refresh()
+    assert len(t.inspect.data_files()) == 6
+    report = run_maintenance(s, tables, GovernanceStore.from_settings(s))
+    assert report.total("compact", "files_before") == 6
+    assert report.total("compact", "files_after") == 1
+    assert report.total("orphans", "orphans_removed") > 0
+    t.refresh()
+    assert t.scan().to_arrow().num_rows == 24
+    assert table_offsets(t) == {s.topics.redacted: {0: 12}}
+    fs, root = open_fs(t.location())
+    parquet = [f for f in list_files(fs, root) if f.path.endswith(".parquet")]
+    assert len(parquet) == 1, "expired + orphan removal must leave only the compacted file"
+
+
+def test_retention_drops_whole_days_metadata_only_and_hold_blocks_it(tmp_path: Any) -> None:
+    s = _settings(tmp_path)
+    gov = GovernanceStore.from_settings(s)
+    _, tables = ensure_tables(s)
+    t = tables["spans"]
+    old_ns = int((datetime.now(UTC) - timedelta(days=200)).timestamp()) * 10**9
+    append_batch(t, "spans", _batch(2, project="p1", t0=old_ns), {}, 1)
+    append_batch(t, "spans", _batch(2, project="held", t0=old_ns), {}, 1)
+    append_batch(t, "spans", _batch(2, project="p1"), {}, 1)
+    gov.set_hold("held", "litigation 42", None, "legal@example")
+    report = run_maintenance(s, tables, gov, steps=("retention",))
+    ret = next(r for r in report.steps if r.table == "spans")
+    assert ret.items.get("files_dropped") == 1
+    assert ret.items.get("files_written", 0) == 0, "whole-day retention must not rewrite files"
+    t.refresh()
+    projects = t.scan(selected_fields=("project_id",)).to_arrow().column("project_id").to_pylist()
+    assert projects.count("held") == 6 and projects.count("p1") == 6
+    snap = t.current_snapshot()
+    assert snap is not None and snap.summary is not None
+    assert snap.summary.operation.value == "delete"
+    with pytest.raises(HoldActive, match="held"):
+        gov.check_no_hold({"held"}, "erasure")
+    assert gov.release_hold("held", "legal@example", "case closed")
+    report = run_maintenance(s, tables, gov, steps=("retention",))
+    t.refresh()
+    assert t.scan().to_arrow().num_rows == 6
+    events = [r["event"] for r in gov.audit_records()]
+    assert events.count("hold_set") == 1 and events.count("hold_released") == 1
+
+
+def test_cold_days_floor() -> None:
+    with pytest.raises(ConfigError, match="below the 183-day floor"):
+        load_settings(None, retention={"cold_days": 90})
+    with pytest.raises(ConfigError, match="reason"):
+        load_settings(None, retention={"cold_days": 90, "allow_below_floor": True})
+    ok = load_settings(
+        None, retention={"cold_days": 90, "allow_below_floor": True, "below_floor_reason": "not high-risk"}
+    )
+    assert ok.retention.cold_days == 90
+
+
+def test_stats_off_for_subject_columns(tmp_path: Any) -> None:
+    s = _settings(tmp_path)
+    _, tables = ensure_tables(s)
+    t = tables["spans"]
+    append_batch(t, "spans", _batch(2, user="victim-7"), {}, 1)
+    entry = next(iter(t.scan().plan_files()))
+    uid = t.schema().find_field("user_id").field_id
+    assert uid not in (entry.file.lower_bounds or {}) and uid not in (entry.file.upper_bounds or {})
+    meta = pq.ParquetFile(entry.file.file_path.removeprefix("file://")).metadata
+    assert meta.num_rows == 6
