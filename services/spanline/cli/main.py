@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "spanline.redactor.commands",
     "spanline.writer.commands",
     "spanline.query.commands",
+    "spanline.coldtier.commands",
     "spanline.loadgen.commands",
 )
 
