@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from spanline.alerter.config import AlerterSettings
 from spanline.coldtier.config import ColdtierSettings
 from spanline.core.settings import (
     HttpSettings,
@@ -85,6 +86,7 @@ class Settings(BaseSettings):
     writer: WriterSettings = WriterSettings()
     coldtier: ColdtierSettings = ColdtierSettings()
     scorer: ScorerSettings = ScorerSettings()
+    alerter: AlerterSettings = AlerterSettings()
 
     _yaml_data: dict[str, Any] = {}
 

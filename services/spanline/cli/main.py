@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "spanline.query.commands",
     "spanline.coldtier.commands",
     "spanline.loadgen.commands",
+    "spanline.alerter.commands",
 )
 
 log = logging.getLogger("spanline.cli")

@@ -1,0 +1,1 @@
+"""Alerter: rules over spanline.scores, Alertmanager-grade notification to Slack and PagerDuty."""
