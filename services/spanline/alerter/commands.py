@@ -27,8 +27,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
         help="run rules over a recorded score file (JSON lines) with a virtual clock",
         description=(
             "Prints every firing, resolve and notification the rules and routes would produce. "
-            "Score lines: {\"time\": RFC3339|unix-seconds, \"name\": ..., \"value\": ..., \"project\": ..., "
-            "\"evaluator_kind\": ..., \"sampling_weight\": ..., \"label\": ..., \"attributes\": {...}}."
+            'Score lines: {"time": RFC3339|unix-seconds, "name": ..., "value": ..., "project": ..., '
+            '"evaluator_kind": ..., "sampling_weight": ..., "label": ..., "attributes": {...}}.'
         ),
     )
     tp.add_argument("rules", type=Path, help="rule file")
@@ -37,7 +37,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     tp.set_defaults(func=cmd_test)
 
     sp = sub.add_parser("silence", parents=[common], help="mute matching alerts for a while")
-    sp.add_argument("--match", action="append", default=[], metavar="NAME=VALUE", help="k=v, k!=v or k=~regex")
+    sp.add_argument(
+        "--match", action="append", default=[], metavar="NAME=VALUE", help="k=v, k!=v or k=~regex"
+    )
     sp.add_argument("--for", dest="duration", default="2h", help="how long (default 2h)")
     sp.add_argument("--comment", default="", help="why (shown in `silences`)")
     sp.add_argument("--by", default="", help="who (default: $USER)")
@@ -59,7 +61,10 @@ def cmd_lint(args: argparse.Namespace) -> int:
     except RulesError as exc:
         print(f"spanline alerts lint: {exc}", file=sys.stderr)
         return 2
-    print(f"ok: {len(rules.rules)} rules, {len(rules.receivers)} receivers, {len(rules.inhibit_rules)} inhibit rules")
+    print(
+        f"ok: {len(rules.rules)} rules, {len(rules.receivers)} receivers, "
+        f"{len(rules.inhibit_rules)} inhibit rules"
+    )
     return 0
 
 

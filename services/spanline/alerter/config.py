@@ -16,7 +16,8 @@ from spanline.core.settings import Section
 
 class AlerterSettings(Section):
     rules_file: Path | None = Field(
-        default=None, description="rules/routes/receivers YAML; unset = the shipped default rules, console only"
+        default=None,
+        description="rules/routes/receivers YAML; unset = the shipped default rules, console only",
     )
     eval_interval_s: float | None = Field(
         default=None, gt=0, le=3600, description="overrides the rule file's defaults.eval_interval"
