@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Iterable
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from spanline.core.kafka.records import InMessage
 
@@ -54,3 +55,40 @@ async def read_topic(
 
 def read_topic_sync(bootstrap: str, topic: str, **kwargs: float | int) -> list[InMessage]:
     return asyncio.run(read_topic(bootstrap, topic, **kwargs))  # type: ignore[arg-type]
+
+
+async def committed_offsets(
+    bootstrap: str, group_id: str, partitions: Iterable[tuple[str, int]]
+) -> dict[tuple[str, int], int]:
+    """The offsets a consumer group has committed, by (topic, partition); absent if none.
+
+    Asked through a consumer of the group that never joins it (OffsetFetch as the group's
+    own members use it; the admin client's version of that call does not decode on Tansu).
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False)
+    await consumer.start()
+    out: dict[tuple[str, int], int] = {}
+    try:
+        for topic, p in partitions:
+            offset = await consumer.committed(TopicPartition(topic, p))
+            if offset is not None and offset >= 0:
+                out[(topic, p)] = offset
+    finally:
+        await consumer.stop()
+    return out
+
+
+def committed_offsets_sync(
+    bootstrap: str, group_id: str, partitions: Iterable[tuple[str, int]]
+) -> dict[tuple[str, int], int]:
+    return asyncio.run(committed_offsets(bootstrap, group_id, partitions))
+
+
+def end_offsets(messages: list[InMessage]) -> dict[tuple[str, int], int]:
+    """Next offset per (topic, partition) of messages read from the start of their topics
+    (Tansu's end_offsets are not reliable, see DESIGN.md)."""
+    out: dict[tuple[str, int], int] = {}
+    for m in messages:
+        key = (m.topic, m.partition)
+        out[key] = max(out.get(key, 0), m.offset + 1)
+    return out

@@ -58,6 +58,14 @@ class Pipeline:
     def scalar(self, sql: str) -> Any:
         return self.db.query(sql).rows[0][0]
 
+    def raw_scalar(self, sql: str) -> Any:
+        """The stored rows as they are: no FINAL, so replays that wrote a row twice show."""
+        return self.db.query(sql, final=False).rows[0][0]
+
+    @property
+    def writer_group(self) -> str:
+        return self.settings.topics.group(self.settings.kafka, "writer")
+
     def wait_for(self, sql: str, expected: Any, timeout_s: float = 60) -> Any:
         """Poll until the query returns `expected` (a value or a predicate)."""
         deadline = time.monotonic() + timeout_s

@@ -49,8 +49,16 @@ class ServiceThread:
 class ServiceProcess:
     """`spanline run <service>` as a child process with the given environment."""
 
-    def __init__(self, service: str, env: dict[str, str], http_port: int, log_path: Path) -> None:
+    def __init__(
+        self,
+        service: str,
+        env: dict[str, str],
+        http_port: int,
+        log_path: Path,
+        module: str = "spanline.cli.main",
+    ) -> None:
         self.service = service
+        self.module = module
         self.env = {**os.environ, **env}
         self.http_port = http_port
         self.log_path = log_path
@@ -62,7 +70,7 @@ class ServiceProcess:
             [
                 sys.executable,
                 "-m",
-                "spanline.cli.main",
+                self.module,
                 "run",
                 self.service,
                 "--http-port",

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import grpc
 import pytest
@@ -19,7 +18,9 @@ from opentelemetry.trace import Status, StatusCode
 
 from spanline.loadgen.genai_traces import build_trace_set
 from spanline.spans.pricing import PricingTable
+from tests.support.kafka import committed_offsets_sync, end_offsets, read_topic_sync
 from tests.support.pipeline import Pipeline
+from tests.support.writer_hold import parse_marker
 
 pytestmark = pytest.mark.integration
 
@@ -109,69 +110,91 @@ def test_sdk_spans_land_with_genai_columns_cost_and_no_pii(pipeline: Pipeline) -
     assert pipeline.scalar("SELECT sum(count) FROM audit") >= len(loadgen.planted)
 
 
+def _span_offsets(pipeline: Pipeline, min_messages: int) -> dict[tuple[str, int], int]:
+    """End offset of every partition of spanline.redacted (every message was read)."""
+    msgs = read_topic_sync(
+        pipeline.settings.kafka.bootstrap, pipeline.settings.topics.redacted, min_messages=min_messages
+    )
+    return end_offsets(msgs)
+
+
+def _committed(pipeline: Pipeline, group: str) -> dict[tuple[str, int], int]:
+    redacted = pipeline.settings.topics.redacted
+    partitions = [(redacted, p) for p in range(16)]  # more than any test topic has
+    return committed_offsets_sync(pipeline.settings.kafka.bootstrap, group, partitions)
+
+
+def _wait_committed(pipeline: Pipeline, group: str, ends: dict[tuple[str, int], int]) -> None:
+    deadline = time.monotonic() + 30
+    while _committed(pipeline, group) != ends and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert _committed(pipeline, group) == ends, "the writer's group did not commit what it wrote"
+
+
 def test_replay_with_a_reset_group_returns_each_span_once(pipeline: Pipeline) -> None:
     loadgen = build_trace_set(300, 100, seed=12)
     _send_requests(pipeline.otlp_endpoint, [r.SerializeToString() for r in loadgen.requests])
-    pipeline.wait_for("SELECT count() FROM spans", 300)
+    pipeline.wait_for("SELECT uniqExact(trace_id, span_id) FROM spans", 300)
+    assert pipeline.raw_scalar("SELECT count() FROM spans") == 300  # raw: written once so far
     pipeline.writer.terminate(60)
+    ends = _span_offsets(pipeline, min_messages=1)
+    # The drained writer committed exactly up to the end of what it wrote.
+    _wait_committed(pipeline, pipeline.writer_group, ends)
+
     # A new consumer group reads spanline.redacted from the start again: a full replay.
-    pipeline.restart_writer({"SPANLINE_KAFKA_GROUP_PREFIX": pipeline.settings.kafka.group_prefix + "-replay"})
+    replay_prefix = pipeline.settings.kafka.group_prefix + "-replay"
+    pipeline.restart_writer({"SPANLINE_KAFKA_GROUP_PREFIX": replay_prefix})
     pipeline.wait_for(
         "SELECT sum(value) FROM system.events WHERE event = 'InsertedRows'",
         lambda v: v is not None and v >= 300,
     )
+    _wait_committed(pipeline, f"{replay_prefix}-writer", ends)
+    # Raw rows: the replay wrote every span a second time (until a merge folds them) and
+    # lost none; the read path (FINAL) shows each span once.
+    raw_rows = pipeline.raw_scalar("SELECT count() FROM spans")
+    assert 300 <= raw_rows <= 600
+    assert pipeline.raw_scalar("SELECT uniqExact(trace_id, span_id) FROM spans") == 300
     assert pipeline.scalar("SELECT count() FROM spans") == 300
-    assert pipeline.scalar("SELECT uniqExact(trace_id, span_id) FROM spans") == 300
 
 
-def test_writer_sigkill_mid_batch_then_restart_exactly_once(pipeline: Pipeline) -> None:
+def test_writer_sigkill_between_insert_and_commit_then_restart(pipeline: Pipeline) -> None:
     loadgen = build_trace_set(3000, 100, seed=13)
     bodies = [r.SerializeToString() for r in loadgen.requests]
-    _send_requests(pipeline.otlp_endpoint, bodies[:10])
-    pipeline.wait_for("SELECT count() FROM spans", lambda n: n > 0)
-    _send_requests(pipeline.otlp_endpoint, bodies[10:])
-    pipeline.writer.kill()  # SIGKILL while it is consuming the rest
+    # The writer that gets killed stops once right after an insert, before its commit.
+    pipeline.writer.terminate(60)
+    pipeline.writer.module = "tests.support.writer_hold"
+    pipeline.restart_writer({"SPANLINE_TEST_HOLD_AFTER_INSERT_S": "120"})
+    _send_requests(pipeline.otlp_endpoint, bodies)
+    deadline = time.monotonic() + 60
+    while (marker := parse_marker(pipeline.writer.logs())) is None:
+        assert time.monotonic() < deadline, pipeline.writer.logs()[-3000:]
+        time.sleep(0.1)
+    # With two batches in flight the next one may still be inserting: let it finish (the
+    # loop then waits on the held batch), so every row in the table is uncommitted.
+    time.sleep(1.0)
+    held_rows = pipeline.raw_scalar("SELECT count() FROM spans")
+    committed = _committed(pipeline, pipeline.writer_group)
+    pipeline.writer.kill()  # SIGKILL after the held batch was inserted, before its commit
+    assert held_rows > 0, "the held batch was not in the table when the writer was killed"
+    redacted = pipeline.settings.topics.redacted
+    offsets = marker["offsets"]
+    assert isinstance(offsets, dict)
+    held = {(redacted, int(k.rsplit("/", 1)[1])): v for k, v in offsets.items() if k.startswith(redacted)}
+    assert held, marker
+    for tp, (low, _high) in held.items():
+        assert committed.get(tp, 0) <= low, f"{tp} committed past the held batch: {committed} {held}"
+
+    pipeline.writer.module = "spanline.cli.main"
+    pipeline.writer.env.pop("SPANLINE_TEST_HOLD_AFTER_INSERT_S", None)
     pipeline.restart_writer()
-    pipeline.wait_for("SELECT count() FROM spans", 3000, timeout_s=120)
-    assert pipeline.scalar("SELECT uniqExact(trace_id, span_id) FROM spans") == 3000
-
-
-def _chattr(path: Path, flag: str) -> bool:
-    return subprocess.run(["chattr", flag, str(path)], capture_output=True).returncode == 0
-
-
-def test_clickhouse_unavailable_then_recovers_without_loss(pipeline: Pipeline) -> None:
-    _send_requests(
-        pipeline.otlp_endpoint, [r.SerializeToString() for r in build_trace_set(100, 100, seed=14).requests]
-    )
-    pipeline.wait_for("SELECT count() FROM spans", 100)
-    spans_dir = Path(pipeline.settings.data_dir).resolve() / "clickhouse" / "store"
-    table_dirs = [p for p in spans_dir.glob("*/*") if p.is_dir() and any(p.glob("*_*_*_*"))]
-    if not table_dirs or not all(_chattr(d, "+i") for d in table_dirs):
-        for d in table_dirs:
-            _chattr(d, "-i")
-        pytest.skip("filesystem does not support immutable directories (chattr)")
-    try:
-        _send_requests(
-            pipeline.otlp_endpoint,
-            [r.SerializeToString() for r in build_trace_set(500, 100, seed=15).requests],
-        )
-        # The writer cannot insert: it keeps retrying, paused, and commits nothing.
-        deadline = time.monotonic() + 30
-        while (
-            time.monotonic() < deadline
-            and "spanline_processing_retries_total 0.0" in pipeline.writer.metrics()
-        ):
-            time.sleep(0.5)
-        metrics = pipeline.writer.metrics()
-        assert "spanline_kafka_consumer_paused 1.0" in metrics
-        assert pipeline.scalar("SELECT count() FROM spans") == 100
-    finally:
-        for d in table_dirs:
-            _chattr(d, "-i")
-    pipeline.wait_for("SELECT count() FROM spans", 600, timeout_s=90)
-    assert pipeline.scalar("SELECT uniqExact(trace_id, span_id) FROM spans") == 600
-    assert "spanline_kafka_consumer_paused 0.0" in pipeline.writer.metrics()
+    pipeline.wait_for("SELECT uniqExact(trace_id, span_id) FROM spans", 3000, timeout_s=120)
+    ends = _span_offsets(pipeline, min_messages=1)
+    _wait_committed(pipeline, pipeline.writer_group, ends)
+    # Raw rows: nothing lost, and duplicates only from the batches that were inserted but
+    # not committed when the writer died (the replay rewrites them).
+    assert pipeline.raw_scalar("SELECT uniqExact(trace_id, span_id) FROM spans") == 3000
+    assert 3000 <= pipeline.raw_scalar("SELECT count() FROM spans") <= 3000 + held_rows
+    assert pipeline.scalar("SELECT count() FROM spans") == 3000
 
 
 def test_3mb_payload_round_trips_byte_for_byte_through_spanline_trace(pipeline: Pipeline) -> None:
