@@ -31,6 +31,7 @@ from spanline.redactor.detectors import (
     KEY_POLICY,
     NER_DETECTORS,
 )
+from spanline.redactor.detectors.phones import DEFAULT_REGIONS as DEFAULT_PHONE_REGIONS
 from spanline.redactor.errors import PolicyError
 
 Action = Literal["mask", "pseudonymize", "drop"]
@@ -121,6 +122,26 @@ class PolicySection(_Model):
     dictionary: list[DictionaryRule] = Field(default_factory=list)
     pseudonym_secret_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     pseudonym_secret_file: Path | None = None
+    phone_regions: list[str] | None = Field(
+        default=None,
+        description="ISO 3166 regions tried for phone numbers written without a country code "
+        "(default US, GB, DE, FR), in order",
+    )
+
+    @field_validator("phone_regions")
+    @classmethod
+    def _known_regions(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        from phonenumbers import SUPPORTED_REGIONS
+
+        out = [r.upper() for r in value]
+        unknown = [r for r in out if r not in SUPPORTED_REGIONS]
+        if unknown:
+            raise ValueError(f"unknown phone region(s) {', '.join(unknown)} (ISO 3166 alpha-2 codes)")
+        if not out:
+            raise ValueError("phone_regions must list at least one region")
+        return out
 
     @field_validator("detectors", mode="before")
     @classmethod
@@ -239,6 +260,7 @@ class ResolvedPolicy:
     custom: tuple[CustomPattern, ...]
     dictionary: tuple[DictionaryRule, ...]
     hmac_key: bytes | None = field(repr=False)
+    phone_regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS
 
 
 def _group_of(detector: str) -> str | None:
@@ -358,6 +380,7 @@ def resolve(
                 "pseudonym_secret_env / pseudonym_secret_file in the policy"
             )
     attributes = proj.attributes if proj is not None and proj.attributes is not None else policy.attributes
+    regions = proj.phone_regions if proj is not None and proj.phone_regions else policy.phone_regions
     return ResolvedPolicy(
         project=project,
         actions=actions,
@@ -365,4 +388,5 @@ def resolve(
         custom=tuple(custom[n] for n in custom if n in actions),
         dictionary=tuple(dictionary[n] for n in dictionary if n in actions),
         hmac_key=key,
+        phone_regions=tuple(regions) if regions else DEFAULT_PHONE_REGIONS,
     )

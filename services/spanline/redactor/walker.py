@@ -87,10 +87,13 @@ class CompiledPolicy:
             tuple((c.name, c.pattern, c.ignore_case) for c in resolved.custom),
             tuple((d.name, tuple(d.terms), d.ignore_case) for d in resolved.dictionary),
             id(self.ner),
+            resolved.phone_regions,
         )
         scanner = scanners.get(key) if scanners is not None else None
         if scanner is None:
-            detectors: list[TextDetector] = builtin_detectors(enabled & frozenset(BUILTIN_DETECTORS))
+            detectors: list[TextDetector] = builtin_detectors(
+                enabled & frozenset(BUILTIN_DETECTORS), phone_regions=resolved.phone_regions
+            )
             for c in resolved.custom:
                 flags = re.IGNORECASE if c.ignore_case else 0
                 detectors.append(RegexDetector(c.name, re.compile(c.pattern, flags)))
@@ -111,6 +114,8 @@ class CompiledPolicy:
         self.hmac_key = resolved.hmac_key
         self.sensitive_keys = "credential" in enabled
         self._sensitive_cache: dict[str, bool] = {}
+        self._id_key_cache: dict[str, bool] = {}
+        self.id_context_keys = bool(enabled & _KEY_CONTEXT_DETECTORS)
         # False: the reference walk (every element walked, every document parsed, every
         # text scanned on its own); same results, for benchmarks and equivalence tests.
         self.fast_paths = fast_paths
@@ -171,6 +176,16 @@ class CompiledPolicy:
             return False
         return not any(lit in serialized for lit in self._removed_key_literals)
 
+    def is_id_context_key(self, key: str) -> bool:
+        """Whether a key names a national id (``{"pesel": "..."}``, ``customer.bsn``): its
+        value is scanned with the key as context, as if written "pesel: ..."."""
+        hit = self._id_key_cache.get(key)
+        if hit is None:
+            hit = _ID_CONTEXT_KEY.search(key) is not None
+            if len(self._id_key_cache) < 100_000:
+                self._id_key_cache[key] = hit
+        return hit
+
     def is_sensitive_key(self, key: str) -> bool:
         hit = self._sensitive_cache.get(key)
         if hit is None:
@@ -178,6 +193,13 @@ class CompiledPolicy:
             if len(self._sensitive_cache) < 100_000:
                 self._sensitive_cache[key] = hit
         return hit
+
+
+# Detectors whose context words may sit in the key above a value instead of the text.
+_KEY_CONTEXT_DETECTORS: Final = frozenset({"de_idnr", "nl_bsn", "pl_pesel", "se_personnummer", "ssn"})
+_ID_CONTEXT_KEY: Final = re.compile(
+    r"(?i)pesel|bsn|burgerservice|sofi|steuer|idnr|id_nr|tax.?id|personnummer|personnr|ssn|social.?security"
+)
 
 
 def _may_hold_json(s: str) -> bool:
@@ -301,7 +323,18 @@ class MessageWalk:
             result = self._json(s, nesting)
             if result is not _NOT_JSON:
                 return result  # type: ignore[return-value]
+        if key is not None and p.id_context_keys and len(s) <= 64 and p.is_id_context_key(key):
+            return self._text_under_key(s, key)
         return self.text(s)
+
+    def _text_under_key(self, s: str, key: str) -> str | None:
+        """Scan ``s`` as "key: s" (context words of national ids), keeping findings inside ``s``."""
+        prefix = f"{key}: "
+        shift = len(prefix)
+        found = [(a - shift, b - shift, d) for a, b, d in self.p.scanner.scan(prefix + s) if a >= shift]
+        if not found:
+            return None
+        return self._apply(s, found)
 
     def number(self, value: int) -> str | None:
         """Integers long enough to be a card, phone or SSN are checked like text."""
@@ -399,6 +432,7 @@ class MessageWalk:
         max_depth = p.limits.max_json_depth
         max_chars = p.limits.max_string_chars  # longer leaves must reach text() and fail there
         sensitive = p.is_sensitive_key if p.sensitive_keys else None
+        id_key = p.is_id_context_key if p.id_context_keys else None
         memo = self.findings if p.fast_paths else None
         todo: list[tuple[Any, Any, Any, str | None]] = []  # (container, key or index, value, context key)
         pending: list[tuple[Any, Any, Any, str | None]] = []  # waiting for the prefilter
@@ -417,6 +451,7 @@ class MessageWalk:
                         if v:
                             if (
                                 (sensitive is not None and sensitive(k))
+                                or (id_key is not None and id_key(k))
                                 or _may_hold_json(v)
                                 or len(v) > max_chars
                             ):

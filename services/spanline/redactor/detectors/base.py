@@ -10,7 +10,17 @@ from typing import Protocol
 
 Finding = tuple[int, int, str]
 
-PII_DETECTORS: tuple[str, ...] = ("email", "phone", "card", "iban", "ip", "ssn")
+NATIONAL_ID_DETECTORS: tuple[str, ...] = (
+    "uk_nino",
+    "de_idnr",
+    "fr_nir",
+    "es_dni",
+    "it_fiscal_code",
+    "nl_bsn",
+    "pl_pesel",
+    "se_personnummer",
+)
+PII_DETECTORS: tuple[str, ...] = ("email", "phone", "card", "iban", "ip", "ssn", *NATIONAL_ID_DETECTORS)
 SECRET_DETECTORS: tuple[str, ...] = (
     "private_key",
     "anthropic_key",

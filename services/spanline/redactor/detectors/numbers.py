@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from spanline.redactor.checksums import luhn_valid
+from spanline.redactor.detectors import phones
 from spanline.redactor.detectors.base import Finding
 
 # Digit groups joined by short separator runs. Possessive digit runs and a bounded number
@@ -19,13 +20,30 @@ from spanline.redactor.detectors.base import Finding
 # it, so the regex engine can skip to candidate characters (4x faster than leading with
 # the lookbehind). A digit right after ':' is the tail of a time ("17:08:05.395471").
 _CANDIDATE = re.compile(
-    r"[+(0-9](?<![\w.+\-/\\].)(?<!:[0-9])(?:(?<=[0-9])[0-9]*+|(?<=\+)[0-9]++|(?<=\()\+?[0-9]++)"
+    r"[+(0-9](?:(?<![\w.+\-/\\].)|(?<=\\[nrt].))(?<!:[0-9])"
+    r"(?:(?<=[0-9])[0-9]*+|(?<=\+)[0-9]++|(?<=\()\+?[0-9]++)"
     r"(?:[ \u00a0\-./()]{1,3}[0-9]++){0,9}"
     r"(?P<ext>[ ]?(?:x|ext\.?|extension)[ ]?[0-9]{1,6}+)?(?![\w])"
 )
 _GROUP = re.compile(r"[0-9]+")
 
-_PHONE_CONTEXT = ("phone", "tel", "mobile", "cell", "call", "fax", "whatsapp", "sms", "dial", "contact")
+_PHONE_CONTEXT = (
+    "phone",
+    "tel",
+    "mobile",
+    "cell",
+    "call",
+    "fax",
+    "whatsapp",
+    "sms",
+    "dial",
+    "contact",
+    "ring",
+    "handy",
+    "mobil",
+    "fon",
+    "portable",
+)
 _SSN_CONTEXT = ("ssn", "social security", "social sec")
 _CONTEXT_CHARS = 40
 _MAX_WINDOW = 8
@@ -93,13 +111,19 @@ class NumberDetector:
     )
     # _CANDIDATE starts at '+', '(' or a digit not preceded by [\w.+\-/\\] and holds every
     # group of the window found in it, so 7 digits follow its start (dotted quads, which
-    # may start mid-candidate, keep their context-free trigger).
+    # may start mid-candidate, keep their context-free trigger). It may also start right
+    # after a literal ``\\n``, ``\\r`` or ``\\t`` escape, whose letter is a word character.
     element_triggers = (
         (r"\w.+\-/\\", r"(?:\+|\(\+?)?[0-9](?:(?:[ \-./()]|\xc2\xa0){0,3}[0-9]){6}", False),
         (None, triggers[1][0], False),
+        # A literal escape before the number ("Tel:\\n0171 1234567" in a repr()'d log line).
+        (None, r"\\[nrt](?:\+|\(\+?)?[0-9](?:(?:[ \-./()]|\xc2\xa0){0,3}[0-9]){6}", False),
     )
 
-    def __init__(self, enabled: frozenset[str]) -> None:
+    def __init__(
+        self, enabled: frozenset[str], phone_regions: tuple[str, ...] = phones.DEFAULT_REGIONS
+    ) -> None:
+        self.regions = phone_regions
         self.phone = "phone" in enabled
         self.card = "card" in enabled
         self.ssn = "ssn" in enabled
@@ -194,8 +218,8 @@ class NumberDetector:
             return (start, end, "phone")
         return None
 
-    @staticmethod
     def _is_phone(
+        self,
         text: str,
         start: int,
         digits: str,
@@ -205,35 +229,101 @@ class NumberDetector:
         plus: bool,
         paren: bool,
     ) -> bool:
-        nd = len(digits)
-        ng = len(groups)
-        if any(s.strip(" \u00a0") not in ("", "-", ".", "/", "(", ")", ")(") for s in seps):
+        """Shape first (cheap), then ``phonenumbers``: a valid number needs no context word, a
+        merely possible one needs a phone shape or a context word, and never follows "#"
+        or an order/invoice/reference word."""
+        shape = _phone_shape(digits, groups, lens, seps, plus, paren)
+        if shape == _NO:
             return False
-        if plus:
-            return 8 <= nd <= 15 and digits[0] != "0"
-        if ng == 3 and _is_date(lens, groups):
+        check_digits = digits
+        if plus and "0" in groups[1:3]:
+            # "+49 (0)30 1234567": the bracketed trunk zero is not dialled after the country code.
+            k = groups.index("0", 1)
+            if k < len(seps) + 1 and seps[k - 1].endswith("("):
+                check_digits = "".join(groups[:k] + groups[k + 1 :])
+        international = plus or (digits.startswith("00") and digits[2] != "0")
+        valid, possible = phones.check(check_digits, international, self.regions)
+        if not possible:
             return False
-        if digits.startswith("00") and 10 <= nd <= 15 and digits[2] != "0":
+        if _negative_context(text, start):
+            return False
+        if valid or shape == _YES:
             return True
-        if paren:
-            return 2 <= lens[0] <= 5 and 7 <= nd <= 12
-        if ng == 1:
-            if nd == 10 and digits[0] in "23456789":
-                return True
-            if nd == 11 and digits[0] == "1" and digits[1] in "23456789":
-                return True
-            if digits[0] == "0" and digits[1] != "0" and 10 <= nd <= 11:
-                return True
-            return 7 <= nd <= 15 and _context_has(text, start, _PHONE_CONTEXT)
-        if not 7 <= nd <= 12:
-            return 7 <= nd <= 15 and _context_has(text, start, _PHONE_CONTEXT)
-        if ng == 2 and lens[0] == 4 and digits[0] != "0":
-            # "5841 178 Main St", "2019 2020": house numbers and years, unless someone says phone.
-            return _context_has(text, start, _PHONE_CONTEXT)
-        if _is_thousands(lens, seps) and digits[0] != "0":
-            return _context_has(text, start, _PHONE_CONTEXT)
-        if lens[0] == 1 and not (digits[0] == "1" and nd == 11):
-            return _context_has(text, start, _PHONE_CONTEXT)
-        if min(lens) < 2 or lens[0] > 5:
-            return _context_has(text, start, _PHONE_CONTEXT)
+        return _context_has(text, start, _PHONE_CONTEXT)
+
+
+_NO, _CONTEXT, _YES = 0, 1, 2
+# Words right before a number that make it something else than a phone number.
+_NOT_PHONE_WORDS = (
+    "order",
+    "invoice",
+    "ticket",
+    "ref",
+    "reference",
+    "tracking",
+    "account",
+    "acct",
+    "id",
+    "no",
+    "nr",
+    "number",
+    "case",
+    "customer",
+    "po",
+    "sku",
+)
+_LAST_WORD = re.compile(r"([A-Za-z]+)\W{0,3}$")
+
+
+def _negative_context(text: str, start: int) -> bool:
+    """ "#12345678", "order 12345678", "Order No. 12345678" (but "phone number 0301234567"
+    and "mobile no. 0171..." stay phones: a phone word right before the order word wins)."""
+    before = text[max(0, start - 24) : start]
+    if before.rstrip(" ").endswith("#"):
         return True
+    m = _LAST_WORD.search(before)
+    if m is None or m.group(1).lower() not in _NOT_PHONE_WORDS:
+        return False
+    head = before[: m.start()].lower()
+    if m.group(1).lower() in ("no", "nr", "number", "id"):
+        # "phone number", "tel. no.", "mobile nr": the word qualifies a phone word.
+        return not any(w in head[-12:] for w in _PHONE_CONTEXT)
+    return True
+
+
+def _phone_shape(
+    digits: str, groups: list[str], lens: tuple[int, ...], seps: list[str], plus: bool, paren: bool
+) -> int:
+    """Whether the digit groups look like a phone number: yes, only with a context word, or no."""
+    nd = len(digits)
+    ng = len(groups)
+    if any(s.strip(" \u00a0") not in ("", "-", ".", "/", "(", ")", ")(") for s in seps):
+        return _NO
+    if plus:
+        return _YES if 8 <= nd <= 15 and digits[0] != "0" else _NO
+    if ng == 3 and _is_date(lens, groups):
+        return _NO
+    if digits.startswith("00") and 10 <= nd <= 15 and digits[2] != "0":
+        return _YES
+    if paren:
+        return _YES if 2 <= lens[0] <= 5 and 7 <= nd <= 12 else _NO
+    if ng == 1:
+        if nd == 10 and digits[0] in "23456789":
+            return _YES
+        if nd == 11 and digits[0] == "1" and digits[1] in "23456789":
+            return _YES
+        if digits[0] == "0" and digits[1] != "0" and 10 <= nd <= 11:
+            return _YES
+        return _CONTEXT if 7 <= nd <= 15 else _NO
+    if not 7 <= nd <= 12:
+        return _CONTEXT if 7 <= nd <= 15 else _NO
+    if ng == 2 and lens[0] == 4 and digits[0] != "0":
+        # "5841 178 Main St", "2019 2020": house numbers and years, unless someone says phone.
+        return _CONTEXT
+    if _is_thousands(lens, seps) and digits[0] != "0":
+        return _CONTEXT
+    if lens[0] == 1 and not (digits[0] == "1" and nd == 11):
+        return _CONTEXT
+    if min(lens) < 2 or lens[0] > 5:
+        return _CONTEXT
+    return _YES

@@ -20,7 +20,9 @@ from typing import Any
 
 from spanline.redactor.detectors.base import Finding, TextDetector
 from spanline.redactor.detectors.contact import EmailDetector, IbanDetector, Ipv6Detector
+from spanline.redactor.detectors.national_ids import national_id_detectors
 from spanline.redactor.detectors.numbers import NumberDetector
+from spanline.redactor.detectors.phones import DEFAULT_REGIONS as DEFAULT_PHONE_REGIONS
 from spanline.redactor.detectors.secrets import (
     AuthorizationDetector,
     AwsSecretDetector,
@@ -60,8 +62,11 @@ _CLEAN_CACHE_MAX_LEN = 64
 _CLEAN_CACHE_SIZE = 50_000
 
 
-def builtin_detectors(enabled: frozenset[str]) -> list[TextDetector]:
-    """Instances for the enabled built-in detector names, in priority order."""
+def builtin_detectors(
+    enabled: frozenset[str], *, phone_regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS
+) -> list[TextDetector]:
+    """Instances for the enabled built-in detector names, in priority order; ``phone_regions``
+    are tried for phone numbers written without a country code."""
     out: list[TextDetector] = []
     if enabled & {
         "private_key",
@@ -87,8 +92,9 @@ def builtin_detectors(enabled: frozenset[str]) -> list[TextDetector]:
         out.append(EmailDetector())
     if "iban" in enabled:
         out.append(IbanDetector())
+    out.extend(national_id_detectors(enabled))
     if enabled & {"phone", "card", "ssn", "ip"}:
-        out.append(NumberDetector(enabled))
+        out.append(NumberDetector(enabled, phone_regions))
     if "ip" in enabled:
         out.append(Ipv6Detector())
     return out
