@@ -95,6 +95,21 @@ class TopicSettings(Section):
     def audit(self) -> str:
         return self.name("audit")
 
+    @property
+    def alerter_partials(self) -> str:
+        """Alerter-internal: partial aggregates keyed by notification group."""
+        return self.name("alerter.partials")
+
+    @property
+    def alerter_checkpoints(self) -> str:
+        """Alerter-internal, compacted: window and alert state per notification group."""
+        return self.name("alerter.checkpoints")
+
+    @property
+    def alerter_silences(self) -> str:
+        """Alerter-internal, compacted: silences by id."""
+        return self.name("alerter.silences")
+
     @staticmethod
     def dlq(topic: str) -> str:
         return f"{topic}.dlq"

@@ -39,6 +39,10 @@ def topic_specs(topics: TopicSettings, retention: RetentionSettings) -> list[Top
         TopicSpec(topics.scores, p, {"retention.ms": ms(retention.scores_days, _DAY_MS)}),
         TopicSpec(topics.alerts, p, {"cleanup.policy": "compact"}),
         TopicSpec(topics.audit, p, {"retention.ms": ms(retention.audit_days, _DAY_MS)}),
+        # alerter-internal (docs/architecture.md): partials live as long as the scores they fold
+        TopicSpec(topics.alerter_partials, p, {"retention.ms": ms(retention.scores_days, _DAY_MS)}),
+        TopicSpec(topics.alerter_checkpoints, p, {"cleanup.policy": "compact"}),
+        TopicSpec(topics.alerter_silences, 1, {"cleanup.policy": "compact"}),
         # raw's DLQ holds unredacted data: it inherits raw's short retention (DESIGN.md).
         TopicSpec(TopicSettings.dlq(topics.raw), p, {"retention.ms": raw_ret}),
     ]
