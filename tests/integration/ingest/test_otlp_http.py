@@ -6,8 +6,10 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import signal
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -318,3 +320,35 @@ def test_broker_down_is_503_with_retry_after_and_nothing_acknowledged(
     keys = {m.key for m in read_topic_sync(own_broker.bootstrap, settings.topics.raw, min_messages=1)}
     assert b"\x0d" * 16 in keys
     assert b"\x0a" * 16 not in keys  # refused with 503, so not stored behind the client's back either
+
+
+def test_concurrency_limit_is_429_while_kafka_holds_a_call(
+    make_settings: Any, own_broker: BundledBroker
+) -> None:
+    """A call waiting on a frozen broker holds the only slot: the next gets 429 at once,
+    the held one 503 once the produce timeout passes; neither is acknowledged."""
+    own_broker.start()
+    settings = make_settings(
+        kafka={"bootstrap": own_broker.bootstrap},
+        ingest={"produce_timeout_s": 2.0, "max_concurrent_rpcs": 1},
+    )
+    with ServiceThread(IngestService(settings)) as svc:
+        url = f"http://127.0.0.1:{svc.component.otlp_http_port}/v1/traces"
+        assert httpx.post(url, content=_request(_span()), headers=PB, timeout=20).status_code == 200
+        pid = own_broker._proc.pid  # type: ignore[union-attr]
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            with ThreadPoolExecutor(1) as pool:
+                held = pool.submit(
+                    httpx.post, url, content=_request(_span(trace_id=b"\x0e" * 16)), headers=PB, timeout=20
+                )
+                deadline = time.monotonic() + 5
+                while not REGISTRY.get_sample_value("spanline_ingest_inflight_bytes"):
+                    assert time.monotonic() < deadline, "the first call never reached the pipeline"
+                    time.sleep(0.02)
+                second = httpx.post(url, content=_request(_span()), headers=PB, timeout=20)
+                assert second.status_code == 429 and int(second.headers["Retry-After"]) >= 1
+                assert "concurrent" in Status.FromString(second.content).message
+                assert held.result().status_code == 503
+        finally:
+            os.kill(pid, signal.SIGCONT)
