@@ -49,6 +49,14 @@ SERVICES: dict[str, ServiceSpec] = {
     spec.name: spec
     for spec in (
         ServiceSpec(
+            "alerter",
+            "spanline.alerter.service",
+            9469,
+            "scores -> alert rules -> Slack/PagerDuty + alerts",
+            inputs=("scores",),
+            outputs=("alerts",),
+        ),
+        ServiceSpec(
             "coldtier",
             "spanline.coldtier.service",
             9468,
