@@ -132,7 +132,7 @@ def bench_pipeline_env(
     name: str, prefix: str = "bench"
 ) -> Iterator[tuple[BundledBroker, Path, dict[str, str]]]:
     """A work dir, a running broker with the DESIGN.md topics, and the SPANLINE_* env for
-    services started against them (ingest on a free gRPC port, quiet logs)."""
+    services started against them (ingest on free gRPC and OTLP/HTTP ports, quiet logs)."""
     workdir = Path(tempfile.mkdtemp(prefix=f"spanline-bench-{name}-"))
     with broker(workdir) as b:
         asyncio.run(
@@ -144,6 +144,7 @@ def bench_pipeline_env(
             "SPANLINE_KAFKA_BOOTSTRAP": b.bootstrap,
             "SPANLINE_TOPICS_PREFIX": prefix,
             "SPANLINE_INGEST_PORT": str(free_port()),
+            "SPANLINE_INGEST_OTLP_HTTP_PORT": str(free_port()),
             "SPANLINE_DATA_DIR": str(workdir / "data"),
             "SPANLINE_LOG_LEVEL": "warning",
         }
