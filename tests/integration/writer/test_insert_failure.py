@@ -31,7 +31,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def writer(make_settings: Any) -> Iterator[tuple[Settings, WriterService, Any]]:
+def writer(make_settings: Any) -> Iterator[tuple[Settings, Any]]:
     settings = make_settings(
         writer={
             "query_port": free_port(),
@@ -42,10 +42,10 @@ def writer(make_settings: Any) -> Iterator[tuple[Settings, WriterService, Any]]:
         },
         kafka={"group_prefix": unique_prefix("g")},
     )
-    with ServiceThread(WriterService(settings)) as svc:
+    with ServiceThread(WriterService(settings)):
         client = connect(resolve_dsn(settings))  # same process: a second client on its engine
         try:
-            yield settings, svc.component, client
+            yield settings, client
         finally:
             client.close()
 
@@ -75,9 +75,9 @@ def _wait(what: str, check: Callable[[], bool], timeout_s: float = 30) -> None:
 
 
 def test_failed_insert_holds_offsets_then_everything_lands(
-    writer: tuple[Settings, WriterService, Any],
+    writer: tuple[Settings, Any],
 ) -> None:
-    settings, _svc, client = writer
+    settings, client = writer
     db = settings.writer.database
     group = settings.topics.group(settings.kafka, "writer")
     partitions = [(settings.topics.redacted, p) for p in range(16)]
