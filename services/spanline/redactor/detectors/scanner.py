@@ -78,6 +78,13 @@ def builtin_detectors(
         "slack_token",
         "google_api_key",
         "jwt",
+        "stripe_key",
+        "twilio_key",
+        "sendgrid_key",
+        "huggingface_token",
+        "mailgun_key",
+        "azure_client_secret",
+        "azure_storage_key",
     }:
         out.append(PrefixedSecretDetector(enabled))
     if "aws_secret_key" in enabled:

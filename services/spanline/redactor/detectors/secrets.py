@@ -9,7 +9,9 @@ is reported, so the redacted text keeps its shape.
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 
 from spanline.redactor.detectors.base import Finding
 
@@ -47,10 +49,27 @@ _PREFIXED: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ),
     ("google_api_key", r"(?<![\w\-])AIza[0-9A-Za-z_\-]{35}(?![\w\-])", ("AIza",)),
     ("jwt", r"(?<![\w\-])eyJ[A-Za-z0-9_\-]{8,}+\.[A-Za-z0-9_\-]{4,}+\.[A-Za-z0-9_\-]*+", ("eyJ",)),
+    # Stripe secret, restricted and test keys; live bodies can be as short as 24 characters.
+    (
+        "stripe_key",
+        r"(?<![\w])(?:sk|rk)_(?:live|test|prod)_[A-Za-z0-9]{10,247}+(?![\w])",
+        ("sk_live_", "sk_test_", "sk_prod_", "rk_live_", "rk_test_", "rk_prod_"),
+    ),
+    ("twilio_key", r"(?<![\w])SK[0-9a-fA-F]{32}(?![\w])", ("SK",)),
+    ("sendgrid_key", r"(?<![\w])SG\.[A-Za-z0-9_\-]{16,32}\.[A-Za-z0-9_\-]{16,64}(?![\w\-])", ("SG.",)),
+    ("huggingface_token", r"(?<![\w])(?:hf_|api_org_)[A-Za-z0-9]{34}(?![\w])", ("hf_", "api_org_")),
+    ("mailgun_key", r"(?<![\w\-])(?:pub)?key-[0-9a-f]{32}(?![\w])", ("key-",)),
+    (
+        "azure_client_secret",
+        r"(?<![\w~.\-])[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.\-]{31,34}(?![\w~.\-])",
+        ("Q~",),
+    ),
+    ("azure_storage_key", r"AccountKey=(?P<v>[A-Za-z0-9+/]{86}==)", ("AccountKey=",)),
 )
 _TRIGGER = re.compile(
     r"-----BEGIN|sk-|A(?:KIA|SIA|BIA|CCA)|gh[pousr]_|github_pat_|gl[a-z]{1,4}-|xox[abposer]-|xapp-"
-    r"|hooks\.slack\.com|AIza|eyJ"
+    r"|hooks\.slack\.com|AIza|eyJ|[sr]k_(?:live|test|prod)_|SK[0-9a-fA-F]{32}|SG\.|hf_|api_org_|key-[0-9a-f]"
+    r"|[0-9]Q~|AccountKey="
 )
 
 # Authorization header values, with or without a scheme; bare "Bearer <token>" anywhere.
@@ -85,12 +104,53 @@ SENSITIVE_KEY = re.compile(
 )
 
 
+# Values that say "no secret here" after a secret-looking key.
+_PLACEHOLDERS = frozenset(
+    {
+        "",
+        "none",
+        "null",
+        "nil",
+        "undefined",
+        "true",
+        "false",
+        "string",
+        "redacted",
+        "hidden",
+        "changeme_later",
+    }
+)
+# Keys whose value is a password: any value counts, however guessable (that is the point).
+_PASSWORD_KEY = re.compile(r"(?i)pass|pwd")
+# Bits per character below which a value after an api_key/token/secret key is taken for a
+# word (gitleaks' generic-api-key rule uses 3.5 on longer bodies; short keys with mixed
+# character classes pass through _looks_random).
+_MIN_ENTROPY = 3.5
+
+
+def shannon_entropy(value: str) -> float:
+    """Shannon entropy of the characters of ``value``, in bits per character."""
+    if not value:
+        return 0.0
+    n = len(value)
+    return -sum(c / n * math.log2(c / n) for c in Counter(value).values())
+
+
 def _looks_random(value: str) -> bool:
     """Tokens mix character classes; words and placeholders ("bearer instrument") do not."""
     has_digit = any(c.isdigit() for c in value)
     has_upper = any(c.isupper() for c in value)
     has_lower = any(c.islower() for c in value)
     return has_digit + has_upper + has_lower >= 2
+
+
+_LEFT_BOUNDARY = re.compile(r"^\(\?<!\[([^\]]+)\]\)")
+
+
+def _after_escapes(pattern: str) -> str:
+    """Let a token start right after a literal ``\\n``/``\\r``/``\\t`` (a ``repr()``'d log
+    line), whose letter would otherwise fail the word-boundary lookbehind."""
+    return _LEFT_BOUNDARY.sub(lambda m: f"(?:(?<![{m.group(1)}])|(?<=\\\\[nrt]))", pattern, count=1)
 
 
 class PrefixedSecretDetector:
@@ -101,7 +161,7 @@ class PrefixedSecretDetector:
 
     def __init__(self, enabled: frozenset[str]) -> None:
         self._patterns = [
-            (name, re.compile(pattern, re.DOTALL) if name == "private_key" else re.compile(pattern), literal)
+            (name, re.compile(_after_escapes(pattern), re.DOTALL if name == "private_key" else 0), literal)
             for name, pattern, literal in _PREFIXED
             if name in enabled
         ]
@@ -112,7 +172,10 @@ class PrefixedSecretDetector:
                 for m in pattern.finditer(text):
                     if name == "openai_key" and not _looks_random(m.group()[3:]):
                         continue
-                    out.append((m.start(), m.end(), name))
+                    if "v" in pattern.groupindex:
+                        out.append((m.start("v"), m.end("v"), name))
+                    else:
+                        out.append((m.start(), m.end(), name))
 
 
 class AuthorizationDetector:
@@ -178,4 +241,10 @@ class CredentialDetector:
             v = m.group("v")
             if v.isdigit() and len(v) < 8:
                 continue
+            if v.lower().strip("*x.") in _PLACEHOLDERS or not v.strip("*x.X"):
+                continue  # "api_key=None", "token: ***", "password: xxxxxx"
+            if not _PASSWORD_KEY.search(m.group()[: m.start("v") - m.start()]) and not (
+                _looks_random(v) or shannon_entropy(v) >= _MIN_ENTROPY
+            ):
+                continue  # "token: string", "secret=hello": a word, not a generated key
             out.append((m.start("v"), m.end("v"), "credential"))

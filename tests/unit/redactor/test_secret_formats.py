@@ -1,0 +1,88 @@
+"""Secret formats (gitleaks' default providers): generated positives in several contexts,
+near misses of each family, and the entropy rule of generic ``api_key=``/``token=`` pairs."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from benchmarks.fake_pii import NEAR_MISSES, SECRETS, secret_in_context
+from spanline.redactor.detectors import BUILTIN_DETECTORS, Scanner, builtin_detectors
+from spanline.redactor.detectors.secrets import shannon_entropy
+
+SCANNER = Scanner(builtin_detectors(frozenset(BUILTIN_DETECTORS)))
+PLAIN = Scanner(builtin_detectors(frozenset(BUILTIN_DETECTORS)), prefilter=False)
+
+
+def findings(text: str) -> list[tuple[int, int, str]]:
+    fast = SCANNER.scan(text)
+    assert fast == PLAIN.scan(text), text  # the prefilter's triggers are a superset
+    return fast
+
+
+@pytest.mark.parametrize("kind", sorted(SECRETS))
+def test_generated_secrets_are_fully_covered(kind: str) -> None:
+    rng = random.Random(kind)
+    for _ in range(25):
+        value = SECRETS[kind](rng)
+        text, at = secret_in_context(kind, value, rng)
+        found = findings(text)
+        covered = any(s <= at and at + len(value) <= e for s, e, _ in found)
+        # a credential written as "api_key=<value>" is found as a credential or as its own kind
+        assert covered, (kind, text, found)
+        if kind not in ("credential", "private_key"):
+            assert any(d == kind for s, e, d in found if s <= at < e), (kind, text, found)
+
+
+@pytest.mark.parametrize("kind", sorted(NEAR_MISSES))
+def test_near_misses_are_not_reported_as_that_kind(kind: str) -> None:
+    rng = random.Random(kind)
+    for _ in range(10):
+        value = NEAR_MISSES[kind](rng)
+        text = f"api_key={value}" if kind == "credential" else f"the value {value} is not a key"
+        assert not [d for _, _, d in findings(text) if d == kind], (kind, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "stripe: sk_live_4eC39HqLyjWDarjtT1zdp7dc",  # 24-character body
+        "rk_live_51HcXYZabcdefGHIJklmnOPQR",
+        "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
+    ],
+)
+def test_short_body_stripe_keys(text: str) -> None:
+    assert [d for _, _, d in findings(text)] == ["stripe_key"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "api_key=None",
+        "token: string",
+        "secret=hello",
+        "api_key: ********",
+        "max_tokens: 512, input_tokens=12",
+    ],
+)
+def test_generic_pairs_need_entropy_or_a_password_key(text: str) -> None:
+    assert findings(text) == []
+
+
+@pytest.mark.parametrize(
+    "text,value", [("password=hunter2", "hunter2"), ("api_key=q8ZtR2vK9mLx", "q8ZtR2vK9mLx")]
+)
+def test_generic_pairs_found(text: str, value: str) -> None:
+    assert [(text[s:e], d) for s, e, d in findings(text)] == [(value, "credential")]
+
+
+def test_azure_storage_key_only_the_key_part() -> None:
+    key = "A" * 40 + "b1" * 23 + "=="
+    text = f"DefaultEndpointsProtocol=https;AccountName=x;AccountKey={key};EndpointSuffix=core.windows.net"
+    assert [(text[s:e], d) for s, e, d in findings(text)] == [(key, "azure_storage_key")]
+
+
+def test_entropy() -> None:
+    assert shannon_entropy("aaaa") == 0.0
+    assert shannon_entropy("abcd") == 2.0
