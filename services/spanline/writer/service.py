@@ -16,7 +16,10 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from spanline.coldtier.governance import GovernanceStore, LedgerCache
+from spanline.coldtier.ledger_filter import drop_erased
 from spanline.core.consumer_service import ConsumerService
 from spanline.core.kafka import BatchPolicy, DlqEntry, InMessage, Outcome, RetryableError
 from spanline.core.kafka.records import H_PROJECT, H_RECEIVED_AT, H_SIGNAL
@@ -62,6 +65,9 @@ class WriteStrategy:
         # one span buffer for the service's life: the compiled builder keeps its key table
         # (classified attribute keys) across batches; every batch starts from clear()
         self._spans = SpanRows(self.pricing, offloader, settings.writer.span_builder)
+        # replays of erased subjects are dropped before the insert (spanline erase)
+        self.governance = GovernanceStore.from_settings(settings)
+        self.ledger = LedgerCache(self.governance, settings.coldtier.erasure_poll_s)
         self._redacted = topics.redacted
         self._scores = topics.scores
         self._alerts = topics.alerts
@@ -97,6 +103,9 @@ class WriteStrategy:
             except ObjectStoreError as exc:
                 raise RetryableError(f"object store unavailable: {type(exc).__name__}") from None
         tables = [(buf.table, buf.take()) for buf in rows.buffers() if len(buf)]
+        ledger = await asyncio.to_thread(self.ledger.sets)
+        if any(ledger.values()):
+            tables = [(name, drop_erased(data, ledger, self.governance.digest)[0]) for name, data in tables]
         try:
             for table, data in tables:
                 await self.store.insert_async(table, data)
@@ -196,15 +205,46 @@ class WriterService:
 
     async def run(self) -> None:
         assert self.inner is not None, "start() first"
+        jobs = asyncio.create_task(self._erasure_jobs()) if self._endpoint is not None else None
         try:
             await self.inner.run()
         finally:
+            if jobs is not None:
+                jobs.cancel()
             if self._endpoint is not None:
                 self._endpoint.stop()  # type: ignore[attr-defined]
                 self._endpoint = None
             if self.store is not None:
                 self.store.close()
                 self.store = None
+
+    async def _erasure_jobs(self) -> None:
+        """`spanline erase` against a running pipeline: this process owns the embedded store,
+        so it runs the hot tier's part (coldtier/jobs.py), between inserts."""
+        from spanline.coldtier.jobs import run_pending_hot_erasures
+        from spanline.writer.config import chdb_path
+
+        s = self.settings
+        governance = GovernanceStore.from_settings(s)
+        data_dir = chdb_path(resolve_dsn(s))
+        while True:
+            await asyncio.sleep(s.coldtier.erasure_poll_s)
+            store = self.store
+            if store is None:
+                return
+            try:
+                await asyncio.to_thread(
+                    self._locked_erasures, store, governance, data_dir, run_pending_hot_erasures
+                )
+            except Exception as exc:
+                log.error("erasure jobs failed", extra={"error": type(exc).__name__})
+
+    @staticmethod
+    def _locked_erasures(
+        store: ClickHouseStore, governance: GovernanceStore, data_dir: Any, run: Any
+    ) -> None:
+        with store._insert_lock:  # one statement at a time on the embedded client
+            run(store.client, store.database, data_dir, governance)
 
     async def stop(self) -> None:
         if self.inner is not None:
