@@ -30,6 +30,11 @@ def allowed_env_names(model: type[BaseModel], prefix: str) -> dict[str, list[str
             out[""].append(env)
             continue
         out[name] = [env] + [f"{env}_{key}".upper() for key in section.model_fields]
+        # a section nested in a section (scorer.judge): SPANLINE_SCORER_JUDGE_BASE_URL
+        for key, sub_field in section.model_fields.items():
+            sub = _section_model(sub_field.annotation)
+            if sub is not None:
+                out[name] += [f"{env}_{key}_{sub_key}".upper() for sub_key in sub.model_fields]
     return out
 
 
