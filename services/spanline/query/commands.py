@@ -13,12 +13,20 @@ def _config_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="YAML settings file (also SPANLINE_CONFIG)")
 
 
-def run_query(settings: Settings, sql: str, *, fmt: str = "table", final: bool = True) -> int:
-    from spanline.query.client import QueryError, open_backend
+def run_query(
+    settings: Settings, sql: str, *, fmt: str = "table", final: bool = True, tier: str = "hot"
+) -> int:
+    from spanline.query.client import QueryBackend, QueryError, open_backend
     from spanline.query.formatting import format_result
 
     try:
-        backend = open_backend(settings)
+        backend: QueryBackend
+        if tier == "hot":
+            backend = open_backend(settings)
+        else:  # cold tier or both: spanline.coldtier.crosstier binds spans/scores to the tier
+            from spanline.coldtier.crosstier import TierBackend
+
+            backend = TierBackend(settings, tier)
         try:
             result = backend.query(sql, final=final)
         finally:
@@ -46,6 +54,15 @@ def run_trace(settings: Settings, trace_id: str, *, as_json: bool = False, proje
         print(f"spanline trace: {exc}", file=sys.stderr)
         return 1
     if not view.spans and not view.scores:
+        # older than the hot window: the cold tier holds every trace
+        from spanline.coldtier.crosstier import TierBackend
+
+        try:
+            view = fetch_trace(TierBackend(settings, "cold"), trace_id, project=project)
+        except QueryError as exc:
+            print(f"spanline trace: not in the hot tier; cold tier: {exc}", file=sys.stderr)
+            return 1
+    if not view.spans and not view.scores:
         print(f"spanline trace: trace {view.trace_id} not found", file=sys.stderr)
         return 1
     if not as_json:
@@ -66,7 +83,9 @@ def run_trace(settings: Settings, trace_id: str, *, as_json: bool = False, proje
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
-    return run_query(load_settings(args.config), args.sql, fmt=args.format, final=not args.no_final)
+    return run_query(
+        load_settings(args.config), args.sql, fmt=args.format, final=not args.no_final, tier=args.tier
+    )
 
 
 def _cmd_trace(args: argparse.Namespace) -> int:
@@ -86,6 +105,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     p.add_argument("sql", help='the statement, e.g. "SELECT name, count() FROM spans GROUP BY name"')
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
     p.add_argument("--no-final", action="store_true", help="raw rows: replays may show until merges run")
+    p.add_argument(
+        "--tier",
+        choices=["hot", "cold", "all"],
+        default="hot",
+        help="hot: ClickHouse; cold: Iceberg (spans, scores); all: hot rows newer than the hot window's "
+        "watermark plus cold rows older, each span once",
+    )
     _config_arg(p)
     p.set_defaults(func=_cmd_query)
 
