@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "spanline.coldtier.commands",
     "spanline.loadgen.commands",
     "spanline.alerter.commands",
+    "spanline.scorer.commands",
 )
 
 log = logging.getLogger("spanline.cli")
