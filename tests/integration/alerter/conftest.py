@@ -28,7 +28,12 @@ rules:
     window: 2s
     bucket: 0.5s
     threshold: {op: ">", value: 0.5}
-route: {receiver: slack, group_by: [alertname, project], group_wait: 0.5s, group_interval: 1s, repeat_interval: 1h}
+route:
+  receiver: slack
+  group_by: [alertname, project]
+  group_wait: 0.5s
+  group_interval: 1s
+  repeat_interval: 1h
 receivers:
   - name: slack
     slack: [{mode: webhook, webhook_url: {env: ALERT_HOOK}}]
