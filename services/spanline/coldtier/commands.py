@@ -123,6 +123,64 @@ def _cmd_erase(args: argparse.Namespace) -> int:
     return 0 if status["state"] == "verified" else 1
 
 
+# -- archive ---------------------------------------------------------------------------------
+def _parse_time(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _cmd_archive(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from spanline.coldtier import archive
+
+    if args.archive_cmd == "keygen":
+        priv, pub, kid = archive.keygen(args.out)
+        print(f"private key {priv} (keep it secret), public key {pub}")
+        print(f"key id {kid}: publish it out of band; verifiers pin it")
+        return 0
+    if args.archive_cmd == "verify":
+        try:
+            public = archive.load_public(Path(args.pubkey))
+        except (OSError, ValueError) as exc:
+            print(f"spanline archive verify: {exc}", file=sys.stderr)
+            return 2
+        problems = archive.verify(Path(args.path), public)
+        for p in problems:
+            print(f"FAIL {p}", file=sys.stderr)
+        if problems:
+            return 1
+        print(f"OK {args.path}: signature by {archive.key_id(public)}, every file and count verified")
+        return 0
+    from rich.progress import Progress
+
+    settings = load_settings(args.config)
+    tables = [t.strip() for t in args.tables.split(",") if t.strip()]
+    unknown = [t for t in tables if t not in ("spans", "scores")]
+    if unknown:
+        print(f"spanline archive export: unknown tables {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    with Progress(transient=True) as bar:
+        task = bar.add_task("export", total=None)
+
+        def progress(step: str, done: int, total: int) -> None:
+            bar.update(task, description=step, completed=done, total=total or None)
+
+        result = archive.export(
+            settings,
+            project=args.project,
+            start=_parse_time(getattr(args, "from")),
+            end=_parse_time(args.to),
+            tables=tables,
+            key_path=Path(args.key),
+            out=Path(args.out),
+            progress=progress,
+        )
+    counts = ", ".join(f"{k}={v}" for k, v in result.records.items())
+    print(f"wrote {result.path}: {result.files} data files, {counts}, signed by {result.key_id}")
+    return 0
+
+
 def _known_projects(settings: Settings) -> list[str]:
     """Projects that may hold the subject: the cold tier's partitions plus the default."""
     from spanline.coldtier.tables import ensure_tables
@@ -171,6 +229,27 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     q.add_argument("--json", action="store_true")
     _config_arg(q)
     q.set_defaults(func=_cmd_maintain)
+
+    p = subparsers.add_parser(
+        "archive", help="signed, verifiable audit archives (BagIt + DSSE/in-toto, Ed25519)"
+    )
+    ars = p.add_subparsers(dest="archive_cmd", required=True)
+    q = ars.add_parser("keygen", help="write PREFIX.pem (private) and PREFIX.pub.pem; print the key id")
+    q.add_argument("--out", required=True, metavar="PREFIX")
+    q = ars.add_parser("export", help="export a project's time range from the cold tier as a signed bag")
+    q.add_argument("--project", required=True)
+    q.add_argument("--from", required=True, metavar="T1", help="ISO 8601 start (inclusive; UTC if no offset)")
+    q.add_argument("--to", required=True, metavar="T2", help="ISO 8601 end (exclusive)")
+    q.add_argument("--tables", default="spans,scores")
+    q.add_argument("--key", required=True, metavar="KEY.pem", help="Ed25519 private key (archive keygen)")
+    q.add_argument("--out", required=True, metavar="DIR|FILE.tar", help="a new directory, or a .tar file")
+    _config_arg(q)
+    q = ars.add_parser(
+        "verify", help="check signature, every file's SHA-256, counts; exit 1 naming each problem"
+    )
+    q.add_argument("path", metavar="DIR|FILE.tar")
+    q.add_argument("--pubkey", required=True, metavar="PUB.pem", help="the publisher's public key, pinned")
+    p.set_defaults(func=_cmd_archive)
 
     p = subparsers.add_parser(
         "erase",
