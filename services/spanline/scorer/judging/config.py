@@ -54,8 +54,8 @@ class JudgeSettings(Section):
         description="deterministic score name -> value at or above which the trace is a tail trace",
     )
     negative_feedback_below: float = Field(
-        default=0.0,
-        description="a `user_feedback` score below this is negative feedback (a tail trace)",
+        default=0.5,
+        description="`user_feedback` below this (0 negative, 0.5 neutral, 1 positive) makes a tail trace",
     )
     policy_version: str = Field(
         default="",
