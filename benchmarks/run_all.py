@@ -19,6 +19,7 @@ BENCHMARKS = (
     "benchmarks.redactor_accuracy",
     "benchmarks.writer_bench",
     "benchmarks.pipeline_bench",
+    "benchmarks.alerter_bench",
 )
 
 

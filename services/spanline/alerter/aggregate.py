@@ -23,8 +23,14 @@ from spanline.alerter.rules import QUANTILES, compare
 SKETCH_RELATIVE_ACCURACY = 0.01
 
 
+# Quantile inputs are kept as raw (value, weight) pairs until there are this many: most
+# partials of one batch hold a handful of scores, and building, serializing and parsing a
+# DDSketch for each would cost more than the fold itself.
+RAW_LIMIT = 64
+
+
 class Agg:
-    __slots__ = ("h", "mn", "mx", "n", "s", "sk", "w")
+    __slots__ = ("h", "mn", "mx", "n", "raw", "s", "sk", "w")
 
     def __init__(self, with_sketch: bool = False) -> None:
         self.n = 0
@@ -33,7 +39,25 @@ class Agg:
         self.h = 0.0
         self.mn = math.inf
         self.mx = -math.inf
-        self.sk: DDSketch | None = DDSketch(SKETCH_RELATIVE_ACCURACY) if with_sketch else None
+        self.sk: DDSketch | None = None
+        self.raw: list[float] | None = [] if with_sketch else None
+
+    def _spill(self) -> None:
+        """Move raw pairs into the sketch (created on first need)."""
+        if self.sk is None:
+            self.sk = DDSketch(SKETCH_RELATIVE_ACCURACY)
+        raw = self.raw or []
+        add = self.sk.add
+        for i in range(0, len(raw), 2):
+            add(raw[i], raw[i + 1])
+        self.raw = []
+
+    def quantile_sketch(self) -> DDSketch | None:
+        if self.raw is None and self.sk is None:
+            return None
+        if self.raw:
+            self._spill()
+        return self.sk
 
     def add(self, value: float, weight: float, hit: bool) -> None:
         self.n += 1
@@ -45,8 +69,12 @@ class Agg:
             self.mn = value
         if value > self.mx:
             self.mx = value
-        if self.sk is not None:
-            self.sk.add(value, weight)
+        raw = self.raw
+        if raw is not None:
+            raw.append(value)
+            raw.append(weight)
+            if len(raw) > 2 * RAW_LIMIT:
+                self._spill()
 
     def merge(self, other: Agg) -> None:
         self.n += other.n
@@ -55,10 +83,32 @@ class Agg:
         self.h += other.h
         self.mn = min(self.mn, other.mn)
         self.mx = max(self.mx, other.mx)
-        if other.sk is not None:
-            if self.sk is None:
-                self.sk = DDSketch(SKETCH_RELATIVE_ACCURACY)
-            self.sk.merge(other.sk)
+        if other.raw is not None or other.sk is not None:
+            if self.raw is None:
+                self.raw = []
+            if other.raw:
+                self.raw.extend(other.raw)
+            if other.sk is not None:
+                if self.sk is None:
+                    self.sk = DDSketch(SKETCH_RELATIVE_ACCURACY)
+                self.sk.merge(other.sk)
+            if len(self.raw) > 2 * RAW_LIMIT:
+                self._spill()
+
+    def merge_wire(self, data: list[Any]) -> None:
+        """:meth:`merge` of a :meth:`to_wire` list without building an Agg first (hot path)."""
+        self.n += data[0]
+        self.w += data[1]
+        self.s += data[2]
+        self.h += data[3]
+        if data[4] is not None and data[4] < self.mn:
+            self.mn = data[4]
+        if data[5] is not None and data[5] > self.mx:
+            self.mx = data[5]
+        if data[6] or (len(data) > 7 and data[7]):
+            self.merge(
+                Agg.from_wire([0, 0.0, 0.0, 0.0, None, None, data[6], data[7] if len(data) > 7 else None])
+            )
 
     def value(self, aggregate: str) -> float | None:
         """The aggregate, or None when it is undefined (no samples)."""
@@ -77,16 +127,17 @@ class Agg:
         if aggregate == "max":
             return self.mx
         q = QUANTILES[aggregate]
-        if self.sk is None:
+        sketch = self.quantile_sketch()
+        if sketch is None:
             return None
-        got = self.sk.get_quantile_value(q)
+        got = sketch.get_quantile_value(q)
         return float(got) if got is not None else None
 
     def to_wire(self) -> list[Any]:
         sketch = None
         if self.sk is not None:
             sketch = base64.b64encode(DDSketchProto.to_proto(self.sk).SerializeToString()).decode("ascii")
-        return [self.n, self.w, self.s, self.h, _finite(self.mn), _finite(self.mx), sketch]
+        return [self.n, self.w, self.s, self.h, _finite(self.mn), _finite(self.mx), sketch, self.raw]
 
     @classmethod
     def from_wire(cls, data: list[Any]) -> Agg:
@@ -98,6 +149,8 @@ class Agg:
             pb = DDSketchPb()
             pb.ParseFromString(base64.b64decode(data[6]))
             agg.sk = DDSketchProto.from_proto(pb)
+        if len(data) > 7 and data[7] is not None:
+            agg.raw = [float(x) for x in data[7]]
         return agg
 
 
@@ -106,11 +159,9 @@ def _finite(x: float) -> float | None:
 
 
 def merged(aggs: list[Agg], with_sketch: bool) -> Agg:
-    out = Agg(with_sketch=False)
+    out = Agg(with_sketch=with_sketch)
     for a in aggs:
         out.merge(a)
-    if with_sketch and out.sk is None:
-        out.sk = DDSketch(SKETCH_RELATIVE_ACCURACY)
     return out
 
 

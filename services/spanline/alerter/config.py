@@ -26,7 +26,7 @@ class AlerterSettings(Section):
     group_wait_s: float | None = Field(
         default=None, ge=0, description="overrides every route's group_wait (benchmarks, tests)"
     )
-    fold_batch_max_records: int = Field(default=5_000, ge=1, description="scores folded per partial batch")
+    fold_batch_max_records: int = Field(default=10_000, ge=1, description="scores folded per partial batch")
     fold_batch_max_wait_s: float = Field(
         default=0.5, gt=0, le=60, description="longest a score waits before its partial is published"
     )

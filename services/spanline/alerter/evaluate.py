@@ -51,19 +51,18 @@ class Series:
     def fingerprint(self) -> str:
         return fingerprint(self.labels)
 
-    def merge(self, bucket: int, agg: Agg) -> None:
+    def merge(self, bucket: int, wire: list[Any]) -> None:
         slot = self.fine.get(bucket)
         if slot is None:
-            self.fine[bucket] = agg
-        else:
-            slot.merge(agg)
+            slot = self.fine[bucket] = Agg(self.rule.needs_sketch)
+        slot.merge_wire(wire)
         change = self.rule.change
         if change is not None:
             cb = int(bucket // change.bucket * change.bucket)
             cslot = self.coarse.get(cb)
             if cslot is None:
                 cslot = self.coarse[cb] = Agg()
-            cslot.merge(agg)
+            cslot.merge_wire(wire)
         if bucket < self.first_seen:
             self.first_seen = float(bucket)
 
@@ -272,9 +271,9 @@ class Evaluator:
             if rule is None:
                 continue
             if entry.bucket + rule.bucket_s < now - rule.retention_s:
-                self.late_dropped += entry.agg.n
+                self.late_dropped += int(entry.agg[0])
                 continue
-            fp = fingerprint(entry.labels)
+            fp = entry.fingerprint
             series = group.series.get(fp)
             if series is None:
                 series = group.series[fp] = Series(rule, entry.labels)

@@ -42,7 +42,7 @@ class GroupPartial:
             "g": self.group_key,
             "src": self.src,
             "e": [
-                [rule.name, ident.labels, bucket, agg.to_wire()]
+                [rule.name, ident.labels, bucket, agg.to_wire(), ident.alert_key]
                 for (_key, bucket), (rule, ident, agg) in self.entries.items()
             ],
         }
@@ -54,7 +54,9 @@ class PartialEntry:
     rule: str
     labels: dict[str, str]
     bucket: int
-    agg: Agg
+    agg: list[Any]
+    """The aggregate as :meth:`Agg.to_wire` wrote it (merged without an object in between)."""
+    fingerprint: str
 
 
 @dataclass(slots=True)
@@ -68,7 +70,7 @@ def decode_partial(value: bytes) -> DecodedPartial:
     body = json.loads(value)
     if not isinstance(body, dict) or body.get("v") != PARTIAL_VERSION:
         raise ValueError("not a spanline alerter partial")
-    entries = [PartialEntry(str(e[0]), dict(e[1]), int(e[2]), Agg.from_wire(e[3])) for e in body["e"]]
+    entries = [PartialEntry(str(e[0]), e[1], int(e[2]), e[3], str(e[4])) for e in body["e"]]
     return DecodedPartial(str(body["g"]), {str(k): int(v) for k, v in body["src"].items()}, entries)
 
 
