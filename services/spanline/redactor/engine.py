@@ -12,13 +12,15 @@ from collections import OrderedDict
 from typing import Any, Literal
 
 from google.protobuf.message import DecodeError
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from spanline.redactor.config import RedactorSettings
-from spanline.redactor.detectors import Scanner, TextDetector
+from spanline.redactor.detectors import Scanner
 from spanline.redactor.errors import PolicyError, RedactionError, UndecodableError
 from spanline.redactor.metrics import record_redactions
+from spanline.redactor.ner import FREE_TEXT_KEY, BatchNer
 from spanline.redactor.policy import PolicyFile, load_policy, resolve
 from spanline.redactor.prefilter import Prefilter, log_record_attribute_bytes, span_attribute_bytes
 from spanline.redactor.report import RedactionReport
@@ -51,7 +53,7 @@ class Redactor:
         policy: PolicyFile | None = None,
         *,
         pseudonym_secret: bytes | str | None = None,
-        ner: TextDetector | None = None,
+        ner: BatchNer | None = None,
         limits: Limits | None = None,
         fast_paths: bool = True,
     ) -> None:
@@ -75,11 +77,11 @@ class Redactor:
         """Load the policy file, the secret and (if enabled) NER; raises :class:`PolicyError`."""
         policy = load_policy(settings.policy_file)
         secret = settings.pseudonym_secret.get_secret_value() if settings.pseudonym_secret else None
-        ner: TextDetector | None = None
+        ner: BatchNer | None = None
         if settings.ner:
-            from spanline.redactor.ner import PresidioNer
+            from spanline.redactor.ner import SpacyNer
 
-            ner = PresidioNer(settings.ner_model, settings.ner_score_threshold)
+            ner = SpacyNer(settings.ner_model)
         limits = Limits(max_json_depth=settings.max_json_depth, max_string_chars=settings.max_string_chars)
         return cls(policy, pseudonym_secret=secret or None, ner=ner, limits=limits)
 
@@ -153,8 +155,16 @@ class Redactor:
 
         def run(walk: MessageWalk, value: str) -> str:
             new = walk.text(value) if plain else walk.string(value, key)
+            out = value if new is None else new
+            if walk.p.ner is not None and (plain or key is None or FREE_TEXT_KEY.match(key)):
+                holder = AnyValue(string_value=out)
+                if plain:
+                    out = walk.ner_texts([out])[0] or out
+                else:
+                    walk.ner_value(holder)
+                    out = holder.string_value
             walk.flush(None)
-            return value if new is None else new
+            return out
 
         return self._guarded_value(run, text, project)
 
@@ -177,6 +187,8 @@ class Redactor:
         walk = MessageWalk(self.policy_for(project))
         try:
             fn(walk, data)
+            if walk.p.ner is not None:
+                (_ner_traces if isinstance(data, TracesData) else _ner_logs)(walk, data)
         except RedactionError:
             raise
         except RecursionError:
@@ -308,3 +320,21 @@ def _walk_logs(walk: MessageWalk, data: LogsData) -> None:
                         record.event_name = new
                 walk.dropped = False
                 walk.flush(record.attributes)
+
+
+def _ner_traces(walk: MessageWalk, data: TracesData) -> None:
+    """The NER pass (after the regex walk): free-text attributes of spans and span events."""
+    for rs in data.resource_spans:
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                for event in span.events:
+                    walk.ner_pass(event.attributes)
+                walk.ner_pass(span.attributes)
+
+
+def _ner_logs(walk: MessageWalk, data: LogsData) -> None:
+    """The NER pass over log bodies and the free-text attributes of log records."""
+    for rl in data.resource_logs:
+        for sl in rl.scope_logs:
+            for record in sl.log_records:
+                walk.ner_pass(record.attributes, record.body if record.HasField("body") else None)

@@ -35,6 +35,7 @@ from spanline.redactor.detectors import (
     mask_label,
 )
 from spanline.redactor.errors import RedactionError
+from spanline.redactor.ner import FREE_TEXT_KEY, BatchNer
 from spanline.redactor.policy import KeyFilter, ResolvedPolicy
 from spanline.redactor.prefilter import Prefilter
 from spanline.redactor.pseudonym import pseudonym
@@ -73,7 +74,7 @@ class CompiledPolicy:
         self,
         resolved: ResolvedPolicy,
         limits: Limits,
-        ner: TextDetector | None = None,
+        ner: BatchNer | None = None,
         scanners: dict[tuple[object, ...], Scanner] | None = None,
         prefilters: dict[tuple[object, ...], Prefilter] | None = None,
         *,
@@ -99,8 +100,8 @@ class CompiledPolicy:
                 detectors.append(RegexDetector(c.name, re.compile(c.pattern, flags)))
             for d in resolved.dictionary:
                 detectors.append(RegexDetector(d.name, dictionary_pattern(d.terms, d.ignore_case)))
-            if self.ner is not None:
-                detectors.append(self.ner)
+            # NER is not a scanner detector: it runs in its own pass over free-text fields
+            # (ner_pass), so the prefilter keeps skipping clean elements for everything else.
             scanner = Scanner(detectors)
             if scanners is not None:
                 scanners[key] = scanner
@@ -200,6 +201,30 @@ _KEY_CONTEXT_DETECTORS: Final = frozenset({"de_idnr", "nl_bsn", "pl_pesel", "se_
 _ID_CONTEXT_KEY: Final = re.compile(
     r"(?i)pesel|bsn|burgerservice|sofi|steuer|idnr|id_nr|tax.?id|personnummer|personnr|ssn|social.?security"
 )
+
+
+def _non_overlapping(found: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    found.sort()
+    out: list[tuple[int, int, str]] = []
+    for f in found:
+        if not out or f[0] >= out[-1][1]:
+            out.append(f)
+    return out
+
+
+def _json_strings(root: Any, out: list[tuple[Any, Any, str]], max_depth: int) -> None:
+    """(container, key or index, text) of every string leaf of a parsed document."""
+    stack: list[tuple[Any, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            continue
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for k, v in items:
+            if type(v) is str:
+                out.append((node, k, v))
+            elif isinstance(v, dict | list):
+                stack.append((v, depth + 1))
 
 
 def _may_hold_json(s: str) -> bool:
@@ -528,6 +553,90 @@ class MessageWalk:
             node.update(items)
             changed = True
         return changed
+
+    # -- NER (only where the policy enables it) ------------------------------------------
+
+    def ner_texts(self, texts: list[str]) -> list[str | None]:
+        """Redact names/locations in ``texts`` (one ``nlp.pipe`` batch); None where unchanged."""
+        ner = self.p.ner
+        assert ner is not None
+        actions = self.p.actions
+        todo = [i for i, t in enumerate(texts) if ner.worth_tagging(t)]
+        out: list[str | None] = [None] * len(texts)
+        if not todo:
+            return out
+        for i, found in zip(todo, ner.find_many([texts[i] for i in todo]), strict=True):
+            found = [f for f in found if f[2] in actions and not _MASKED.fullmatch(texts[i][f[0] : f[1]])]
+            if found:
+                out[i] = self._apply(texts[i], _non_overlapping(found))
+        return out
+
+    def ner_value(self, value: AnyValue) -> None:
+        """NER over a free-text ``AnyValue``: a string (JSON documents: every string leaf) or
+        the strings of an array/kvlist."""
+        strings: list[tuple[Any, Any, str]] = []  # (container, key or index, text)
+        docs: list[tuple[AnyValue, Any]] = []
+        stack = [value]
+        while stack:
+            v = stack.pop()
+            kind = v.WhichOneof("value")
+            if kind == "string_value":
+                s = v.string_value
+                if _may_hold_json(s):
+                    try:
+                        obj = json.loads(s)
+                    except (ValueError, RecursionError):
+                        obj = None
+                    if isinstance(obj, dict | list):
+                        docs.append((v, obj))
+                        _json_strings(obj, strings, self.p.limits.max_json_depth)
+                        continue
+                strings.append((v, None, s))
+            elif kind == "array_value":
+                stack.extend(v.array_value.values)
+            elif kind == "kvlist_value":
+                stack.extend(kv.value for kv in v.kvlist_value.values)
+        if not strings:
+            return
+        new = self.ner_texts([t for _, _, t in strings])
+        changed_docs: set[int] = set()
+        for (container, ref, _), replacement in zip(strings, new, strict=True):
+            if replacement is None:
+                continue
+            if ref is None:
+                container.string_value = replacement
+            else:
+                container[ref] = replacement
+                changed_docs.add(id(container))
+        for v, obj in docs:
+            if changed_docs:
+                v.string_value = _dump(obj, v.string_value)
+
+    def ner_pass(self, attrs: Any, body: AnyValue | None = None) -> None:
+        """NER over the free-text attributes of one element (and a log body), then fold its
+        counts into the element's ``spanline.redaction`` summary."""
+        for kv in attrs:
+            if kv.key != REDACTION_ATTR and FREE_TEXT_KEY.match(kv.key):
+                self.ner_value(kv.value)
+        if body is not None:
+            self.ner_value(body)
+        if not self.counts:
+            return
+        merged = dict(self.counts)
+        for idx, kv in enumerate(attrs):
+            if kv.key == REDACTION_ATTR:
+                for part in kv.value.string_value.split(","):
+                    d, _, n = part.partition("=")
+                    if n.isdigit():
+                        merged[d] = merged.get(d, 0) + int(n)
+                del attrs[idx]
+                break
+        total = self.total
+        for d, n in self.counts.items():
+            total[d] = total.get(d, 0) + n
+        self.counts = {}
+        summary = ",".join(f"{d}={n}" for d, n in sorted(merged.items()))
+        attrs.add(key=REDACTION_ATTR, value=AnyValue(string_value=summary))
 
     def json_value(self, value: Any) -> Any:
         """Redact an already-parsed JSON value (CLI ``jsonl``); returns the (possibly new) value."""

@@ -39,8 +39,9 @@ def test_precision_on_structured_types(pii_scores: dict[str, Score]) -> None:
     predicted = sum(pii_scores[d].predicted for d in TARGET_RECALL)
     correct = sum(pii_scores[d].correct for d in TARGET_RECALL)
     assert correct / predicted >= TARGET_PRECISION
-    # and no secret detector fires on ordinary PII text
-    assert not [d for d, s in pii_scores.items() if d not in TARGET_RECALL and s.predicted]
+    # and no secret or national-id detector fires on ordinary PII text ("name" finds the
+    # corpus' PERSON spans, scored by benchmarks/redaction_recall.py)
+    assert not [d for d, s in pii_scores.items() if d not in TARGET_RECALL and d != "name" and s.predicted]
 
 
 def test_secrets_recall_is_total() -> None:

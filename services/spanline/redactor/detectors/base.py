@@ -20,7 +20,16 @@ NATIONAL_ID_DETECTORS: tuple[str, ...] = (
     "pl_pesel",
     "se_personnummer",
 )
-PII_DETECTORS: tuple[str, ...] = ("email", "phone", "card", "iban", "ip", "ssn", *NATIONAL_ID_DETECTORS)
+PII_DETECTORS: tuple[str, ...] = (
+    "email",
+    "phone",
+    "card",
+    "iban",
+    "ip",
+    "ssn",
+    *NATIONAL_ID_DETECTORS,
+    "name",
+)
 SECRET_DETECTORS: tuple[str, ...] = (
     "private_key",
     "anthropic_key",

@@ -126,9 +126,7 @@ _RULES: tuple[_IdRule, ...] = (
     ),
     _IdRule(
         "nl_bsn",
-        re.compile(
-            r"(?<![0-9])(?:[0-9]{4}\.?[0-9]{2}\.?[0-9]{3}|[0-9]{3} ?[0-9]{3} ?[0-9]{3})(?![0-9])"
-        ),
+        re.compile(r"(?<![0-9])(?:[0-9]{4}\.?[0-9]{2}\.?[0-9]{3}|[0-9]{3} ?[0-9]{3} ?[0-9]{3})(?![0-9])"),
         lambda v: bool(bsn.is_valid(v.replace(" ", ""))),
         ("bsn", "burgerservicenummer", "sofinummer", "sofi", "citizen service number"),
         None,

@@ -20,6 +20,7 @@ from typing import Any
 
 from spanline.redactor.detectors.base import Finding, TextDetector
 from spanline.redactor.detectors.contact import EmailDetector, IbanDetector, Ipv6Detector
+from spanline.redactor.detectors.names import NameDetector
 from spanline.redactor.detectors.national_ids import national_id_detectors
 from spanline.redactor.detectors.numbers import NumberDetector
 from spanline.redactor.detectors.phones import DEFAULT_REGIONS as DEFAULT_PHONE_REGIONS
@@ -56,6 +57,38 @@ def compile_database(patterns: Sequence[tuple[bytes, bool, int]], flags: int) ->
         elements=len(patterns),
     )
     return db
+
+
+class _Databases:
+    """Hyperscan databases scanned as one: bulk literal triggers (a gazetteer of thousands
+    of names) compile in milliseconds in a database of their own, each under an id of its
+    own, but take seconds mixed with the other detectors' triggers or sharing one id."""
+
+    def __init__(self, main: Any, bulk: Any, owners: list[int]) -> None:
+        self._main = main
+        self._bulk = bulk
+        self._owners = owners
+
+    def scan(self, data: bytes, match_event_handler: Any) -> None:
+        if self._main is not None:
+            self._main.scan(data, match_event_handler=match_event_handler)
+        if self._bulk is not None:
+            owners = self._owners
+
+            def bulk_handler(pid: int, start: int, end: int, flags: int, ctx: object) -> Any:
+                return match_event_handler(owners[pid], start, end, flags, ctx)
+
+            self._bulk.scan(data, match_event_handler=bulk_handler)
+
+
+def _compile_split(patterns: Sequence[tuple[bytes, bool, int]], bulk: int, flags: int) -> _Databases:
+    """The first ``len(patterns) - bulk`` patterns in one database, the bulk ones in another."""
+    cut = len(patterns) - bulk
+    main = compile_database(patterns[:cut], flags) if cut else None
+    rest = patterns[cut:]
+    owners = [index for _, _, index in rest]
+    numbered = [(p, c, k) for k, (p, c, _) in enumerate(rest)]
+    return _Databases(main, compile_database(numbered, flags) if rest else None, owners)
 
 
 _CLEAN_CACHE_MAX_LEN = 64
@@ -104,6 +137,8 @@ def builtin_detectors(
         out.append(NumberDetector(enabled, phone_regions))
     if "ip" in enabled:
         out.append(Ipv6Detector())
+    if "name" in enabled:
+        out.append(NameDetector())
     return out
 
 
@@ -146,6 +181,14 @@ class Scanner:
                 # As a text scanned on its own, the only boundary before a text is its start.
                 pattern = body if left is None else f"(?:^|[^{left}]){body}"
                 self._patterns.append((pattern.encode("ascii"), caseless, index))
+        # Bulk literal triggers (a gazetteer) come last, in databases of their own (_Databases).
+        bulk = [
+            (literal.encode("ascii"), False, index)
+            for index, detector in enumerate(self._detectors)
+            for literal in getattr(detector, "bulk_triggers", ())
+        ]
+        self._patterns.extend(bulk)
+        self._bulk = len(bulk)
         self._always = tuple(always)
         self.prefiltered = prefilter and HYPERSCAN_AVAILABLE and bool(self._patterns)
         self._local = threading.local()  # Hyperscan scratch space is per thread
@@ -164,6 +207,9 @@ class Scanner:
         plain: list[tuple[str | None, str, bool]] = []
         own: list[list[tuple[str | None, str, bool]]] = []
         for detector in self._detectors:
+            bulk = getattr(detector, "bulk_triggers", ())
+            if bulk:
+                own.append([(None, literal, False) for literal in bulk])
             if getattr(detector, "element_triggers", None) is not None:
                 own.append(trigger_specs(detector))
             else:
@@ -174,7 +220,7 @@ class Scanner:
         state = getattr(self._local, "state", None)
         if state is None:
             assert _hs is not None
-            db = compile_database(self._patterns, _hs.HS_FLAG_SINGLEMATCH)
+            db = _compile_split(self._patterns, self._bulk, _hs.HS_FLAG_SINGLEMATCH)
             hits: list[int] = []
             append = hits.append
 
@@ -230,7 +276,7 @@ class Scanner:
             assert _hs is not None
             # Every match is reported (no SINGLEMATCH) to locate its text; "^" also matches
             # after the newline that separates texts, as at the start of a text on its own.
-            db = compile_database(self._patterns, _hs.HS_FLAG_MULTILINE)
+            db = _compile_split(self._patterns, self._bulk, _hs.HS_FLAG_MULTILINE)
             matches: list[tuple[int, int]] = []
             append = matches.append
 

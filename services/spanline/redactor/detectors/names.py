@@ -1,0 +1,213 @@
+"""Person names without a model: context phrases, salutations, titles, signatures, and a
+gazetteer of given names.
+
+It always runs (NER is optional and costly), so the default policy is not blind to names.
+It finds a capitalised name:
+
+* after a phrase that introduces one ("my name is", "I'm", "ich heiße", "je m'appelle",
+  "Name:");
+* after a salutation at the start of a line or text ("Dear", "Hi", "Hello", "Hallo",
+  "Liebe", "Sehr geehrte Frau") or a title ("Mr.", "Ms.", "Dr.", "Prof.", "Herr", "Frau",
+  "Mme");
+* on the line after a sign-off ("Regards,", "Best,", "Thanks,", "Viele Grüße",
+  "Cordialement"), also behind a literal ``\\n`` escape;
+* as a known given name (``data/first_names.json``) followed by a capitalised surname.
+
+Precision comes from requiring capitalised words, a stoplist of words that follow
+salutations ("Hi There", "Dear Customer", "Hello World") and a gazetteer without given
+names that are ordinary words ("Will", "May", "Page"). What it cannot see: a lone surname,
+a lower-case name, a name in running text without a known given name. NER covers those.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib import resources
+
+from spanline.redactor.detectors.base import Finding
+
+_UPPER = "A-ZÀ-ÖØ-ÞŁŚŻŹĆŃ"
+_LOWER = "a-zß-öø-ÿłśżźćńąęó"
+_WORD = rf"[{_UPPER}][{_LOWER}]+(?:[-'][{_UPPER}][{_LOWER}]+)?"
+# One to three capitalised words on one line (a "van"/"von"/"de" particle may join them).
+_NAME = rf"{_WORD}(?:[ ](?:(?:van|von|der|de|di|da|del|le|la)[ ])?{_WORD}){{0,2}}"
+
+# Phrases after which a capitalised name follows; "weak" ones ("I'm Tired", "this is
+# Important") only count when the first word is a known given name.
+_STRONG_INTROS = (
+    "my name is",
+    "my name's",
+    "name is",
+    "call me",
+    "mein name ist",
+    "ich heiße",
+    "je m'appelle",
+    "me llamo",
+    "mi chiamo",
+    "name:",
+    "full name:",
+    "customer:",
+    "patient:",
+    "contact:",
+    "name =",
+    "name=",
+)
+_WEAK_INTROS = ("i am", "i'm", "this is", "ich bin", "je suis", "signed", "from:")
+_SALUTATIONS = (
+    "dear",
+    "hi",
+    "hello",
+    "hey",
+    "hallo",
+    "liebe",
+    "lieber",
+    "sehr geehrte",
+    "sehr geehrter",
+    "bonjour",
+    "hola",
+    "ciao",
+)
+_TITLE = r"Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Herr|Frau|Mme|Mlle|Sr|Sra"
+_SIGN_OFFS = (
+    "regards",
+    "best regards",
+    "kind regards",
+    "warm regards",
+    "best wishes",
+    "best",
+    "thanks",
+    "thank you",
+    "many thanks",
+    "cheers",
+    "sincerely",
+    "yours sincerely",
+    "yours truly",
+    "viele grüße",
+    "beste grüße",
+    "liebe grüße",
+    "mit freundlichen grüßen",
+    "gruß",
+    "grüße",
+    "cordialement",
+    "bien à vous",
+    "saludos",
+    "cordiali saluti",
+)
+
+
+def _alt(phrases: tuple[str, ...]) -> str:
+    return "|".join(re.escape(p).replace(r"\ ", r"\s+") for p in sorted(phrases, key=len, reverse=True))
+
+
+def _bytes_alt(phrases: tuple[str, ...]) -> str:
+    """The phrases as a Hyperscan pattern on UTF-8 (any non-ASCII letter as any 2-byte
+    sequence, so that a caseless match stays a superset of Python's Unicode case folding)."""
+    out = []
+    for p in phrases:
+        body = "".join(
+            ch
+            if ch.isascii() and ch.isalnum()
+            else "\\s+"
+            if ch == " "
+            else "(?:[\\xc0-\\xff][\\x80-\\xbf])"
+            if not ch.isascii()
+            else re.escape(ch)
+            for ch in p
+        )
+        out.append(body)
+    return "|".join(out)
+
+
+_CONTEXT = re.compile(
+    rf"(?i:(?<![\w])(?:{_alt(_STRONG_INTROS)}))[ \t]*(?P<n>{_NAME})"
+    rf"|(?i:(?<![\w])(?:{_alt(_WEAK_INTROS)}))[ \t]*(?P<w>{_NAME})"
+    rf"|(?:^|(?<=[\n\r>])|(?<=\\n)|(?<=[.!?][ ]))[ \t]*(?i:{_alt(_SALUTATIONS)})[ ,]+"
+    rf"(?:(?i:frau|herr|mr\.?|mrs\.?|ms\.?|dr\.?)[ ]+)?(?P<s>{_NAME})"
+    rf"|(?<![\w])(?:{_TITLE})\.?[ ]+(?P<t>{_NAME})"
+    rf"|(?i:(?<![\w])(?:{_alt(_SIGN_OFFS)}))[ \t]*[,!.]?[ \t]*(?:\r?\n|\\n|\\r\\n)+[ \t]*(?P<g>{_NAME})",
+    re.MULTILINE,
+)
+_CAPITALISED_RUN = re.compile(rf"(?<![\w])(?P<first>{_WORD})[ ]+(?P<rest>{_WORD}(?:[ ]{_WORD})?)")
+
+# Capitalised words that follow salutations, intros and titles without being names.
+_NOT_NAMES = frozenset(
+    """
+    There All Everyone Team Folks Guys World Customer Customers Sir Madam Madame Friend Friends
+    Colleagues Support Sales Admin Sirs Mum Mom Dad User Users Assistant Claude Gpt Chatgpt
+    The This That These Those It Its You Your We Our They Their He She His Her I Me My A An
+    Not Just Also Here Now Sorry Happy Glad Ready Sure Fine Good Great Okay Ok Yes No Thanks
+    Thank Looking Writing Trying Going Working New Back Available Interested Able Done
+    Monday Tuesday Wednesday Thursday Friday Saturday Sunday January February March April
+    May June July August September October November December Today Tomorrow Yesterday
+    Hope Please Let Can Could Would Should Will What When Where Why How Which Who Whom
+    English German French Spanish Italian Dutch Polish Swedish American British European
+    Kunde Kundin Damen Herren Team Alle Zusammen Bonjour Merci Madame Monsieur Der Die Das
+    Python Java Rust Docker Kubernetes Api Http Json Sql Linux Windows Mac Google Amazon
+    Microsoft Apple Openai Anthropic Meta Github Gitlab Slack Stripe Azure Aws
+    Sonnet Opus Haiku Gemini Gemma Llama Mistral Mixtral Grok Qwen Phi Command Titan Nova Pro
+    Flash Mini Turbo Instruct Chat Code Vision Embed Sora Dall Whisper Claude Gpt Bard Jurassic
+    """.split()
+)
+
+
+def _load_given_names() -> frozenset[str]:
+    data = resources.files("spanline.redactor.detectors").joinpath("data/first_names.json").read_text("utf-8")
+    names: list[str] = json.loads(data)["first_names"]
+    return frozenset(names) - _NOT_NAMES
+
+
+GIVEN_NAMES = _load_given_names()
+
+
+def _utf8_literal(word: str) -> str:
+    """``word`` as a pattern on UTF-8 bytes (Hyperscan), ASCII characters as they are."""
+    return "".join(ch if ch.isascii() else "".join(f"\\x{b:02x}" for b in ch.encode("utf-8")) for ch in word)
+
+
+def _gazetteer_literals() -> tuple[str, ...]:
+    """A given name then a space, one pure literal per name: Hyperscan compiles thousands of
+    literals in milliseconds, while one alternation of them takes seconds."""
+    return tuple(_utf8_literal(n) + " " for n in sorted(GIVEN_NAMES))
+
+
+class NameDetector:
+    """Finds ``name``: see the module doc."""
+
+    name = "name"
+    # Thousands of literal triggers (given name + space): compiled into Hyperscan databases
+    # of their own by the scanner and the prefilter; a superset of the gazetteer rule.
+    bulk_triggers: tuple[str, ...] = _gazetteer_literals()
+    triggers: tuple[tuple[str, bool], ...] = (
+        (r"(?:" + _bytes_alt(_STRONG_INTROS + _WEAK_INTROS) + r")", True),
+        (r"(?:\b|\\n)(?:" + _bytes_alt(_SALUTATIONS) + r")[ ,]", True),
+        (r"(?:" + _TITLE + r")\.?[ ]+[A-Z\xc3\xc4\xc5]", False),
+        (r"(?:" + _bytes_alt(_SIGN_OFFS) + r")[ \t]*[,!.]?[ \t]*(?:\r?\n|\\n|\\r\\n)", True),
+    )
+
+    def find(self, text: str, out: list[Finding]) -> None:
+        for m in _CONTEXT.finditer(text):
+            group = m.lastgroup
+            if group is None:
+                continue
+            start, end = m.span(group)
+            value = m.group(group)
+            words = value.split(" ")
+            while words and words[-1] in _NOT_NAMES:
+                words.pop()
+            if not words or words[0] in _NOT_NAMES:
+                continue
+            if group == "w" and words[0] not in GIVEN_NAMES:
+                continue
+            end = start + len(" ".join(words))
+            out.append((start, end, "name"))
+        for m in _CAPITALISED_RUN.finditer(text):
+            if m.group("first") not in GIVEN_NAMES:
+                continue
+            rest = m.group("rest").split(" ")
+            while rest and rest[-1] in _NOT_NAMES:
+                rest.pop()
+            if not rest:
+                continue
+            end = m.start("rest") + len(" ".join(rest))
+            out.append((m.start(), end, "name"))
