@@ -8,6 +8,7 @@ redacted state and must be discarded; the caller sends the original bytes to the
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from typing import Any, Literal
 
@@ -37,6 +38,7 @@ __all__ = [
 ]
 
 Signal = Literal["traces", "logs"]
+_log = logging.getLogger(__name__)
 _MAX_CACHED_PROJECTS = 10_000
 
 
@@ -83,7 +85,13 @@ class Redactor:
 
             ner = SpacyNer(settings.ner_model)
         limits = Limits(max_json_depth=settings.max_json_depth, max_string_chars=settings.max_string_chars)
-        return cls(policy, pseudonym_secret=secret or None, ner=ner, limits=limits)
+        redactor = cls(policy, pseudonym_secret=secret or None, ner=ner, limits=limits)
+        if not redactor.policy_for("").identifier_keys:
+            _log.warning(
+                "no pseudonym secret (redactor.pseudonym_secret): identifier attributes such as user.id "
+                "and session.id are not pseudonymized, only scanned by the detectors"
+            )
+        return redactor
 
     def policy_for(self, project: str) -> CompiledPolicy:
         """The compiled policy of a project (cached, bounded LRU)."""

@@ -114,6 +114,12 @@ _ANY_VALUE_HEAD: Final = rb"[\x0a\x12\x2a][\x80-\xff]{0,4}[\x00-\x7f]"
 _STRING_START: Final = rb"[\x0a\x12\x2a\x80-\xff][\x00-\x7f]"
 
 
+def identifier_key_pattern(key: str) -> bytes:
+    """A ``KeyValue`` with this exact key and a value: tag 0x0a, length, key, value tag 0x12."""
+    raw = key.encode("utf-8")
+    return b"\\x0a" + b"\\x%02x" % len(raw) + b"".join(b"\\x%02x" % c for c in raw) + b"\\x12"
+
+
 def trigger_pattern(left: str | None, body: str) -> bytes:
     """An element trigger (see ``TextDetector``) as a pattern on serialised elements and JSON text."""
     if left is None:
@@ -285,7 +291,10 @@ class Prefilter:
         sensitive_keys: bool,
         json_nesting: int,
         max_bytes: int,
+        identifier_keys: Sequence[str] = (),
     ) -> None:
+        """``identifier_keys``: attribute keys whose value the walk always replaces (by a
+        pseudonym), matched as the serialised key of a ``KeyValue`` followed by its value."""
         if not HYPERSCAN_AVAILABLE:
             raise RuntimeError("the prefilter needs hyperscan")
         groups: list[list[tuple[bytes, bool]]] = [
@@ -300,6 +309,7 @@ class Prefilter:
         element = [(p, False) for p in ELEMENT_PATTERNS[1:]]
         if sensitive_keys:
             element.insert(0, (ELEMENT_PATTERNS[0], False))
+        element += [(identifier_key_pattern(k), False) for k in identifier_keys]
         numbered: list[list[tuple[bytes, bool, int]]] = []
         next_id = 0
         for group in groups:

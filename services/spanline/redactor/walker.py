@@ -38,12 +38,14 @@ from spanline.redactor.errors import RedactionError
 from spanline.redactor.ner import FREE_TEXT_KEY, BatchNer
 from spanline.redactor.policy import KeyFilter, ResolvedPolicy
 from spanline.redactor.prefilter import Prefilter
-from spanline.redactor.pseudonym import pseudonym
+from spanline.redactor.pseudonym import IDENTIFIER_KEYS, IDENTIFIER_PSEUDONYM, identifier_pseudonym, pseudonym
 
 REDACTION_ATTR: Final = "spanline.redaction"
+# Pseudo-detector of identifier attributes replaced by their pseudonym (audit counts, metrics).
+IDENTIFIER: Final = "identifier"
 
 # A value that already is one of our masks or pseudonyms is left alone (idempotence).
-_MASKED = re.compile(r"<[A-Z][A-Z0-9_]*(?::[0-9a-f]{8})?>")
+_MASKED = re.compile(r"<[A-Z][A-Z0-9_]*(?::[0-9a-f]{8}|:[0-9a-f]{32})?>")
 _WHITESPACE = " \t\r\n"
 
 
@@ -89,6 +91,7 @@ class CompiledPolicy:
             tuple((d.name, tuple(d.terms), d.ignore_case) for d in resolved.dictionary),
             id(self.ner),
             resolved.phone_regions,
+            resolved.hmac_key is not None,
         )
         scanner = scanners.get(key) if scanners is not None else None
         if scanner is None:
@@ -110,6 +113,13 @@ class CompiledPolicy:
         self.limits = limits
         self.actions: dict[str, str] = dict(resolved.actions)
         self.actions[KEY_POLICY] = "drop"
+        # With a key, identifier attributes become joinable pseudonyms (pseudonym.py); without
+        # one the detectors handle their values like any other (e.g. an email -> <EMAIL>).
+        self.identifier_keys: frozenset[str] = (
+            frozenset(IDENTIFIER_KEYS) if resolved.hmac_key is not None else frozenset()
+        )
+        if self.identifier_keys:
+            self.actions[IDENTIFIER] = "pseudonymize"
         self.masks = {d: f"<{mask_label(d)}>" for d in self.actions}
         self.key_filter: KeyFilter = resolved.key_filter
         self.hmac_key = resolved.hmac_key
@@ -130,6 +140,7 @@ class CompiledPolicy:
                     sensitive_keys=self.sensitive_keys,
                     json_nesting=limits.max_json_nesting,
                     max_bytes=limits.max_string_chars,
+                    identifier_keys=sorted(self.identifier_keys),
                 )
                 if prefilters is not None:
                     prefilters[key] = prefilter
@@ -681,6 +692,22 @@ class MessageWalk:
                 if new is not None:
                     v.string_value = new
 
+    def _identifier(self, value: AnyValue, key: str) -> None:
+        """Replace a user/session/conversation id by its keyed pseudonym (idempotent)."""
+        kind = value.WhichOneof("value")
+        if kind == "string_value":
+            raw = value.string_value
+            if not raw or IDENTIFIER_PSEUDONYM.fullmatch(raw):
+                return
+        elif kind == "int_value":
+            raw = str(value.int_value)
+        else:
+            self.any_value(value, key)
+            return
+        assert self.p.hmac_key is not None
+        value.string_value = identifier_pseudonym(self.p.hmac_key, raw)
+        self.counts[IDENTIFIER] = self.counts.get(IDENTIFIER, 0) + 1
+
     def attributes(
         self, attrs: Any, only: Iterable[int] | None = None, unverified: Container[int] = ()
     ) -> None:
@@ -691,6 +718,7 @@ class MessageWalk:
         already looked at them, except those in ``unverified``.
         """
         keep = self.p.key_filter.keep
+        identifiers = self.p.identifier_keys
         remove: list[int] | None = None
         kv: KeyValue
         pairs = enumerate(attrs) if only is None else ((idx, attrs[idx]) for idx in only)
@@ -705,6 +733,9 @@ class MessageWalk:
                 self.counts[KEY_POLICY] = self.counts.get(KEY_POLICY, 0) + 1
                 remove = remove or []
                 remove.append(idx)
+                continue
+            if key in identifiers:
+                self._identifier(kv.value, key)
                 continue
             self.dropped = False
             self.any_value(kv.value, key, only is not None and idx not in unverified)
