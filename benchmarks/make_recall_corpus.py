@@ -156,7 +156,8 @@ def generate() -> list[dict[str, Any]]:
             generator, phrases = NATIONAL_IDS[kind]
             for _ in range(N_ID_PER_KIND):
                 value = generator(rng)
-                template = rng.choice(phrases) + " {v}" + rng.choice([".", "", " – please update it.", "\n"])
+                ending = rng.choice([".", "", " \u2013 please update it.", "\n"])
+                template = rng.choice(phrases) + " {v}" + ending
                 rows.append(_fill(template, value, f"ID:{kind}", locale))
         for kind in sorted(SECRETS):
             for _ in range(N_SECRET_PER_KIND):
