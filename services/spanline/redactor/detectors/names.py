@@ -53,6 +53,8 @@ _STRONG_INTROS = (
     "name =",
     "name=",
 )
+# (Not triggers of their own: they are too common in prose. A weak intro counts when the
+# gazetteer's trigger fires on its given name.)
 _WEAK_INTROS = ("i am", "i'm", "this is", "ich bin", "je suis", "signed", "from:")
 _SALUTATIONS = (
     "dear",
@@ -179,7 +181,7 @@ class NameDetector:
     # of their own by the scanner and the prefilter; a superset of the gazetteer rule.
     bulk_triggers: tuple[str, ...] = _gazetteer_literals()
     triggers: tuple[tuple[str, bool], ...] = (
-        (r"(?:" + _bytes_alt(_STRONG_INTROS + _WEAK_INTROS) + r")", True),
+        (r"(?:" + _bytes_alt(_STRONG_INTROS) + r")", True),
         (r"(?:\b|\\n)(?:" + _bytes_alt(_SALUTATIONS) + r")[ ,]", True),
         (r"(?:" + _TITLE + r")\.?[ ]+[A-Z\xc3\xc4\xc5]", False),
         (r"(?:" + _bytes_alt(_SIGN_OFFS) + r")[ \t]*[,!.]?[ \t]*(?:\r?\n|\\n|\\r\\n)", True),
@@ -197,8 +199,10 @@ class NameDetector:
                 words.pop()
             if not words or words[0] in _NOT_NAMES:
                 continue
-            if group == "w" and words[0] not in GIVEN_NAMES:
-                continue
+            if group == "w" and (
+                words[0] not in GIVEN_NAMES or text[start + len(words[0]) : start + len(words[0]) + 1] != " "
+            ):
+                continue  # (the gazetteer literal "<given name> " is the trigger of this rule)
             end = start + len(" ".join(words))
             out.append((start, end, "name"))
         for m in _CAPITALISED_RUN.finditer(text):

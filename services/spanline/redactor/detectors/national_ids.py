@@ -107,22 +107,19 @@ _RULES: tuple[_IdRule, ...] = (
     ),
     _IdRule(
         "es_dni",
-        re.compile(_B + r"(?:[0-9]{8}|[XYZxyz]-?[0-9]{7})-?[A-Za-z]" + _E),
+        re.compile(_B + r"(?:[0-9]{8}|[XYZ]-?[0-9]{7})-?[A-Z]" + _E),
         _es_valid,
         None,
         None,
-        r"(?:[0-9]{8}|[XYZxyz]-?[0-9]{7})-?[A-Za-z]",
+        r"(?:[0-9]{8}|[XYZ]-?[0-9]{7})-?[A-Z]",
     ),
     _IdRule(
         "it_fiscal_code",
-        re.compile(
-            _B + r"[A-Za-z]{6}[0-9LMNP-Vlmnp-v]{2}[A-EHLMPR-Ta-ehlmpr-t][0-9LMNP-Vlmnp-v]{2}[A-Za-z]"
-            r"[0-9LMNP-Vlmnp-v]{3}[A-Za-z]" + _E
-        ),
-        lambda v: bool(codicefiscale.is_valid(v.upper())),
+        re.compile(_B + r"[A-Z]{6}[0-9LMNP-V]{2}[A-EHLMPR-T][0-9LMNP-V]{2}[A-Z][0-9LMNP-V]{3}[A-Z]" + _E),
+        lambda v: bool(codicefiscale.is_valid(v)),
         None,
         None,
-        r"[A-Za-z]{6}[0-9LMNP-Vlmnp-v]{2}[A-EHLMPR-Ta-ehlmpr-t]",
+        r"[A-Z]{6}[0-9LMNP-V]{2}[A-EHLMPR-T][0-9LMNP-V]{2}[A-Z]",
     ),
     _IdRule(
         "nl_bsn",
@@ -177,6 +174,7 @@ class NationalIdDetector:
         self._rule = rule
         self.name = rule.name
         self.triggers: tuple[tuple[str, bool], ...] = ((rule.trigger, rule.caseless),)
+        self.trigger_group = "national_ids"
 
     def find(self, text: str, out: list[Finding]) -> None:
         rule = self._rule

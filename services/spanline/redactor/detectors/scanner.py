@@ -206,15 +206,21 @@ class Scanner:
         the ordinary triggers in one group, each detector's own element triggers in another."""
         plain: list[tuple[str | None, str, bool]] = []
         own: list[list[tuple[str | None, str, bool]]] = []
+        shared: dict[str, list[tuple[str | None, str, bool]]] = {}
         for detector in self._detectors:
             bulk = getattr(detector, "bulk_triggers", ())
             if bulk:
                 own.append([(None, literal, False) for literal in bulk])
-            if getattr(detector, "element_triggers", None) is not None:
+            group = getattr(detector, "trigger_group", None)
+            if group is not None:
+                # Detectors naming a group share a database of their own (the national ids:
+                # character-class triggers that would slow the plain group down).
+                shared.setdefault(group, []).extend(trigger_specs(detector))
+            elif getattr(detector, "element_triggers", None) is not None:
                 own.append(trigger_specs(detector))
             else:
                 plain.extend(trigger_specs(detector))
-        return [plain, *own]
+        return [plain, *own, *shared.values()]
 
     def _state(self) -> tuple[Any, list[int], Any]:
         state = getattr(self._local, "state", None)
