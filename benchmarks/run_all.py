@@ -17,6 +17,7 @@ BENCHMARKS = (
     "benchmarks.ingest_bench",
     "benchmarks.redactor_bench",
     "benchmarks.redactor_accuracy",
+    "benchmarks.redaction_recall",
     "benchmarks.writer_bench",
     "benchmarks.pipeline_bench",
     "benchmarks.alerter_bench",

@@ -128,3 +128,12 @@ def test_invalid_policy_exit_2_without_secret_values(monkeypatch: pytest.MonkeyP
     policy.write_text("detectors: {email: pseudonymize}\npseudonym_secret_env: MISSING_VAR_FOR_TEST\n")
     code, _, err = run(monkeypatch, "x\n", "--policy", str(policy))
     assert code == 2 and "MISSING_VAR_FOR_TEST is not set" in err
+
+
+def test_per_detector_hits_of_the_new_detectors(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = "Regards,\nPeter Schmidt\nTel 030 12345678, PESEL 44051401359, key sk_live_4eC39HqLyjWDarjtT1zdp7dc\n"
+    code, out, err = run(monkeypatch, text, "--format", "text")
+    assert code == 0
+    assert "Schmidt" not in out and "44051401359" not in out and "4eC39" not in out
+    for hit in ("name/mask=1", "phone/mask=1", "pl_pesel/mask=1", "stripe_key/mask=1"):
+        assert hit in err, err
