@@ -131,7 +131,8 @@ def test_invalid_policy_exit_2_without_secret_values(monkeypatch: pytest.MonkeyP
 
 
 def test_per_detector_hits_of_the_new_detectors(monkeypatch: pytest.MonkeyPatch) -> None:
-    text = "Regards,\nPeter Schmidt\nTel 030 12345678, PESEL 44051401359, key sk_live_4eC39HqLyjWDarjtT1zdp7dc\n"
+    key = "sk_live_4eC39HqLyjWDarjtT1zdp7dc"
+    text = f"Regards,\nPeter Schmidt\nTel 030 12345678, PESEL 44051401359, key {key}\n"
     code, out, err = run(monkeypatch, text, "--format", "text")
     assert code == 0
     assert "Schmidt" not in out and "44051401359" not in out and "4eC39" not in out

@@ -120,3 +120,21 @@ def test_ner_on_log_bodies_keeps_the_regex_summary() -> None:
     assert rec.body.string_value == "<PERSON> wrote from <EMAIL>"
     summary = {a.key: a.value.string_value for a in rec.attributes}["spanline.redaction"]
     assert summary == "email=1,person=1"
+
+
+def test_a_failing_detector_fails_closed() -> None:
+    """A detector that raises fails the message (the service sends it to the DLQ); the
+    partly redacted message never goes downstream."""
+    from spanline.redactor.errors import RedactionError
+
+    class BrokenNer(FakeNer):
+        def find_many(self, texts: Sequence[str]) -> list[list[tuple[int, int, str]]]:
+            raise ValueError("model crashed on Vorn Tassik")
+
+    r = Redactor(ner=BrokenNer())
+    td = TracesData()
+    span = td.resource_spans.add().scope_spans.add().spans.add(name="chat")
+    span.attributes.extend([kv("gen_ai.input.messages", "Vorn Tassik, a@b.example")])
+    with pytest.raises(RedactionError, match=r"internal error while redacting \(ValueError\)") as info:
+        r.redact_payload(td.SerializeToString(), "traces", "p")
+    assert "Vorn" not in str(info.value)
