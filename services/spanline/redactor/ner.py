@@ -36,6 +36,24 @@ FREE_TEXT_KEY: Final = re.compile(
 _HAS_CAPITALISED_WORD: Final = re.compile(r"(?<![\w])[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]")
 
 
+_NAME_WORD: Final = re.compile(r"[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]+(?:[-'][A-ZÀ-ÖØ-Þ]?[a-zß-öø-ÿ]+)*\.?")
+_PARTICLES: Final = frozenset({"van", "von", "der", "de", "di", "da", "del", "le", "la", "the", "of"})
+
+
+def _plausible(text: str, detector: str) -> bool:
+    """The small model tags "Q3", "GiB", "Claude Sonnet 4.5" and German noun phrases as
+    people: a person or place is capitalised words (particles aside), without digits, and
+    a person is not a model or vendor name."""
+    words = text.split()
+    if not words or any(not (_NAME_WORD.fullmatch(w) or w in _PARTICLES) for w in words):
+        return False
+    if detector == "person":
+        from spanline.redactor.detectors.names import NOT_NAMES
+
+        return not all(w in NOT_NAMES or w in _PARTICLES for w in words)
+    return True
+
+
 class BatchNer(Protocol):
     """What the engine needs from a NER backend (tests plug in their own)."""
 
@@ -82,7 +100,7 @@ class SpacyNer:
             found: list[Finding] = []
             for ent in doc.ents:
                 det = _LABELS.get(ent.label_)
-                if det is not None:
+                if det is not None and _plausible(ent.text, det):
                     found.append((ent.start_char, ent.end_char, det))
             out.append(found)
         return out

@@ -52,3 +52,16 @@ def test_ner_on_spans_only_free_text(with_ner: Redactor) -> None:
 def test_ner_on_with_the_model_missing_fails_at_start_up() -> None:
     with pytest.raises(PolicyError, match="spaCy model 'xx_missing_model' is not installed"):
         Redactor.from_settings(RedactorSettings(ner=True, ner_model="xx_missing_model"))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Compare Claude Sonnet 4.5 and gpt-4o on Q3 latency.",
+        "The cluster has 12 nodes with 64 GiB of memory each.",
+        "Schreibe eine kurze Zusammenfassung des Artikels über Python 3.12.",
+        "Please explain how Kafka consumer groups rebalance.",
+    ],
+)
+def test_ner_leaves_model_names_units_and_german_noun_phrases(with_ner: Redactor, text: str) -> None:
+    assert with_ner.redact_text(text, "p")[0] == text

@@ -133,7 +133,7 @@ _CONTEXT = re.compile(
 _CAPITALISED_RUN = re.compile(rf"(?<![\w])(?P<first>{_WORD})[ ]+(?P<rest>{_WORD}(?:[ ]{_WORD})?)")
 
 # Capitalised words that follow salutations, intros and titles without being names.
-_NOT_NAMES = frozenset(
+NOT_NAMES = frozenset(
     """
     There All Everyone Team Folks Guys World Customer Customers Sir Madam Madame Friend Friends
     Colleagues Support Sales Admin Sirs Mum Mom Dad User Users Assistant Claude Gpt Chatgpt
@@ -148,6 +148,7 @@ _NOT_NAMES = frozenset(
     Python Java Rust Docker Kubernetes Api Http Json Sql Linux Windows Mac Google Amazon
     Microsoft Apple Openai Anthropic Meta Github Gitlab Slack Stripe Azure Aws
     Sonnet Opus Haiku Gemini Gemma Llama Mistral Mixtral Grok Qwen Phi Command Titan Nova Pro
+    Kafka Redis Postgres Postgresql Mysql Spark Flink Django Flask React Angular Vue Node Deno
     Flash Mini Turbo Instruct Chat Code Vision Embed Sora Dall Whisper Claude Gpt Bard Jurassic
     """.split()
 )
@@ -156,7 +157,7 @@ _NOT_NAMES = frozenset(
 def _load_given_names() -> frozenset[str]:
     data = resources.files("spanline.redactor.detectors").joinpath("data/first_names.json").read_text("utf-8")
     names: list[str] = json.loads(data)["first_names"]
-    return frozenset(names) - _NOT_NAMES
+    return frozenset(names) - NOT_NAMES
 
 
 GIVEN_NAMES = _load_given_names()
@@ -195,9 +196,9 @@ class NameDetector:
             start, end = m.span(group)
             value = m.group(group)
             words = value.split(" ")
-            while words and words[-1] in _NOT_NAMES:
+            while words and words[-1] in NOT_NAMES:
                 words.pop()
-            if not words or words[0] in _NOT_NAMES:
+            if not words or words[0] in NOT_NAMES:
                 continue
             if group == "w" and (
                 words[0] not in GIVEN_NAMES or text[start + len(words[0]) : start + len(words[0]) + 1] != " "
@@ -209,7 +210,7 @@ class NameDetector:
             if m.group("first") not in GIVEN_NAMES:
                 continue
             rest = m.group("rest").split(" ")
-            while rest and rest[-1] in _NOT_NAMES:
+            while rest and rest[-1] in NOT_NAMES:
                 rest.pop()
             if not rest:
                 continue
