@@ -121,14 +121,47 @@ def _bytes_alt(phrases: tuple[str, ...]) -> str:
     return "|".join(out)
 
 
-_CONTEXT = re.compile(
-    rf"(?i:(?<![\w])(?:{_alt(_STRONG_INTROS)}))[ \t]*(?P<n>{_NAME})"
-    rf"|(?i:(?<![\w])(?:{_alt(_WEAK_INTROS)}))[ \t]*(?P<w>{_NAME})"
-    rf"|(?:^|(?<=[\n\r>])|(?<=\\n)|(?<=[.!?][ ]))[ \t]*(?i:{_alt(_SALUTATIONS)})[ ,]+"
-    rf"(?:(?i:frau|herr|mr\.?|mrs\.?|ms\.?|dr\.?)[ ]+)?(?P<s>{_NAME})"
-    rf"|(?<![\w])(?:{_TITLE})\.?[ ]+(?P<t>{_NAME})"
-    rf"|(?i:(?<![\w])(?:{_alt(_SIGN_OFFS)}))[ \t]*[,!.]?[ \t]*(?:\r?\n|\\n|\\r\\n)+[ \t]*(?P<g>{_NAME})",
-    re.MULTILINE,
+# One regex per rule, each run only when cheap substring checks say it can match (a
+# superset: every phrase contains the checked word); one regex with all rules costs a
+# Python-level attempt at every position of every text a trigger fired on.
+_RULES: tuple[tuple[str, re.Pattern[str], tuple[str, ...], bool], ...] = (
+    (
+        "n",
+        re.compile(rf"(?i:(?<![\w])(?:{_alt(_STRONG_INTROS)}))[ \t]*(?P<n>{_NAME})"),
+        tuple({max(p.split(), key=len) for p in _STRONG_INTROS}),
+        True,
+    ),
+    (
+        "w",
+        re.compile(rf"(?i:(?<![\w])(?:{_alt(_WEAK_INTROS)}))[ \t]*(?P<w>{_NAME})"),
+        tuple({max(p.split(), key=len) for p in _WEAK_INTROS}),
+        True,
+    ),
+    (
+        "s",
+        re.compile(
+            rf"(?:^|(?<=[\n\r>])|(?<=\\n)|(?<=[.!?][ ]))[ \t]*(?i:{_alt(_SALUTATIONS)})[ ,]+"
+            rf"(?:(?i:frau|herr|mr\.?|mrs\.?|ms\.?|dr\.?)[ ]+)?(?P<s>{_NAME})",
+            re.MULTILINE,
+        ),
+        (*(p.split()[0] for p in _SALUTATIONS if p != "hi"), "hi ", "hi,"),
+        True,
+    ),
+    (
+        "t",
+        re.compile(rf"(?<![\w])(?:{_TITLE})\.?[ ]+(?P<t>{_NAME})"),
+        tuple(t + sep for t in _TITLE.split("|") for sep in (". ", " ", ".  ")),
+        False,
+    ),
+    (
+        "g",
+        re.compile(
+            rf"(?i:(?<![\w])(?:{_alt(_SIGN_OFFS)}))[ \t]*[,!.]?[ \t]*"
+            rf"(?:\r?\n|\\n|\\r\\n)+[ \t]*(?P<g>{_NAME})"
+        ),
+        tuple({p.split()[0] for p in _SIGN_OFFS}),
+        True,
+    ),
 )
 _CAPITALISED_RUN = re.compile(rf"(?<![\w])(?P<first>{_WORD})[ ]+(?P<rest>{_WORD}(?:[ ]{_WORD})?)")
 
@@ -178,6 +211,8 @@ class NameDetector:
     """Finds ``name``: see the module doc."""
 
     name = "name"
+    # Its context triggers (caseless alternations, \b) get a prefilter database of their own.
+    trigger_group = "names"
     # Thousands of literal triggers (given name + space): compiled into Hyperscan databases
     # of their own by the scanner and the prefilter; a superset of the gazetteer rule.
     bulk_triggers: tuple[str, ...] = _gazetteer_literals()
@@ -189,7 +224,15 @@ class NameDetector:
     )
 
     def find(self, text: str, out: list[Finding]) -> None:
-        for m in _CONTEXT.finditer(text):
+        low = text.lower()
+        has_newline = "\n" in text or "\\n" in text
+        matches = [
+            m
+            for group, pattern, words, caseless in _RULES
+            if (group != "g" or has_newline) and any(w in (low if caseless else text) for w in words)
+            for m in pattern.finditer(text)
+        ]
+        for m in matches:
             group = m.lastgroup
             if group is None:
                 continue
