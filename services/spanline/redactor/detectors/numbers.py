@@ -229,27 +229,21 @@ class NumberDetector:
         plus: bool,
         paren: bool,
     ) -> bool:
-        """Shape first (cheap), then ``phonenumbers``: a valid number needs no context word, a
-        merely possible one needs a phone shape or a context word, and never follows "#"
-        or an order/invoice/reference word."""
+        """Shape first (cheap): never after "#" or an order/invoice/reference word; an
+        unmistakable layout is a phone. Otherwise ``phonenumbers`` decides: a number valid
+        under its country code or in a default region needs no context word, a merely
+        possible one needs a phone word before it."""
         shape = _phone_shape(digits, groups, lens, seps, plus, paren)
-        if shape == _NO:
+        if shape == _NO or _negative_context(text, start):
             return False
-        check_digits = digits
-        if plus and "0" in groups[1:3]:
-            # "+49 (0)30 1234567": the bracketed trunk zero is not dialled after the country code.
-            k = groups.index("0", 1)
-            if k < len(seps) + 1 and seps[k - 1].endswith("("):
-                check_digits = "".join(groups[:k] + groups[k + 1 :])
-        international = plus or (digits.startswith("00") and digits[2] != "0")
-        valid, possible = phones.check(check_digits, international, self.regions)
-        if not possible:
-            return False
-        if _negative_context(text, start):
-            return False
-        if valid or shape == _YES:
+        if shape == _YES:
+            # An unmistakable phone layout: parsing it too would cost ~40 us per region.
             return True
-        return _context_has(text, start, _PHONE_CONTEXT)
+        # (+CC and 00CC numbers are _YES or _NO by shape: only national ones get here.)
+        valid, possible = phones.check(digits, False, self.regions)
+        if valid:
+            return True
+        return possible and _context_has(text, start, _PHONE_CONTEXT)
 
 
 _NO, _CONTEXT, _YES = 0, 1, 2
