@@ -62,8 +62,8 @@ up: $(STAMP) $(EXT)
 	$(BIN)/spanline up
 
 lint: $(STAMP)
-	$(BIN)/ruff check services tests benchmarks setup.py
-	$(BIN)/ruff format --check services tests benchmarks setup.py
+	$(BIN)/ruff check services tests benchmarks charts setup.py
+	$(BIN)/ruff format --check services tests benchmarks charts setup.py
 
 typecheck: $(STAMP) $(EXT)
 	$(BIN)/mypy
