@@ -580,7 +580,7 @@ class AlerterService:
             },
             now,
         )
-        others = [i for items in self.integrations.values() for i in items if i.receiver != failing.receiver]
+        others = [i for items in self.integrations.values() for i in items if i.id != failing.id]
         seen: set[str] = set()
         for integ in others:
             if integ.id in seen or integ.id not in self.senders:

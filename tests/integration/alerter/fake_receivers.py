@@ -17,6 +17,10 @@ from aiohttp import web
 from spanline.core.broker import free_port
 
 
+STALL = -1
+"""A scripted status that never answers in time (for killing a sender mid-delivery)."""
+
+
 @dataclass
 class Request:
     path: str
@@ -56,7 +60,10 @@ class FakeReceivers:
         queued = self.script.get(path)
         if queued:
             status, headers = queued.pop(0)
-            return web.Response(status=status, text="error", headers=headers)
+            if status == STALL:
+                await asyncio.sleep(30)  # the sender is killed while waiting for this answer
+            else:
+                return web.Response(status=status, text="error", headers=headers)
         if path.startswith("/slack/webhook"):
             return web.Response(text="ok")
         if path.startswith("/api/chat.postMessage"):

@@ -20,7 +20,7 @@ from spanline.core.broker import free_port
 from spanline.settings import Settings
 from tests.conftest import settings_env
 from tests.integration.alerter.conftest import HOOK_PATH, RULES, keep_scoring, make_topics, wait_ready
-from tests.integration.alerter.fake_receivers import FakeReceivers
+from tests.integration.alerter.fake_receivers import STALL, FakeReceivers
 
 pytestmark = pytest.mark.integration
 
@@ -102,21 +102,23 @@ async def test_sigkill_mid_incident_then_resolve_while_down(
             alerter.kill()
 
 
-async def test_restart_holds_state_on_empty_window(
+async def test_sigkill_mid_delivery_resends_at_most_once(
     alerter_settings: Any, fake: FakeReceivers, tmp_path: Path
 ) -> None:
     settings = alerter_settings(WIDE)
     await make_topics(settings)
+    fake.fail(HOOK_PATH, (STALL, {}))
     alerter = await Alerter(settings, tmp_path / "a.log", fake.base + HOOK_PATH).start()
     try:
         await keep_scoring(settings, 1.0, "shop", 2.5)
         await fake.wait_for(HOOK_PATH, 1)
-        await asyncio.sleep(1.0)
-        alerter.kill()
-        await asyncio.sleep(6.0)  # the window empties while down: no scores at all
+        alerter.kill()  # intent recorded, request sent, no answer, no result
+        await asyncio.sleep(6.0)  # and the window empties while down: no scores at all
         await alerter.start()
+        await fake.wait_for(HOOK_PATH, 2)
         await asyncio.sleep(3.0)
-        assert _texts(fake) == ["[FIRING:1] alertname=err project=shop"]  # no spurious resolve, no re-fire
+        # re-sent once (the interrupted delivery), no third copy, no resolve from the empty window
+        assert _texts(fake) == ["[FIRING:1] alertname=err project=shop"] * 2
     finally:
         if alerter.proc is not None and alerter.proc.poll() is None:
             alerter.kill()

@@ -15,7 +15,7 @@ from spanline.alerter.topics_io import write_silence
 from spanline.core.kafka import OutRecord, Producer
 from spanline.core.kafka.dlq import H_ERROR_REASON
 from spanline.v1.spanline_pb2 import AlertEvent
-from tests.integration.alerter.conftest import HOOK_PATH, keep_scoring, make_topics
+from tests.integration.alerter.conftest import HOOK_PATH, RULES, keep_scoring, make_topics
 from tests.integration.alerter.fake_receivers import FakeReceivers
 from tests.support.kafka import read_topic
 
@@ -83,3 +83,35 @@ async def test_silence_applied_at_send_time(alerter_settings: Any, fake: FakeRec
         await asyncio.wait_for(task, 60)
     texts = [r.body["text"] for r in fake.hits(HOOK_PATH)]
     assert len(texts) == 1 and "project=loud" in texts[0]
+
+
+META_RULES = RULES.replace(
+    "    slack: [{mode: webhook, webhook_url: {env: ALERT_HOOK}}]",
+    "    slack: [{mode: webhook, webhook_url: {env: ALERT_HOOK}}]\n"
+    "    pagerduty: [{routing_key: {env: ALERT_PD_KEY}, url: {env: ALERT_PD_URL}}]",
+)
+
+
+async def test_404_receiver_gets_no_retry_and_a_meta_alert(
+    alerter_settings: Any, fake: FakeReceivers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.fail(HOOK_PATH, (404, {}), (404, {}), (404, {}))
+    monkeypatch.setenv("ALERT_PD_KEY", "pdkey")
+    text = META_RULES.replace("url: {env: ALERT_PD_URL}", f"url: {fake.base}/v2/enqueue")
+    settings = alerter_settings(text, meta_alert_after_failures=2)
+    await make_topics(settings)
+    service, task = await _run(settings)
+    try:
+        await keep_scoring(settings, 1.0, "shop", 2.0)
+        events = await fake.wait_for("/v2/enqueue", 2)
+        await asyncio.sleep(0.5)
+    finally:
+        await service.stop()
+        await asyncio.wait_for(task, 60)
+    slack = fake.hits(HOOK_PATH)
+    # one request per flush (a 404 is never retried inside a delivery), one flush per group_interval
+    assert len(slack) >= 2 and all(b.at - a.at >= 0.9 for a, b in zip(slack, slack[1:], strict=False))
+    summaries = [e.body.get("payload", {}).get("summary", "") for e in events]
+    assert summaries.count("err: mean 1 over 2s (8 samples)") <= 1
+    assert any("alert receiver slack/slack/0 failed 2 times" in s for s in summaries)
+    assert sum(1 for e in fake.hits("/v2/enqueue") if "error rate" not in str(e.body)) >= 2
