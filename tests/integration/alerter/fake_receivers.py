@@ -16,7 +16,6 @@ from aiohttp import web
 
 from spanline.core.broker import free_port
 
-
 STALL = -1
 """A scripted status that never answers in time (for killing a sender mid-delivery)."""
 
