@@ -216,7 +216,29 @@ def metric_value(text: str, name: str, **labels: str) -> float:
     return total
 
 
+def verdicts(checks: dict[str, tuple[Any, bool]]) -> dict[str, Any]:
+    """``targets``, ``met`` and ``all_met`` of a result from {name: (target, passed)}, so a
+    target cannot be recorded without being evaluated."""
+    return {
+        "targets": {k: target for k, (target, _ok) in checks.items()},
+        "met": {k: bool(ok) for k, (_target, ok) in checks.items()},
+        "all_met": all(ok for _target, ok in checks.values()),
+    }
+
+
+def check_targets(data: dict[str, Any]) -> None:
+    """Every recorded target is evaluated: ``targets`` and ``met`` name the same checks,
+    every verdict is a bool, and no target hides under another key (``target_*``)."""
+    stray = [k for k in data if k.startswith("target") and k != "targets"]
+    if stray:
+        raise ValueError(f"targets recorded outside 'targets' (evaluate them there): {stray}")
+    targets, met = data.get("targets", {}), data.get("met", {})
+    if set(targets) != set(met) or not all(isinstance(v, bool) for v in met.values()):
+        raise ValueError(f"every target needs a pass/fail verdict: targets {sorted(targets)}, met {met}")
+
+
 def write_result(name: str, data: dict[str, Any]) -> Path:
+    check_targets(data)
     RESULTS.mkdir(parents=True, exist_ok=True)
     data = {
         "benchmark": name,

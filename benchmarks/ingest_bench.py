@@ -2,11 +2,15 @@
 
 Phases, one ingest process against the bundled broker, 100-span requests:
 1. throughput: enough concurrent senders to saturate ingest; spans/s acknowledged.
-2. overload: 10x the senders of phase 1; back-pressure (RESOURCE_EXHAUSTED) must keep
-   peak RSS bounded instead of buffering.
+2. overload: 10x the senders of phase 1 against limits set so that they are exceeded:
+   concurrent calls above ``2 x`` the phase-1 senders (gRPC refuses them) and in-flight
+   bytes above ``1.5 x`` their requests (ingest refuses them). Senders retry with backoff
+   as an SDK does. The phase records rejections (both kinds), retries and peak RSS, and
+   the run fails its "overload" target unless both limits were reached.
 3. Kafka frozen (SIGSTOP) under load: capacity zero, so everything offered is "10x more
    than it can take"; ingest must answer UNAVAILABLE and stay within its memory bound.
-Targets on a 2-core machine: >= 30k spans/s acknowledged, peak RSS < 300 MB.
+Targets on a 2-core machine: >= 30k spans/s acknowledged, peak RSS < 300 MB, the overload
+phase refused calls at both limits, and nothing was acknowledged while Kafka was frozen.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from benchmarks.harness import (
     metric_value,
     print_table,
     start_service,
+    verdicts,
     write_result,
 )
 from spanline.loadgen.request_pool import RequestPool
@@ -52,13 +57,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seconds", type=float, default=12.0, help="duration of the throughput phase")
     ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--overload-seconds", type=float, default=8.0, help="overload and Kafka-frozen phases")
     args = ap.parse_args(argv)
 
+    pool = RequestPool(batch=100, pool_size=64, seed=1)
+    request_bytes = len(pool.next()[0])
+    call_limit = args.concurrency * 2
+    byte_limit = int(request_bytes * args.concurrency * 1.5)
     with bench_pipeline_env("ingest") as (b, workdir, env):
         grpc_port = int(env["SPANLINE_INGEST_PORT"])
+        env["SPANLINE_INGEST_MAX_CONCURRENT_RPCS"] = str(call_limit)
+        env["SPANLINE_INGEST_MAX_INFLIGHT_BYTES"] = str(byte_limit)
         ingest = start_service("ingest", env, workdir)
         target = f"127.0.0.1:{grpc_port}"
-        pool = RequestPool(batch=100, pool_size=64, seed=1)
         try:
             _load(target, 2.0, args.concurrency, pool)  # warm-up: connections, metadata, JIT-free caches
             cpu0 = cpu_seconds(ingest.pid)
@@ -66,13 +77,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 tp = _load(target, args.seconds, args.concurrency, pool)
             cpu1 = cpu_seconds(ingest.pid)
 
+            exhausted_before = metric_value(
+                ingest.metrics(), "spanline_ingest_requests_total", code="RESOURCE_EXHAUSTED"
+            )
             with RssSampler(ingest.pid) as rss_over:
-                over = _load(target, 8.0, args.concurrency * 10, pool)
+                over = _load(target, args.overload_seconds, args.concurrency * 10, pool, retries=3)
+            byte_limit_refusals = (
+                metric_value(ingest.metrics(), "spanline_ingest_requests_total", code="RESOURCE_EXHAUSTED")
+                - exhausted_before
+            )
 
             os.kill(b._proc.pid, signal.SIGSTOP)  # type: ignore[union-attr]
             try:
                 with RssSampler(ingest.pid) as rss_frozen:
-                    frozen = _load(target, 8.0, args.concurrency * 10, pool)
+                    frozen = _load(target, args.overload_seconds, args.concurrency * 10, pool)
             finally:
                 os.kill(b._proc.pid, signal.SIGCONT)  # type: ignore[union-attr]
             time.sleep(1)
@@ -84,6 +102,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     acked_rate = tp.spans_per_s
     cpu_per_1k = (cpu1 - cpu0) / max(1, tp.spans_acked) * 1000
     peak_mb = max(rss_tp.peak_bytes, rss_over.peak_bytes, rss_frozen.peak_bytes) / 2**20
+    # every RESOURCE_EXHAUSTED the senders met, first tries and retries alike
+    over_exhausted = float(
+        over.errors_by_code.get("RESOURCE_EXHAUSTED", 0) + over.retries_by_code.get("RESOURCE_EXHAUSTED", 0)
+    )
     result = {
         "throughput": {
             "spans_per_s_acked": round(acked_rate),
@@ -97,9 +119,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         },
         "overload_10x_senders": {
             "concurrency": args.concurrency * 10,
+            "limits": {
+                "max_concurrent_rpcs": call_limit,
+                "max_inflight_bytes": byte_limit,
+                "request_bytes": request_bytes,
+            },
             "spans_per_s_acked": round(over.spans_per_s),
             "offered_spans_per_s": round(over.offered_spans_per_s),
+            "requests_ok": over.requests_ok,
+            "requests_failed_after_retries": over.requests_failed,
             "errors": over.errors_by_code,
+            "retries": over.retries,
+            "retries_by_code": over.retries_by_code,
+            "refused_at_byte_limit": byte_limit_refusals,
+            "refused_at_call_limit": max(0.0, over_exhausted - byte_limit_refusals),
             "peak_rss_mb": round(rss_over.peak_bytes / 2**20, 1),
         },
         "kafka_frozen": {
@@ -114,8 +147,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ),
             "unavailable": metric_value(metrics, "spanline_ingest_requests_total", code="UNAVAILABLE"),
         },
-        "targets": {"spans_per_s": TARGET_SPANS_S, "peak_rss_mb": TARGET_RSS_MB},
-        "met": {"throughput": acked_rate >= TARGET_SPANS_S, "memory": peak_mb < TARGET_RSS_MB},
+        **verdicts(
+            {
+                "throughput": (f"acknowledged spans/s >= {TARGET_SPANS_S}", acked_rate >= TARGET_SPANS_S),
+                "memory": (f"peak RSS < {TARGET_RSS_MB} MB in every phase", peak_mb < TARGET_RSS_MB),
+                "overload": (
+                    "refusals at the call limit and at the byte limit",
+                    byte_limit_refusals > 0 and over_exhausted - byte_limit_refusals > 0,
+                ),
+                "kafka_frozen": ("0 spans acknowledged while Kafka is frozen", frozen.spans_acked == 0),
+            }
+        ),
     }
     print_table(
         "ingest",
@@ -125,6 +167,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ("CPU s per 1k spans", f"{cpu_per_1k:.4f}"),
             ("peak RSS, throughput", f"{rss_tp.peak_bytes / 2**20:.0f} MB"),
             ("peak RSS, 10x senders", f"{rss_over.peak_bytes / 2**20:.0f} MB  errors {over.errors_by_code}"),
+            (
+                "10x: refused at calls / bytes",
+                f"{over_exhausted - byte_limit_refusals:.0f} / {byte_limit_refusals:.0f}  "
+                f"retries {over.retries}",
+            ),
             (
                 "peak RSS, Kafka frozen",
                 f"{rss_frozen.peak_bytes / 2**20:.0f} MB  errors {frozen.errors_by_code}",
