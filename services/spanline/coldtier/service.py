@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -46,6 +47,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class _MessageFailed(Exception):
+    def __init__(self, index: int, kind: str) -> None:
+        super().__init__(index, kind)
+        self.index = index
+        self.kind = kind
+
+
 class ColdStrategy:
     def __init__(self, settings: Settings, tables: dict[str, Table], governance: GovernanceStore) -> None:
         self.settings = settings
@@ -58,13 +66,74 @@ class ColdStrategy:
         self._redacted = settings.topics.redacted
         self._scores = settings.topics.scores
         self.lock = asyncio.Lock()  # appends, maintenance and erasure jobs take turns
+        self._order: deque[int] = deque()  # batches not yet committed, in consumer order
+        self._turn = asyncio.Condition()
+        self._blocked = False  # the head batch failed to commit: later ones must wait for it
         self.commits = 0
 
     async def process(self, batch: Sequence[InMessage]) -> Outcome:
+        """Build while the previous batch commits (two in flight); commit strictly in order.
+
+        A snapshot's offsets are merged by maximum, so batch N+1 must never reach Iceberg
+        before batch N: a later crash would resume past N's messages. Batches are identified
+        by the list object the consumer passes again when it retries one.
+        """
+        key = id(batch)
+        if key not in self._order:
+            self._order.append(key)
+        try:
+            outcome = await self._process_in_order(batch, key)
+        except RetryableError:
+            raise
+        except BaseException:
+            if key in self._order:  # not retried as this batch (bug path): do not block others
+                self._order.remove(key)
+            raise
+        finally:
+            async with self._turn:
+                self._turn.notify_all()
+        return outcome
+
+    async def _process_in_order(self, batch: Sequence[InMessage], key: int) -> Outcome:
+        failed: dict[int, str] = {}  # message index -> exception type, for unexpected errors
+        while True:  # a rebuild without the failed message replaces the consumer's isolation
+            try:
+                outcome, scores = self._build(batch, failed)
+                break
+            except _MessageFailed as exc:
+                failed[exc.index] = exc.kind
+        outcome.dlq.extend(
+            DlqEntry(batch[i], "processing_error", f"unhandled {kind}") for i, kind in sorted(failed.items())
+        )
+        work = [
+            (SPANS, self._spans.take(), batch_offsets(batch, self._redacted)),
+            (SCORES, scores.take(), batch_offsets(batch, self._scores)),
+        ]
+        async with self._turn:
+            while self._order[0] != key:
+                if self._blocked:
+                    raise RetryableError("an earlier batch is not committed yet")
+                await self._turn.wait()
+        async with self.lock:
+            try:
+                await asyncio.to_thread(self._commit_all, work)
+            except Exception as exc:  # the rows are fine; the store is not: pause and retry
+                self._blocked = True
+                raise RetryableError(f"iceberg commit failed: {type(exc).__name__}") from exc
+        self._blocked = False
+        self._order.popleft()
+        return outcome
+
+    def _build(self, batch: Sequence[InMessage], skip: dict[int, str]) -> tuple[Outcome, ScoreRows]:
+        """Rows of every message not in ``skip``; a malformed one is dead-lettered. Runs
+        without an await, so the two batches in flight never interleave in ``self._spans``.
+        Any other error names its message (the builder may hold part of it: rebuild)."""
         outcome = Outcome()
         self._spans.clear()
         scores = ScoreRows()
-        for msg in batch:
+        for i, msg in enumerate(batch):
+            if i in skip:
+                continue
             project = msg.header_str(H_PROJECT, "default")
             received = msg.header_str(H_RECEIVED_AT)
             received_ns = int(received) if received.isdigit() else 0
@@ -85,16 +154,13 @@ class ColdStrategy:
                     "message dead-lettered",
                     extra={"reason": "parse_error", "topic": msg.topic, "offset": msg.offset},
                 )
-        work = [
-            (SPANS, self._spans.take(), batch_offsets(batch, self._redacted)),
-            (SCORES, scores.take(), batch_offsets(batch, self._scores)),
-        ]
-        async with self.lock:
-            try:
-                await asyncio.to_thread(self._commit_all, work)
-            except Exception as exc:  # the rows are fine; the store is not: pause and retry
-                raise RetryableError(f"iceberg commit failed: {type(exc).__name__}") from exc
-        return outcome
+            except Exception as exc:
+                log.error(
+                    "message failed processing; dead-lettering",
+                    extra={"error": type(exc).__name__, "topic": msg.topic, "offset": msg.offset},
+                )
+                raise _MessageFailed(i, type(exc).__name__) from exc
+        return outcome, scores
 
     def _commit_all(self, work: list[tuple[ColdTable, pa.Table, dict[str, dict[int, int]]]]) -> None:
         ledger = self.ledger.sets()
@@ -167,7 +233,7 @@ class ColdtierService:
                 max_records=c.batch_max_messages,
                 max_bytes=c.batch_max_bytes,
                 max_wait_s=c.batch_max_wait_s,
-                max_inflight=1,
+                max_inflight=2,
             ),
         )
         log.info("coldtier ready", extra={"tables": sorted(tables), "cold_days": r.cold_days})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -143,3 +144,64 @@ def test_stats_off_for_subject_columns(tmp_path: Any) -> None:
     assert uid not in (entry.file.lower_bounds or {}) and uid not in (entry.file.upper_bounds or {})
     meta = pq.ParquetFile(entry.file.file_path.removeprefix("file://")).metadata
     assert meta.num_rows == 6
+
+
+def test_a_later_batch_never_commits_before_a_failed_earlier_one(tmp_path: Any) -> None:
+    """Storage fails for real (the table's data directory replaced by a file): the batch is
+    retried, and the next batch waits instead of committing offsets past it."""
+    from spanline.core.kafka import RetryableError
+
+    s = _settings(tmp_path)
+    _, tables = ensure_tables(s)
+    strategy = ColdStrategy(s, tables, GovernanceStore.from_settings(s))
+    msgs = _msgs(s, 4)
+    first, second = msgs[:2], msgs[2:]
+    data_dir = Path(tables["spans"].location().removeprefix("file://")) / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.rmdir()
+    data_dir.write_bytes(b"not a directory")
+
+    async def scenario() -> None:
+        with pytest.raises(RetryableError):
+            await strategy.process(first)
+        with pytest.raises(RetryableError, match="earlier batch"):
+            await strategy.process(second)
+        data_dir.unlink()
+        await strategy.process(first)
+        await strategy.process(second)
+
+    asyncio.run(scenario())
+    t = tables["spans"]
+    t.refresh()
+    assert t.scan().to_arrow().num_rows == 8
+    assert table_offsets(t) == {s.topics.redacted: {0: 4}}
+    ops = [
+        snap.summary.additional_properties["spanline.kafka.offsets"] for snap in t.snapshots() if snap.summary
+    ]
+    assert ops == ['{"' + s.topics.redacted + '":{"0":2}}', '{"' + s.topics.redacted + '":{"0":4}}']
+
+
+def test_an_unexpected_error_dead_letters_its_message_and_keeps_the_batch(tmp_path: Any) -> None:
+    """A message whose build fails with something other than a parse error (after it
+    added rows) is dead-lettered inside the batch; none of its rows reach Iceberg and the
+    others commit with the batch's offsets, in the batch's place in the commit order."""
+    s = _settings(tmp_path)
+    _, tables = ensure_tables(s)
+    strategy = ColdStrategy(s, tables, GovernanceStore.from_settings(s))
+    msgs = _msgs(s, 3)
+    bad = msgs[1].value
+    real_add = strategy._spans.add_bytes
+
+    def add_then_fail(value: bytes, project: str, received_ns: int) -> int:
+        added = real_add(value, project, received_ns)
+        if value == bad:
+            raise RuntimeError("builder bug")
+        return added
+
+    strategy._spans.add_bytes = add_then_fail  # type: ignore[method-assign]
+    outcome = asyncio.run(strategy.process(msgs))
+    assert [(e.message.offset, e.reason) for e in outcome.dlq] == [(1, "processing_error")]
+    t = tables["spans"]
+    t.refresh()
+    assert t.scan().to_arrow().num_rows == 4
+    assert table_offsets(t) == {s.topics.redacted: {0: 3}}
