@@ -205,6 +205,8 @@ def annotations_for(series: Series) -> dict[str, str]:
 def _num(x: float | None) -> str:
     if x is None:
         return ""
+    if abs(x) >= 10_000:  # 11,970 ms and 5,178,000 tokens read better than 1.197e+04
+        return f"{x:,.0f}"
     return f"{x:.4g}"
 
 

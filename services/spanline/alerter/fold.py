@@ -16,6 +16,7 @@ from typing import Any
 from spanline.alerter.aggregate import Agg
 from spanline.alerter.compiled import CompiledRule, RuleIndex
 from spanline.alerter.routing import Router, fingerprint
+from spanline.scorer.scores import KIND_LLM_JUDGE
 from spanline.v1.spanline_pb2 import Score
 
 PARTIAL_VERSION = 1
@@ -97,6 +98,10 @@ class Folder:
         return ident
 
     def fold(self, score: Score, event_time_s: float, src: str, offset: int) -> None:
+        if score.evaluator_kind == KIND_LLM_JUDGE and not score.score_label:
+            # a judge error score (value 0, no label, error.type set) is not a verdict: counted
+            # as a failure it would turn a judge outage into a pass-rate drop
+            return
         for rule in self.index.matching(score):
             if rule.pass_labels is not None:
                 value = 1.0 if score.score_label in rule.pass_labels else 0.0

@@ -40,4 +40,8 @@ META_ALERTS = Counter("spanline_alerter_meta_alerts_total", "Meta-alerts about a
 CHECKPOINT_AGE = Gauge(
     "spanline_alerter_checkpoint_age_seconds", "Seconds since the last checkpoint was written"
 )
+PARTIAL_LAG_SECONDS = Gauge(
+    "spanline_alerter_partial_lag_seconds",
+    "Age of the newest partial aggregate when the merge stage read it (fold -> merge delay)",
+)
 OWNED_GROUPS = Gauge("spanline_alerter_owned_groups", "Notification groups this instance evaluates")

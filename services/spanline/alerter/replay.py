@@ -9,7 +9,9 @@ Score file format (JSON lines, one score per line; blank lines and lines startin
 
 ``time`` is RFC 3339 or Unix seconds (required); ``name`` required; ``value`` defaults
 to 0; ``project`` to ``default``; ``evaluator_kind`` to ``heuristic``;
-``sampling_weight`` to 1; ``label`` and ``attributes`` are optional. The clock starts at
+``sampling_weight`` to 1; ``label`` and ``attributes`` are optional, except that an
+``llm_judge`` score without a label is a judge error (the scorer's contract) and no rule
+counts it. The clock starts at
 the first score and ticks every ``eval_interval`` until the last score plus ``--tail``;
 scores are folded when the clock reaches their time. Notifications are never sent: they
 are printed, with what Alertmanager's policy would have done.

@@ -120,6 +120,9 @@ class MergeStrategy:
         now = time.time()
         touched: set[str] = set()
         dlq: list[DlqEntry] = []
+        if batch and batch[-1].timestamp_ms > 0:
+            # partial-aggregate lag: how long the newest partial in this batch waited for the merge
+            metrics.PARTIAL_LAG_SECONDS.set(max(0.0, now - batch[-1].timestamp_ms / 1000.0))
         for msg in batch:
             try:
                 part = decode_partial(msg.value)
@@ -482,11 +485,15 @@ class AlerterService:
     async def evaluate_once(self, now: float) -> list[Transition]:
         transitions = self.evaluator.evaluate(now)
         states = {"inactive": 0, "pending": 0, "firing": 0}
+        by_rule: dict[str, int] = {}
         for group in self.evaluator.groups.values():
             for s in group.series.values():
                 states[s.state] += 1
+                by_rule[s.rule.name] = by_rule.get(s.rule.name, 0) + 1
         for state, n in states.items():
             metrics.ALERTS.labels(state).set(n)
+        for rule, n in by_rule.items():
+            metrics.EVALUATIONS.labels(rule).inc(n)
         if not transitions:
             return transitions
         records = [self._state_event(tr) for tr in transitions]

@@ -231,15 +231,26 @@ rules:
         s = Score(
             name="helpful",
             score_value=value,
+            score_label="pass" if value else "fail",
             project_id="p",
             evaluator_kind="llm_judge",
             sampling_weight=weight,
         )
         engine.fold_local(s, sim.now, sim.now)
+    # judge errors (value 0, no label, error.type set) are not verdicts: neither a failure nor a sample
+    for _ in range(5):
+        err = Score(name="helpful", score_value=0.0, project_id="p", evaluator_kind="llm_judge")
+        err.attributes["error.type"] = "timeout"
+        engine.fold_local(err, sim.now, sim.now)
     sim.advance(10)
     assert sim.transitions == []  # 3 judged traces < min_samples 4
     s = Score(
-        name="helpful", score_value=1.0, project_id="p", evaluator_kind="llm_judge", sampling_weight=1.0
+        name="helpful",
+        score_value=1.0,
+        score_label="pass",
+        project_id="p",
+        evaluator_kind="llm_judge",
+        sampling_weight=1.0,
     )
     engine.fold_local(s, sim.now, sim.now)
     sim.advance(10)
