@@ -13,7 +13,13 @@ import urllib.request
 from typing import TYPE_CHECKING, Any, Protocol
 
 from spanline.query.endpoint import SERVICE_TAG
-from spanline.query.readonly import QueryRejected, QueryResult, check_readonly_sql, run_readonly
+from spanline.query.readonly import (
+    QueryRejected,
+    QueryResult,
+    check_readonly_sql,
+    engine_error_text,
+    run_readonly,
+)
 from spanline.writer.config import chdb_path, dsn_is_embedded, resolve_dsn
 from spanline.writer.store import EngineLocked, StoreError, chdb_dir_locked, connect, engine_locked_message
 
@@ -52,7 +58,7 @@ class DirectBackend:
         except QueryRejected as exc:
             raise QueryError(str(exc)) from None
         except ClickHouseError as exc:
-            raise QueryError(_first_line(exc)) from None
+            raise QueryError(engine_error_text(exc, sql)) from None
 
     def close(self) -> None:
         try:
@@ -136,8 +142,3 @@ def open_backend(settings: Settings) -> QueryBackend:
     except StoreError as exc:
         raise QueryError(str(exc)) from None
     return DirectBackend(client, w.database, max_rows=w.query_max_rows, timeout_s=w.query_timeout_s)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:1000] if text else type(exc).__name__

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from spanline.query.readonly import QueryRejected, run_readonly
+from spanline.query.readonly import QueryRejected, engine_error_text, run_readonly
 from spanline.writer.metrics import QUERIES
 
 if TYPE_CHECKING:
@@ -166,15 +166,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         except ClickHouseError as exc:
             QUERIES.labels(outcome="error").inc()
-            self._send(HTTPStatus.UNPROCESSABLE_ENTITY, {"error": _first_line(exc), "kind": "clickhouse"})
+            error = engine_error_text(exc, sql)
+            self._send(HTTPStatus.UNPROCESSABLE_ENTITY, {"error": error, "kind": "clickhouse"})
             return
         QUERIES.labels(outcome="ok").inc()
         self._send(HTTPStatus.OK, payload)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:1000] if text else type(exc).__name__
 
 
 def start_query_endpoint(settings: Settings, *, port: int | None = None) -> QueryEndpoint:
