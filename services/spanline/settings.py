@@ -8,6 +8,7 @@ the wrong thing for days.
 
 from __future__ import annotations
 
+import re
 import os
 from pathlib import Path
 from typing import Any
@@ -137,12 +138,21 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         Settings._yaml_data = {}
 
 
+# a URL whose query carries a credential is masked whole
+_SECRET_QUERY = re.compile(r"[?&;](?:[^=&]*(?:password|secret|token|key)[^=&]*)=", re.I)
+
+
 def masked_dump(settings: Settings) -> dict[str, Any]:
-    """Settings as plain data with every secret replaced by '********'."""
+    """Settings as plain data with every secret replaced by '********'; a secret URL (a
+    DSN) keeps everything but its password, so a person can still see where it points."""
+    from spanline.writer.config import redact_dsn
 
     def walk(value: Any) -> Any:
         if isinstance(value, SecretStr):
-            return "********" if value.get_secret_value() else ""
+            secret = value.get_secret_value()
+            if "://" in secret and not _SECRET_QUERY.search(secret):
+                return redact_dsn(secret)
+            return "********" if secret else ""
         if isinstance(value, dict):
             return {k: walk(v) for k, v in value.items()}
         if isinstance(value, list | tuple):

@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=9092, help="listen port on 127.0.0.1 (default 9092)")
     p.set_defaults(func=cmd_broker)
 
-    p = sub.add_parser("topics", help="manage the topics of DESIGN.md")
+    p = sub.add_parser("topics", help="manage the Kafka topics (raw, redacted, scores, alerts, DLQs)")
     tsub = p.add_subparsers(dest="topics_command", metavar="ACTION", required=True)
     tp = tsub.add_parser("create", parents=[common], help="create missing topics (idempotent)")
     tp.set_defaults(func=cmd_topics_create)

@@ -119,7 +119,7 @@ COLD_DAYS_FLOOR = 183
 
 
 class RetentionSettings(Section):
-    """One retention policy for every tier (DESIGN.md 'Storage')."""
+    """One retention policy for every tier (docs/storage.md)."""
 
     raw_hours: float = Field(default=6, gt=0, description="spanline.raw holds unredacted data: keep it short")
     redacted_days: float = Field(default=7, gt=0, description="spanline.redacted: the replay buffer")

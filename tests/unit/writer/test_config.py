@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,23 @@ def test_object_store_url_forms(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError):
         load_settings(None, writer={"object_store_url": "gs://x"})
+
+
+@pytest.mark.parametrize(
+    ("dsn", "shown"),
+    [
+        ("https://writer:s3cr3t@ch.example:8443/spanline", "https://writer:********@ch.example:8443/spanline"),
+        ("http://ch.example:8123/spanline", "http://ch.example:8123/spanline"),
+        ("http://ch.example:8123/?password=s3cr3t", "********"),
+    ],
+)
+def test_config_show_masks_only_the_dsn_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], dsn: str, shown: str
+) -> None:
+    from spanline.cli.main import main
+
+    monkeypatch.setenv("SPANLINE_WRITER_CLICKHOUSE_DSN", dsn)
+    assert main(["config", "show", "--format", "json"]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out)["writer"]["clickhouse_dsn"] == shown
+    assert "s3cr3t" not in out
