@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -197,11 +198,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.config = args.config_before_command
     try:
         code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
     except ConfigError as exc:
         print(f"spanline: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `spanline trace ... | head`: the reader has all it wanted; end quietly, and keep
+        # Python's exit-time flush from raising again on the closed descriptor
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader left
     return int(code or 0)
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from spanline.query.endpoint import SERVICE_TAG
@@ -24,6 +26,7 @@ from spanline.writer.config import chdb_path, dsn_is_embedded, resolve_dsn
 from spanline.writer.store import EngineLocked, StoreError, chdb_dir_locked, connect, engine_locked_message
 
 if TYPE_CHECKING:
+    from spanline.core.up_state import UpState
     from spanline.settings import Settings
 
 
@@ -115,8 +118,12 @@ def endpoint_alive(url: str, timeout_s: float = 0.5) -> bool:
         return False
 
 
-def open_backend(settings: Settings) -> QueryBackend:
-    """The endpoint when a pipeline serves one, else a direct read-only connection."""
+def open_backend(settings: Settings, *, notice: Callable[[str], None] | None = None) -> QueryBackend:
+    """The endpoint when a pipeline serves one, else a direct read-only connection.
+
+    A `spanline up` started from another directory (so with another ``data_dir``) is found
+    through its state file when this data directory has nothing; ``notice`` is told which
+    pipeline answers, so the person knows whose data they see."""
     w = settings.writer
     dsn = resolve_dsn(settings)
     if dsn_is_embedded(dsn):
@@ -125,10 +132,19 @@ def open_backend(settings: Settings) -> QueryBackend:
             return HttpBackend(url, w.database, timeout_s=w.query_timeout_s)
         path = chdb_path(dsn)
         if path is not None:
+            data_dir = settings.data_dir.resolve()
+            other = _running_up_elsewhere(data_dir, path)
+            if other is not None:
+                if notice is not None and Path(other.data_dir).resolve() != data_dir:
+                    notice(
+                        f"no pipeline serves {data_dir}; using the running `spanline up` of "
+                        f"{other.data_dir} (pid {other.pid}, {other.query_url}). " + _POINT_ELSEWHERE
+                    )
+                return HttpBackend(other.query_url, w.database, timeout_s=w.query_timeout_s)
             if not path.exists():
                 raise QueryError(
-                    f"no data at {path} yet: start the pipeline with `spanline up` "
-                    "(or run `spanline migrate`)"
+                    f"no data in {data_dir} (looked at {path}) and no running `spanline up` found: start "
+                    f"the pipeline with `spanline up` (or run `spanline migrate`). " + _POINT_ELSEWHERE
                 )
             if chdb_dir_locked(path):
                 raise QueryError(
@@ -142,3 +158,20 @@ def open_backend(settings: Settings) -> QueryBackend:
     except StoreError as exc:
         raise QueryError(str(exc)) from None
     return DirectBackend(client, w.database, max_rows=w.query_max_rows, timeout_s=w.query_timeout_s)
+
+
+_POINT_ELSEWHERE = "Another data directory: SPANLINE_DATA_DIR=<dir> or data_dir in --config FILE."
+
+
+def _running_up_elsewhere(data_dir: Path, engine_path: Path) -> UpState | None:
+    """A live `spanline up` whose endpoint answers: the one of this data directory, else,
+    when this directory holds no data, the newest one anywhere."""
+    from spanline.core.up_state import running_ups
+
+    ups = [u for u in running_ups() if u.query_url and endpoint_alive(u.query_url)]
+    for up in ups:
+        if Path(up.data_dir).resolve() == data_dir:
+            return up
+    if ups and not engine_path.exists():
+        return ups[0]
+    return None

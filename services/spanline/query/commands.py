@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from spanline.settings import Settings, load_settings
 
@@ -22,7 +23,7 @@ def run_query(
     try:
         backend: QueryBackend
         if tier == "hot":
-            backend = open_backend(settings)
+            backend = open_backend(settings, notice=_notice("query"))
         else:  # cold tier or both: spanline.coldtier.crosstier binds spans/scores to the tier
             from spanline.coldtier.crosstier import TierBackend
 
@@ -35,7 +36,34 @@ def run_query(
         print(f"spanline query: {exc}", file=sys.stderr)
         return 1
     print(format_result(result, fmt))
+    if result.truncated:
+        n = len(result.rows)
+        print(
+            f"spanline query: only the first {n:,} rows are shown; more matched. Add a LIMIT or an "
+            f"aggregate, or raise writer.query_max_rows (SPANLINE_WRITER_QUERY_MAX_ROWS, now {n})",
+            file=sys.stderr,
+        )
     return 0
+
+
+def _notice(command: str) -> Any:
+    return lambda text: print(f"spanline {command}: {text}", file=sys.stderr)
+
+
+# span columns the store keeps as JSON text; machines get them as arrays
+_JSON_COLUMNS = ("events", "links")
+
+
+def _decode_json_columns(doc: dict[str, Any]) -> dict[str, Any]:
+    for span in doc.get("spans", ()):
+        for key in _JSON_COLUMNS:
+            value = span.get(key)
+            if isinstance(value, str):
+                try:
+                    span[key] = json.loads(value) if value.strip() else []
+                except ValueError:
+                    pass  # not JSON after all: keep the text rather than lose it
+    return doc
 
 
 def run_trace(settings: Settings, trace_id: str, *, as_json: bool = False, project: str | None = None) -> int:
@@ -45,7 +73,7 @@ def run_trace(settings: Settings, trace_id: str, *, as_json: bool = False, proje
     from spanline.writer.config import resolve_object_store_url
 
     try:
-        backend = open_backend(settings)
+        backend = open_backend(settings, notice=_notice("trace"))
         try:
             view = fetch_trace(backend, trace_id, project=project)
         finally:
@@ -60,7 +88,11 @@ def run_trace(settings: Settings, trace_id: str, *, as_json: bool = False, proje
         try:
             view = fetch_trace(TierBackend(settings, "cold"), trace_id, project=project)
         except QueryError as exc:
-            print(f"spanline trace: not in the hot tier; cold tier: {exc}", file=sys.stderr)
+            print(
+                f"spanline trace: trace {view.trace_id} not found in the hot tier; the cold tier "
+                f"could not be searched: {exc}",
+                file=sys.stderr,
+            )
             return 1
     if not view.spans and not view.scores:
         print(f"spanline trace: trace {view.trace_id} not found", file=sys.stderr)
@@ -73,7 +105,7 @@ def run_trace(settings: Settings, trace_id: str, *, as_json: bool = False, proje
         store = open_object_store(
             resolve_object_store_url(settings), s3_endpoint_url=w.s3_endpoint_url, s3_region=w.s3_region
         )
-        doc = trace_json(view, store)
+        doc = _decode_json_columns(trace_json(view, store))
     except ObjectStoreError as exc:
         print(f"spanline trace: {exc}", file=sys.stderr)
         return 1
