@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
-from spanline.loadgen.runner import LoadgenConfig, LoadgenResult, run_load
+from spanline.loadgen.runner import LoadgenConfig, LoadgenResult, TargetUnreachable, run_load
 
 _TARGET = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-_]+):(\d{1,5})$")
 
@@ -95,12 +95,49 @@ def run_command(args: argparse.Namespace) -> int:
         timeout_s=args.timeout,
         max_retries=args.max_retries,
     )
-    result = asyncio.run(run_load(config))
+    try:
+        result = _run_with_progress(config)
+    except TargetUnreachable as exc:
+        print(
+            f"spanline loadgen: {exc}. Is `spanline up` running? Its banner names the OTLP/gRPC "
+            "port (ingest.port, SPANLINE_INGEST_PORT, default 4317); pass it with --target HOST:PORT.",
+            file=sys.stderr,
+        )
+        return 1
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
         print_table(result, sys.stdout)
+    if result.requests_ok == 0 and result.requests_failed:
+        details = "; ".join(f"{code}: {text}" for code, text in sorted(result.error_details.items()) if text)
+        why = f" ({details})" if details else ""
+        print(f"spanline loadgen: nothing was delivered to {config.target}{why}", file=sys.stderr)
     return 0 if result.requests_failed == 0 else 1
+
+
+def _run_with_progress(config: LoadgenConfig) -> LoadgenResult:
+    """The run with a rich progress bar on stderr (spans settled of --spans, or seconds of
+    --duration); rich draws nothing when stderr is not a terminal."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    by_spans = config.total_spans is not None
+    total = float(config.total_spans) if config.total_spans is not None else float(config.duration_s or 0)
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(f"loadgen -> {config.target}", total=total, status="connecting")
+
+        def show(result: LoadgenResult, elapsed: float) -> None:
+            settled = result.spans_acked + result.spans_rejected + result.spans_failed
+            status = f"{result.spans_acked:,} acked, {result.spans_failed:,} failed"
+            bar.update(task, completed=settled if by_spans else min(elapsed, total), status=status)
+
+        return asyncio.run(run_load(config, progress=show))
 
 
 def print_table(result: LoadgenResult, out: TextIO) -> None:
@@ -115,15 +152,19 @@ def print_table(result: LoadgenResult, out: TextIO) -> None:
         ("elapsed", f"{result.elapsed_s:.2f} s"),
         ("acked spans/s", f"{result.spans_per_s:,.0f}"),
         ("offered spans/s", f"{result.offered_spans_per_s:,.0f}"),
-        ("Export latency p50", f"{result.latency_p50_ms:.1f} ms"),
-        ("Export latency p99", f"{result.latency_p99_ms:.1f} ms"),
-        ("Export latency max", f"{result.latency_max_ms:.1f} ms"),
+        ("Export latency p50", _ms(result.latency_p50_ms)),
+        ("Export latency p99", _ms(result.latency_p99_ms)),
+        ("Export latency max", _ms(result.latency_max_ms)),
     ]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         out.write(f"{name:<{width}}  {value}\n")
     for message in result.rejection_messages:
         out.write(f"rejection: {message}\n")
+
+
+def _ms(value: float | None) -> str:
+    return "- (no Export succeeded)" if value is None else f"{value:.1f} ms"
 
 
 def _counts(total: int, by_code: dict[str, int]) -> str:

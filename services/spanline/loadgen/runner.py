@@ -14,7 +14,7 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -29,6 +29,12 @@ DEFAULT_RETRY_CODES: tuple[grpc.StatusCode, ...] = (
     grpc.StatusCode.RESOURCE_EXHAUSTED,
 )
 _MAX_MESSAGES_KEPT = 5
+_CONNECT_TIMEOUT_S = 3.0
+_PROGRESS_EVERY_S = 0.2
+
+
+class TargetUnreachable(Exception):
+    """Nothing answered at the target: no request was sent, so there is nothing to report."""
 
 
 @dataclass(frozen=True)
@@ -78,12 +84,15 @@ class LoadgenResult:
     retries_by_code: dict[str, int] = field(default_factory=dict)
     errors_by_code: dict[str, int] = field(default_factory=dict)
     rejection_messages: list[str] = field(default_factory=list)
+    # the server's words for the first error of each status code
+    error_details: dict[str, str] = field(default_factory=dict)
     elapsed_s: float = 0.0
     spans_per_s: float = 0.0
     offered_spans_per_s: float = 0.0
-    latency_p50_ms: float = 0.0
-    latency_p99_ms: float = 0.0
-    latency_max_ms: float = 0.0
+    # None when no Export returned OK: there is no latency to speak of
+    latency_p50_ms: float | None = None
+    latency_p99_ms: float | None = None
+    latency_max_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -144,6 +153,7 @@ class _Run:
                         attempt += 1
                         continue
                     self.errors_by_code[code.name] += 1
+                    self.result.error_details.setdefault(code.name, (exc.details() or "")[:300])
                     self.result.requests_failed += 1
                     self.result.spans_failed += spans
                     break
@@ -171,16 +181,27 @@ class _Run:
         r.spans_per_s = r.spans_acked / elapsed if elapsed > 0 else 0.0
         r.offered_spans_per_s = r.spans_sent / elapsed if elapsed > 0 else 0.0
         lat = sorted(self.latencies_ms)
-        r.latency_p50_ms = percentile(lat, 50)
-        r.latency_p99_ms = percentile(lat, 99)
-        r.latency_max_ms = lat[-1] if lat else 0.0
+        if lat:
+            r.latency_p50_ms = percentile(lat, 50)
+            r.latency_p99_ms = percentile(lat, 99)
+            r.latency_max_ms = lat[-1]
         r.retries_by_code = dict(self.retries_by_code)
         r.errors_by_code = dict(self.errors_by_code)
         return r
 
 
-async def run_load(config: LoadgenConfig, pool: RequestPool | None = None) -> LoadgenResult:
-    """Send load to ``config.target`` until the span count or the duration is reached."""
+async def run_load(
+    config: LoadgenConfig,
+    pool: RequestPool | None = None,
+    *,
+    progress: Callable[[LoadgenResult, float], None] | None = None,
+) -> LoadgenResult:
+    """Send load to ``config.target`` until the span count or the duration is reached.
+
+    TargetUnreachable when nothing answers there within a few seconds (before any request,
+    so a wrong port is named at once instead of as retried UNAVAILABLE errors).
+    ``progress`` is called with the running result and the elapsed seconds a few times a
+    second and once at the end."""
     if pool is None:
         size = config.pool_size
         if config.total_spans is not None:
@@ -194,9 +215,18 @@ async def run_load(config: LoadgenConfig, pool: RequestPool | None = None) -> Lo
             request_serializer=None,
             response_deserializer=ExportTraceServiceResponse.FromString,
         )
+        try:
+            await asyncio.wait_for(channel.channel_ready(), min(_CONNECT_TIMEOUT_S, config.timeout_s))
+        except TimeoutError:
+            raise TargetUnreachable(f"nothing answers OTLP/gRPC at {config.target}") from None
         started = time.monotonic()
         if config.duration_s is not None:
             run.deadline = started + config.duration_s
-        await asyncio.gather(*(run.worker(export) for _ in range(config.concurrency)))
+        workers = asyncio.gather(*(run.worker(export) for _ in range(config.concurrency)))
+        if progress is not None:
+            while not workers.done():
+                await asyncio.wait([workers], timeout=_PROGRESS_EVERY_S)
+                progress(run.result, time.monotonic() - started)
+        await workers
         elapsed = time.monotonic() - started
     return run.finish(elapsed)

@@ -94,7 +94,35 @@ def test_table_output(sink: tuple[_Sink, str], capsys: pytest.CaptureFixture[str
         assert label in out
 
 
-def test_failures_give_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
-    args = parse(["loadgen", "--target", "127.0.0.1:1", "--spans", "100", "--max-retries", "0", "--json"])
+def test_unreachable_target_is_named_without_a_latency(capsys: pytest.CaptureFixture[str]) -> None:
+    args = parse(["loadgen", "--target", "127.0.0.1:1", "--spans", "100", "--max-retries", "0"])
     assert args.func(args) == 1
-    assert json.loads(capsys.readouterr().out)["errors_by_code"] == {"UNAVAILABLE": 1}
+    captured = capsys.readouterr()
+    assert "nothing answers OTLP/gRPC at 127.0.0.1:1" in captured.err and "--target" in captured.err
+    assert "ms" not in captured.out
+
+
+class _Refuser(trace_service_pb2_grpc.TraceServiceServicer):
+    def Export(self, request, context):
+        context.abort(grpc.StatusCode.UNAVAILABLE, "broker down, try later")
+
+
+def test_nothing_delivered_prints_no_latency_and_says_why(capsys: pytest.CaptureFixture[str]) -> None:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Refuser(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        base = ["loadgen", "--target", f"127.0.0.1:{port}", "--spans", "100", "--max-retries", "0"]
+        args = parse(base)
+        assert args.func(args) == 1
+        captured = capsys.readouterr()
+        assert "- (no Export succeeded)" in captured.out
+        assert " ms" not in captured.out
+        assert "nothing was delivered" in captured.err and "broker down, try later" in captured.err
+        args = parse([*base, "--json"])
+        assert args.func(args) == 1
+        out = json.loads(capsys.readouterr().out)
+        assert out["latency_p50_ms"] is None and out["errors_by_code"] == {"UNAVAILABLE": 1}
+    finally:
+        server.stop(grace=None)

@@ -15,7 +15,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from spanline.loadgen.runner import LoadgenConfig, percentile, run_load
+from spanline.loadgen.runner import LoadgenConfig, LoadgenResult, TargetUnreachable, percentile, run_load
 
 
 @dataclass
@@ -202,9 +202,10 @@ async def test_unreachable_target_is_an_error_not_a_hang() -> None:
         retry_initial_backoff_s=0.001,
         timeout_s=2,
     )
-    result = await run_load(cfg)
-    assert result.errors_by_code == {"UNAVAILABLE": 1}
-    assert result.retries == 1
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(TargetUnreachable, match=r"127\.0\.0\.1:1"):
+        await run_load(cfg)
+    assert asyncio.get_running_loop().time() - started < 5
 
 
 def test_config_must_be_bounded() -> None:
@@ -219,3 +220,18 @@ def test_percentile() -> None:
     assert percentile(values, 50) == 50.0
     assert percentile(values, 99) == 99.0
     assert percentile([], 99) == 0.0
+
+
+async def test_progress_is_reported_until_every_span_settled(
+    service: tuple[ScriptedTraceService, str],
+) -> None:
+    _, target = service
+    seen: list[int] = []
+
+    def show(result: LoadgenResult, elapsed: float) -> None:
+        seen.append(result.spans_acked + result.spans_rejected + result.spans_failed)
+
+    result = await run_load(
+        LoadgenConfig(pool_size=2, target=target, total_spans=1000, batch=100, concurrency=2), progress=show
+    )
+    assert seen and seen == sorted(seen) and seen[-1] == 1000 == result.spans_acked
