@@ -61,7 +61,44 @@ def test_ner_on_with_the_model_missing_fails_at_start_up() -> None:
         "The cluster has 12 nodes with 64 GiB of memory each.",
         "Schreibe eine kurze Zusammenfassung des Artikels über Python 3.12.",
         "Please explain how Kafka consumer groups rebalance.",
+        # German: every noun is capitalised, the English model reads lone nouns as people/places.
+        "Wie viele Tokens kostet ein Prompt mit 1388 Wörtern?",
+        "Bitte die Rückerstattung für die Nummer auf dem Telefon prüfen.",
+        # Landmarks (spaCy FAC) are not about a person.
+        "Write a haiku about the Berlin Wall and the river Spree.",
     ],
 )
 def test_ner_leaves_model_names_units_and_german_noun_phrases(with_ner: Redactor, text: str) -> None:
     assert with_ner.redact_text(text, "p")[0] == text
+
+
+@pytest.mark.parametrize(
+    ("text", "gone", "kept"),
+    [
+        # The model reads "Rechnung" as a person: a lone German word that is no given name.
+        ("Bitte schicke die Rechnung an mich in 10115 Berlin.", ("Berlin",), ("Rechnung",)),
+        ("Ich wohne in der Gumprichstraße.", ("Gumprichstraße",), ()),
+    ],
+)
+def test_ner_in_german_keeps_places_after_a_preposition_and_streets(
+    with_ner: Redactor, text: str, gone: tuple[str, ...], kept: tuple[str, ...]
+) -> None:
+    out = with_ner.redact_text(text, "p")[0]
+    assert all(word not in out for word in gone) and all(word in out for word in kept), out
+
+
+@pytest.mark.parametrize(
+    ("text", "worth"),
+    [
+        ("Set max_tokens to 2271 and temperature to 0.3.", False),  # only a sentence opener
+        ("Please explain how Kafka consumer groups rebalance.", True),
+        ("John called about the invoice.", True),  # a known given name opening it
+        ("Thanks.\\nMaria", True),  # after a literal \n escape
+        ("ok", False),
+    ],
+)
+def test_ner_skips_text_whose_only_capitals_open_sentences(
+    with_ner: Redactor, text: str, worth: bool
+) -> None:
+    ner = with_ner.policy_for("p").ner
+    assert ner is not None and ner.worth_tagging(text) is worth

@@ -3,6 +3,7 @@ near misses of each family, and the entropy rule of generic ``api_key=``/``token
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -86,3 +87,18 @@ def test_azure_storage_key_only_the_key_part() -> None:
 def test_entropy() -> None:
     assert shannon_entropy("aaaa") == 0.0
     assert shannon_entropy("abcd") == 2.0
+
+
+@pytest.mark.parametrize("kind", sorted(SECRETS))
+def test_secrets_inside_json_escapes_are_masked(kind: str) -> None:
+    """A tool result holding JSON that holds the secret after an escaped newline: the value
+    is a JSON string inside a JSON string, so it reaches the engine with two escape levels."""
+    from spanline.redactor.engine import Redactor
+
+    value = SECRETS[kind](random.Random(kind))
+    inner = json.dumps({"log": f"loaded config\n{kind} = {value}\n"})
+    doc = json.dumps([{"role": "tool", "content": inner}])
+    for redactor in (Redactor(), Redactor(fast_paths=False)):
+        out, _ = redactor.redact_text(doc, "p", key="gen_ai.input.messages")
+        decoded = json.loads(json.loads(out)[0]["content"])["log"]
+        assert value not in decoded and value.split("\n")[0] not in out, (kind, decoded)
