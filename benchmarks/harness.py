@@ -131,7 +131,7 @@ def broker(workdir: Path) -> Iterator[BundledBroker]:
 def bench_pipeline_env(
     name: str, prefix: str = "bench"
 ) -> Iterator[tuple[BundledBroker, Path, dict[str, str]]]:
-    """A work dir, a running broker with the DESIGN.md topics, and the SPANLINE_* env for
+    """A work dir, a running broker with every spanline topic, and the SPANLINE_* env for
     services started against them (ingest on free gRPC and OTLP/HTTP ports, quiet logs)."""
     workdir = Path(tempfile.mkdtemp(prefix=f"spanline-bench-{name}-"))
     with broker(workdir) as b:

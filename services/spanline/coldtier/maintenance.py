@@ -1,4 +1,4 @@
-"""Cold-tier maintenance, in DESIGN.md's order: compact, retention, expire, orphans.
+"""Cold-tier maintenance, in this order (docs/storage.md): compact, retention, expire, orphans.
 
 pyiceberg 0.12 has no compaction and no orphan-file removal; both are done here with its
 public API. Every commit made here carries the Kafka offsets forward (expiry drops the

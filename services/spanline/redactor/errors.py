@@ -1,6 +1,6 @@
 """Exceptions of the redaction engine.
 
-The service's contract is fail-closed (DESIGN.md): anything the engine cannot finish must
+The service's contract is fail-closed (docs/architecture.md): anything the engine cannot finish must
 reach the caller as a :class:`RedactionError`, so the message goes to the DLQ instead of
 downstream. Messages never contain payload values, only what kind of thing went wrong.
 """

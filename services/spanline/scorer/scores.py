@@ -1,7 +1,7 @@
 """Score messages and their ids, shared by the heuristics and the judge.
 
 A score id is a hash of (project, trace id, span id, evaluator name, evaluator version)
-(DESIGN.md "Scoring"): a replay or a rebalance re-emits the same id, which every sink
+(docs/scoring.md): a replay or a rebalance re-emits the same id, which every sink
 treats as the same row, so nothing is ever counted twice.
 """
 

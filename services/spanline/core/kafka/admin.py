@@ -1,4 +1,4 @@
-"""Topic management: the topics of DESIGN.md with partitions and retention from settings."""
+"""Topic management: every topic (docs/architecture.md) with partitions and retention from settings."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class TopicSpec:
 
 
 def topic_specs(topics: TopicSettings, retention: RetentionSettings) -> list[TopicSpec]:
-    """Every topic DESIGN.md names, with its retention. DLQs of raw keep raw's short life."""
+    """Every topic of docs/architecture.md, with its retention. DLQs of raw keep raw's short life."""
 
     def ms(value: float, unit: int) -> str:
         return str(int(value * unit))
@@ -43,7 +43,7 @@ def topic_specs(topics: TopicSettings, retention: RetentionSettings) -> list[Top
         TopicSpec(topics.alerter_partials, p, {"retention.ms": ms(retention.scores_days, _DAY_MS)}),
         TopicSpec(topics.alerter_checkpoints, p, {"cleanup.policy": "compact"}),
         TopicSpec(topics.alerter_silences, 1, {"cleanup.policy": "compact"}),
-        # raw's DLQ holds unredacted data: it inherits raw's short retention (DESIGN.md).
+        # raw's DLQ holds unredacted data: it inherits raw's short retention.
         TopicSpec(TopicSettings.dlq(topics.raw), p, {"retention.ms": raw_ret}),
     ]
     for source in (topics.redacted, topics.scores, topics.alerts, topics.audit):

@@ -1,4 +1,4 @@
-"""Records as they enter and leave the Kafka layer, and the DESIGN.md header names."""
+"""Records as they enter and leave the Kafka layer, and the spanline-* header names (docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ class InMessage:
 
 @dataclass(slots=True)
 class OutRecord:
-    """A record to produce. Keyed records keep trace locality (DESIGN.md: key = trace_id)."""
+    """A record to produce. Keyed records keep trace locality (key = trace_id)."""
 
     topic: str
     value: bytes
