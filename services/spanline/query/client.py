@@ -133,7 +133,8 @@ def open_backend(settings: Settings, *, notice: Callable[[str], None] | None = N
         path = chdb_path(dsn)
         if path is not None:
             data_dir = settings.data_dir.resolve()
-            other = _running_up_elsewhere(data_dir, path)
+            ups = _live_ups()
+            other = _pick_up(ups, data_dir, path)
             if other is not None:
                 if notice is not None and Path(other.data_dir).resolve() != data_dir:
                     notice(
@@ -141,6 +142,11 @@ def open_backend(settings: Settings, *, notice: Callable[[str], None] | None = N
                         f"{other.data_dir} (pid {other.pid}, {other.query_url}). " + _POINT_ELSEWHERE
                     )
                 return HttpBackend(other.query_url, w.database, timeout_s=w.query_timeout_s)
+            if ups and notice is not None:  # old data here, the live pipeline elsewhere
+                notice(
+                    f"showing the data in {data_dir}; the running `spanline up` (pid {ups[0].pid}) "
+                    f"serves {ups[0].data_dir}: SPANLINE_DATA_DIR={ups[0].data_dir} queries it"
+                )
             if not path.exists():
                 raise QueryError(
                     f"no data in {data_dir} (looked at {path}) and no running `spanline up` found: start "
@@ -163,12 +169,16 @@ def open_backend(settings: Settings, *, notice: Callable[[str], None] | None = N
 _POINT_ELSEWHERE = "Another data directory: SPANLINE_DATA_DIR=<dir> or data_dir in --config FILE."
 
 
-def _running_up_elsewhere(data_dir: Path, engine_path: Path) -> UpState | None:
-    """A live `spanline up` whose endpoint answers: the one of this data directory, else,
-    when this directory holds no data, the newest one anywhere."""
+def _live_ups() -> list[UpState]:
+    """Running `spanline up` processes whose query endpoint answers, newest first."""
     from spanline.core.up_state import running_ups
 
-    ups = [u for u in running_ups() if u.query_url and endpoint_alive(u.query_url)]
+    return [u for u in running_ups() if u.query_url and endpoint_alive(u.query_url)]
+
+
+def _pick_up(ups: list[UpState], data_dir: Path, engine_path: Path) -> UpState | None:
+    """The pipeline of this data directory, else, when this directory holds no data, the
+    newest one anywhere."""
     for up in ups:
         if Path(up.data_dir).resolve() == data_dir:
             return up

@@ -82,6 +82,12 @@ def test_query_finds_a_pipeline_started_from_another_directory(tmp_path: Path) -
         # an empty result still shows its header
         done = _cli(["query", "SELECT name, trace_id FROM spans"], base, elsewhere)
         assert done.stdout.splitlines()[0].split() == ["name", "trace_id"] and "(0 rows)" in done.stdout
+        # old data in this directory: it is what is shown, and the live pipeline is named
+        assert _cli(["migrate"], base, elsewhere).returncode == 0
+        done = _cli(["query", "SELECT 1 AS one", "--format", "csv"], base, elsewhere)
+        assert done.returncode == 0 and done.stdout.splitlines() == ["one", "1"], done.stderr
+        assert f"showing the data in {elsewhere / '.spanline'}" in done.stderr
+        assert f"SPANLINE_DATA_DIR={tmp_path / 'up-data'}" in done.stderr
     finally:
         assert proc.stdin is not None
         proc.stdin.write("\n")
