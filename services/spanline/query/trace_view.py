@@ -2,6 +2,15 @@
 
 Rows are read with FINAL so a replayed span shows once; payload references (claim check)
 are inlined for ``--json`` so machines get the original text byte for byte.
+
+Scores are shown at two levels. The scorer attaches a trace-level score to the root span
+(or, for a rootless trace or a late fragment, to its lowest span id) and records how the
+trace window was closed; a score with that record, with no span, or on a root span is a
+trace score. Any other score (an SDK's own per-span evaluation, say) is listed under its
+span. The facts a reader needs to weigh a score (evaluator version, close reason, late
+fragment, judge weight and inclusion probability, stratum, error type) live in the score's
+attributes under the names ``spanline.scorer.scores`` writes; they are lifted into columns
+here so nobody has to read the attribute map.
 """
 
 from __future__ import annotations
@@ -27,8 +36,17 @@ _SPAN_COLUMNS = (
 )
 _SCORE_COLUMNS = (
     "score_id, span_id, name, score_value, score_label, explanation, evaluator_kind, "
-    "sampling_reason, sampling_weight, toUnixTimestamp64Nano(time) AS time_ns"
+    "sampling_reason, sampling_weight, toUnixTimestamp64Nano(time) AS time_ns, attributes"
 )
+# attribute names written by the scorer (spanline.scorer.scores, spanline.scorer.judging.records);
+# spelled out here so reading a trace does not import the scorer
+_A_VERSION = "spanline.evaluation.version"
+_A_CLOSE_REASON = "spanline.trace.completion_reason"
+_A_LATE_FRAGMENT = "spanline.trace.late_fragment"
+_A_ERROR_TYPE = "error.type"
+_A_PROBABILITY = "spanline.sampling.probability"
+_A_STRATUM = "spanline.sampling.stratum"
+_KIND_ORDER = {"heuristic": 0, "llm_judge": 1, "sampling": 2}
 
 
 def normalize_trace_id(text: str) -> str:
@@ -72,7 +90,61 @@ def fetch_trace(backend: QueryBackend, trace_id: str, *, project: str | None = N
     for s in spans:
         for key in ("start_ns", "end_ns", "duration_ns"):
             s[key] = int(s[key])
-    return TraceView(tid, spans, scores)
+    return TraceView(tid, spans, annotate_scores(spans, scores))
+
+
+def _attr_map(value: Any) -> dict[str, str]:
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):  # some clients return a Map as key/value pairs
+        return {str(k): str(v) for k, v in value}
+    return {}
+
+
+def _float_or_none(text: str | None) -> float | None:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None
+
+
+def annotate_scores(spans: list[dict[str, Any]], scores: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each score with its level (``trace``/``span``), span name and the weighing facts
+    from its attributes as fields; trace scores first, then by kind and name."""
+    by_id = {s["span_id"]: s for s in spans}
+    out = []
+    for raw in scores:
+        sc = dict(raw)
+        attrs = _attr_map(sc.get("attributes"))
+        sc["attributes"] = attrs
+        span = by_id.get(sc["span_id"])
+        trace_level = (
+            not sc["span_id"] or _A_CLOSE_REASON in attrs or (span is not None and not span["parent_span_id"])
+        )
+        sc["level"] = "trace" if trace_level else "span"
+        sc["span_name"] = span["name"] if span is not None else None
+        sc["evaluator_version"] = attrs.get(_A_VERSION, "")
+        sc["close_reason"] = attrs.get(_A_CLOSE_REASON, "")
+        sc["late_fragment"] = attrs.get(_A_LATE_FRAGMENT) == "true"
+        sc["error_type"] = attrs.get(_A_ERROR_TYPE, "")
+        sc["inclusion_probability"] = _float_or_none(attrs.get(_A_PROBABILITY))
+        sc["stratum"] = attrs.get(_A_STRATUM, "")
+        sc["sampling_weight"] = float(sc.get("sampling_weight") or 0.0)
+        sc["score_value"] = float(sc["score_value"])
+        out.append(sc)
+    out.sort(key=_score_order)
+    return out
+
+
+def _score_order(sc: dict[str, Any]) -> tuple[Any, ...]:
+    where = ("", "") if sc["level"] == "trace" else (sc["span_name"] or "", sc["span_id"])
+    return (
+        sc["level"] != "trace",
+        *where,
+        _KIND_ORDER.get(sc["evaluator_kind"], 3),
+        sc["name"],
+        sc["score_id"],
+    )
 
 
 def _tree_order(spans: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:
@@ -174,28 +246,64 @@ def render_trace(view: TraceView, *, name_width: int = 48) -> str:
         numeric=[False, True, True, False, False, True, False],
     )
     parts = [header, "", table]
-    if view.scores:
-        score_rows = [
-            [
-                sc["name"],
-                f"{float(sc['score_value']):.4g}",
-                sc["score_label"],
-                sc["evaluator_kind"],
-                sc["span_id"] or "(trace)",
-                clip(sc["explanation"], 60),
-            ]
-            for sc in view.scores
-        ]
-        parts += [
-            "",
-            "scores",
-            render_table(["name", "value", "label", "evaluator", "span", "explanation"], score_rows),
-        ]
+    trace_scores = [sc for sc in view.scores if sc.get("level", "trace") == "trace"]
+    span_scores = [sc for sc in view.scores if sc.get("level", "trace") == "span"]
+    if trace_scores:
+        parts += ["", "trace scores", _score_table(trace_scores, with_span=False)]
+    if span_scores:
+        parts += ["", "span scores", _score_table(span_scores, with_span=True)]
     return "\n".join(parts)
 
 
+def _value(v: float) -> str:
+    if v == int(v) and abs(v) < 1e15:
+        return str(int(v))
+    return f"{v:.6g}"
+
+
+def _weight(sc: dict[str, Any]) -> str:
+    """Judge weight 1/p with p; blank for scores that are not sampled (heuristics)."""
+    w = float(sc.get("sampling_weight") or 0.0)
+    if w <= 0:
+        return ""
+    p = sc.get("inclusion_probability")
+    return f"{w:.4g} (p={p:.4g})" if p is not None else f"{w:.4g}"
+
+
+def _score_table(scores: list[dict[str, Any]], *, with_span: bool) -> str:
+    rows = []
+    for sc in scores:
+        label = sc["score_label"]
+        if sc.get("error_type"):
+            label = f"error: {sc['error_type']}"
+        closed = sc.get("close_reason", "")
+        if sc.get("late_fragment"):
+            closed = (closed + " " if closed else "") + "(late fragment)"
+        note = sc["explanation"] or (f"stratum {sc['stratum']}" if sc.get("stratum") else "")
+        row = [
+            sc["name"],
+            sc.get("evaluator_version", ""),
+            sc["evaluator_kind"],
+            _value(float(sc["score_value"])),
+            label,
+            closed,
+            _weight(sc),
+            clip(note, 60),
+        ]
+        if with_span:
+            row.insert(0, clip(sc.get("span_name") or sc["span_id"] or "?", 32))
+        rows.append(row)
+    columns = ["evaluator", "version", "kind", "value", "label", "closed", "judge weight", "explanation"]
+    numeric = [False, False, False, True, False, False, True, False]
+    if with_span:
+        columns.insert(0, "span")
+        numeric.insert(0, False)
+    return render_table(columns, rows, numeric=numeric)
+
+
 def trace_json(view: TraceView, store: ObjectStore | None) -> dict[str, Any]:
-    """Machine form: flat spans in start order (with depth), payloads inlined, and scores."""
+    """Machine form: flat spans in start order (with depth), payloads inlined, and scores
+    (each with ``level``, ``span_name`` and the weighing facts lifted from its attributes)."""
     from spanline.query.readonly import jsonable
 
     depth = {}

@@ -4,7 +4,13 @@ import json
 
 from spanline.query.formatting import clip, format_result
 from spanline.query.readonly import QueryResult
-from spanline.query.trace_view import TraceView, normalize_trace_id, render_trace, trace_json
+from spanline.query.trace_view import (
+    TraceView,
+    annotate_scores,
+    normalize_trace_id,
+    render_trace,
+    trace_json,
+)
 from spanline.spans.object_store import LocalObjectStore, PayloadOffloader
 
 T0 = 1_763_000_000_000_000_000
@@ -92,7 +98,44 @@ def test_render_trace_tree_and_summary() -> None:
     assert "+1.00s" in body or "+1000ms" in body
     # orphan (parent not stored) is shown as its own root, not lost
     assert any(line.startswith("orphan") for line in lines)
-    assert "relevance" in body and "(trace)" in body
+    assert "trace scores" in body and "relevance" in body
+
+
+def test_scores_split_into_trace_and_span_levels_with_weighing_facts() -> None:
+    view = _view()
+    judged = {
+        "score_id": "j",
+        "span_id": "01" * 8,
+        "name": "groundedness",
+        "score_value": 0.0,
+        "score_label": "",
+        "explanation": "",
+        "evaluator_kind": "llm_judge",
+        "sampling_reason": "bulk",
+        "sampling_weight": 20.0,
+        "time_ns": T0,
+        "attributes": [  # a Map as key/value pairs, as some clients return it
+            ("spanline.evaluation.version", "3"),
+            ("spanline.trace.completion_reason", "max_age"),
+            ("spanline.sampling.probability", "0.05"),
+            ("error.type", "timeout"),
+        ],
+    }
+    on_tool = {**view.scores[0], "score_id": "t", "span_id": "03" * 8, "name": "tool_ok", "score_value": 1.0}
+    view.scores = annotate_scores(view.spans, [on_tool, judged, view.scores[0]])
+    assert [(sc["name"], sc["level"]) for sc in view.scores] == [
+        ("groundedness", "trace"),
+        ("relevance", "trace"),
+        ("tool_ok", "span"),
+    ]
+    g = view.scores[0]
+    assert g["span_name"] == "agent" and g["evaluator_version"] == "3" and g["close_reason"] == "max_age"
+    assert g["inclusion_probability"] == 0.05 and g["error_type"] == "timeout"
+    text = render_trace(view)
+    trace_part, span_part = text.split("\nspan scores\n")
+    assert "groundedness" in trace_part and "error: timeout" in trace_part and "20 (p=0.05)" in trace_part
+    assert "max_age" in trace_part and "tool_ok" not in trace_part
+    assert span_part.splitlines()[2].startswith("tool ") and "tool_ok" in span_part
 
 
 def test_trace_json_depth_and_inlined_payload(tmp_path) -> None:  # type: ignore[no-untyped-def]
