@@ -1,6 +1,8 @@
 """Every form a data subject's identifier may be stored under.
 
-The redactor may replace identifiers with keyed pseudonyms (``<USER_ID:9f3a1c2b>``);
+The redactor replaces identifier attributes (``user.id``, ``gen_ai.conversation.id``...)
+with keyed ``<ID:32 hex>`` pseudonyms and values its detectors find (an e-mail used as a
+user id) with ``<EMAIL:9f3a1c2b>``-style ones;
 ``spanline erase`` takes the raw subject and must also find the rows stored under its
 pseudonym. The pseudonym is computed with the redactor's own function and per-project key
 (never a second implementation), for every project the subject may live in.
@@ -27,7 +29,7 @@ def stored_forms(settings: Settings, kind: str, value: str, projects: Iterable[s
     try:
         from spanline.redactor.errors import PolicyError
         from spanline.redactor.policy import load_policy, resolve
-        from spanline.redactor.pseudonym import pseudonym
+        from spanline.redactor.pseudonym import identifier_pseudonym, pseudonym
     except ImportError:  # pragma: no cover - the redactor ships in the same distribution
         return forms
     r = settings.redactor
@@ -44,8 +46,10 @@ def stored_forms(settings: Settings, kind: str, value: str, projects: Iterable[s
             continue
         if key is None:
             continue
-        for detector in _DETECTORS.get(kind, ()):
-            form = pseudonym(key, detector, value)
+        # what the redactor writes for an identifier attribute under this project's key
+        candidates = [identifier_pseudonym(key, value)]
+        candidates += [pseudonym(key, detector, value) for detector in _DETECTORS.get(kind, ())]
+        for form in candidates:
             if form not in forms:
                 forms.append(form)
     return forms

@@ -7,7 +7,7 @@ import pyarrow as pa
 from spanline.coldtier.ledger_filter import drop_erased
 from spanline.coldtier.subjects import stored_forms
 from spanline.redactor.policy import derive_project_key
-from spanline.redactor.pseudonym import pseudonym
+from spanline.redactor.pseudonym import pseudonym, pseudonymize_identifier
 from spanline.settings import load_settings
 
 
@@ -18,6 +18,16 @@ def test_forms_include_the_redactors_pseudonym_per_project() -> None:
     for project in ("p1", "p2"):
         key = derive_project_key(b"s3cret", project)
         assert pseudonym(key, "email", "alice@example.org") in forms
+
+
+def test_forms_include_the_identifier_pseudonym_the_redactor_stores() -> None:
+    """user.id / gen_ai.conversation.id attributes are stored as <ID:...> under the project's
+    key: the redactor's public function says which string that is."""
+    s = load_settings(None, redactor={"pseudonym_secret": "s3cret"})
+    for kind, value in (("user_id", "u-4711"), ("conversation_id", "conv-9")):
+        forms = stored_forms(s, kind, value, ["p1", "p2"])
+        for project in ("p1", "p2"):
+            assert pseudonymize_identifier(project, value, "s3cret") in forms
 
 
 def test_forms_without_a_secret_are_the_raw_value() -> None:
