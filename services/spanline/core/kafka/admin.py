@@ -46,7 +46,7 @@ def topic_specs(topics: TopicSettings, retention: RetentionSettings) -> list[Top
         # raw's DLQ holds unredacted data: it inherits raw's short retention.
         TopicSpec(TopicSettings.dlq(topics.raw), p, {"retention.ms": raw_ret}),
     ]
-    for source in (topics.redacted, topics.scores, topics.alerts, topics.audit):
+    for source in (topics.redacted, topics.scores, topics.alerts, topics.audit, topics.alerter_partials):
         specs.append(TopicSpec(TopicSettings.dlq(source), p, {"retention.ms": dlq_ret}))
     return specs
 
