@@ -8,8 +8,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
+from spanline.coldtier.config import s3_properties
 from spanline.coldtier.erasure import ErasureRequest, new_request_id
 from spanline.coldtier.governance import GovernanceStore, HoldActive, utc_now_iso
 from spanline.coldtier.jobs import erase, read_status
@@ -20,6 +22,7 @@ from spanline.core.kafka.records import InMessage
 from spanline.settings import Settings, load_settings
 from spanline.spans.pricing import PricingTable
 from spanline.spans.rows import SpanRows
+from spanline.writer.config import chdb_path, resolve_dsn
 from spanline.writer.service import WriteStrategy
 from spanline.writer.store import open_store
 from tests.integration.coldtier.conftest import MotoServer, s3_coldtier, trace_value
@@ -61,6 +64,23 @@ def _fill(settings: Settings, msgs: list[InMessage]) -> None:
     strategy = ColdStrategy(settings, tables, GovernanceStore.from_settings(settings))
     asyncio.run(strategy.process(msgs[:4]))
     asyncio.run(strategy.process(msgs[4:]))
+
+
+def _assert_cold_files_clean(settings: Settings) -> int:
+    """Our own scan, not the erasure's: every stored file of the cold tables (local or S3),
+    raw bytes, and every Parquet file decoded in full (compressed pages hide raw bytes)."""
+    _, tables = ensure_tables(settings)
+    scanned = 0
+    for table in tables.values():
+        fs, root = open_fs(table.location(), s3_properties(settings))
+        for f in list_files(fs, root):
+            scanned += 1
+            with fs.open_input_file(f.path) as h:
+                assert VICTIM.encode() not in h.read(), f.path
+            if f.path.endswith(".parquet"):
+                with fs.open_input_file(f.path) as h:
+                    assert VICTIM not in str(pq.read_table(h).to_pylist()), f.path
+    return scanned
 
 
 def _settings(tmp_path: Path, **cold: Any) -> Settings:
@@ -110,12 +130,13 @@ def test_erase_offline_both_tiers_and_replay(tmp_path: Path) -> None:
         assert hot[0][0] == 0
     finally:
         store.close()
-    # no stored file of the cold tier holds the subject's bytes (uncompressed or decoded)
-    _, tables = ensure_tables(s)
-    fs, root = open_fs(tables["spans"].location())
-    for f in list_files(fs, root):
-        with fs.open_input_file(f.path) as h:
-            assert VICTIM.encode() not in h.read(), f.path
+    # no stored file of either tier holds the subject (cold decoded; hot parts and mutation
+    # files raw: the mutation names a Memory table, not the subject)
+    assert _assert_cold_files_clean(s) > 0
+    hot_dir = chdb_path(resolve_dsn(s))
+    assert hot_dir is not None
+    hot_files = [p for p in hot_dir.rglob("*") if p.is_file()]
+    assert hot_files and not [p for p in hot_files if VICTIM.encode() in p.read_bytes()]
     audit = [r for r in GovernanceStore.from_settings(s).audit_records() if r["event"] == "erasure"]
     assert len(audit) == 1 and VICTIM not in str(audit)
 
@@ -129,3 +150,7 @@ def test_erase_cold_on_moto_s3(tmp_path: Path, moto: MotoServer) -> None:
     assert status["state"] == "verified", status
     assert status["cold"]["verify"]["files_scanned"] > 0
     assert VICTIM not in _cold_users(s)
+    assert _assert_cold_files_clean(s) > 0
+    _fill(s, msgs)  # replay of the topic into the S3 table
+    assert VICTIM not in _cold_users(s)
+    assert _assert_cold_files_clean(s) > 0
