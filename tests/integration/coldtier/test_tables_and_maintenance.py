@@ -205,3 +205,18 @@ def test_an_unexpected_error_dead_letters_its_message_and_keeps_the_batch(tmp_pa
     t.refresh()
     assert t.scan().to_arrow().num_rows == 4
     assert table_offsets(t) == {s.topics.redacted: {0: 3}}
+
+
+def test_below_floor_override_is_logged_at_start(tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
+    from spanline.coldtier.service import ColdtierService
+
+    s = load_settings(
+        None,
+        data_dir=str(tmp_path),
+        retention={"cold_days": 90, "allow_below_floor": True, "below_floor_reason": "not high-risk"},
+    )
+    caplog.set_level("WARNING", logger="spanline.coldtier.service")
+    asyncio.run(ColdtierService(s).start())
+    hits = [r for r in caplog.records if "below the legal floor" in r.getMessage()]
+    assert hits and getattr(hits[0], "reason", None) == "not high-risk"
+    assert getattr(hits[0], "cold_days", None) == 90
