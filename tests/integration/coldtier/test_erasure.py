@@ -154,3 +154,41 @@ def test_erase_cold_on_moto_s3(tmp_path: Path, moto: MotoServer) -> None:
     _fill(s, msgs)  # replay of the topic into the S3 table
     assert VICTIM not in _cold_users(s)
     assert _assert_cold_files_clean(s) > 0
+
+
+def test_erase_takes_the_raw_subject_and_removes_rows_stored_under_its_pseudonym(tmp_path: Path) -> None:
+    """With a pseudonym secret the redactor stores user.id as <ID:...>; erase gets the raw id."""
+    from spanline.coldtier.subjects import stored_forms
+    from spanline.redactor.pseudonym import pseudonymize_identifier
+
+    s = load_settings(
+        None,
+        data_dir=str(tmp_path),
+        coldtier={"erasure_poll_s": 0.1},
+        redactor={"pseudonym_secret": "s3cret"},
+    )
+    stored = pseudonymize_identifier("p1", VICTIM, "s3cret")
+    msgs = []
+    for i in range(4):
+        user = stored if i % 2 == 0 else f"other-{i}"
+        value = trace_value(os.urandom(16), 3, user=user, conversation=f"conv-{i}")
+        msgs.append(InMessage(s.topics.redacted, 0, i, b"k", value, [("spanline-project", b"p1")], 0))
+    _fill(s, msgs)
+    assert _cold_users(s).count(stored) == 6
+    gov = GovernanceStore.from_settings(s)
+    req = ErasureRequest(
+        request_id=new_request_id(),
+        kind="user_id",
+        forms=stored_forms(s, "user_id", VICTIM, ["p1"]),
+        subject_hmac=gov.digest("user_id", VICTIM),
+        requester="dpo@example.org",
+        projects=None,
+        created_at=utc_now_iso(),
+    )
+    status = erase(s, req)
+    assert status["state"] == "verified", status
+    assert status["cold"]["rows"]["spans"] == 6
+    users = _cold_users(s)
+    assert stored not in users and len(users) == 6
+    _fill(s, msgs)  # replayed pseudonymized rows stay out too
+    assert stored not in _cold_users(s)
