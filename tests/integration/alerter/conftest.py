@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
+from spanline.alerter.rules import load_rules
+from spanline.alerter.service import AlerterService
 from spanline.core.kafka import OutRecord, Producer
 from spanline.core.kafka.admin import create_topics
 from spanline.settings import Settings
@@ -95,6 +97,18 @@ async def keep_scoring(settings: Settings, value: float, project: str, seconds: 
     while time.monotonic() < end:
         await send_scores(settings, "error", value, project, 4)
         await asyncio.sleep(0.25)
+
+
+async def run_service(settings: Settings) -> tuple[AlerterService, asyncio.Task[None]]:
+    """The alerter in this process, once both stages are ready and it owns partitions."""
+    service = AlerterService(settings, load_rules(settings.alerter.rules_file))
+    await service.start()
+    task = asyncio.create_task(service.run())
+    for _ in range(200):
+        if service.ready() and service.owned:
+            break
+        await asyncio.sleep(0.1)
+    return service, task
 
 
 async def wait_ready(port: int, timeout: float = 40) -> None:

@@ -9,35 +9,22 @@ from typing import Any
 
 import pytest
 
-from spanline.alerter.rules import load_rules
-from spanline.alerter.service import AlerterService
 from spanline.alerter.silences import new_silence
 from spanline.alerter.topics_io import write_silence
 from spanline.core.kafka import OutRecord, Producer
 from spanline.core.kafka.dlq import H_ERROR_REASON
 from spanline.v1.spanline_pb2 import AlertEvent
-from tests.integration.alerter.conftest import HOOK_PATH, RULES, keep_scoring, make_topics
+from tests.integration.alerter.conftest import HOOK_PATH, RULES, keep_scoring, make_topics, run_service
 from tests.integration.alerter.fake_receivers import FakeReceivers
 from tests.support.kafka import read_topic
 
 pytestmark = pytest.mark.integration
 
 
-async def _run(settings: Any) -> tuple[AlerterService, asyncio.Task[None]]:
-    service = AlerterService(settings, load_rules(settings.alerter.rules_file))
-    await service.start()
-    task = asyncio.create_task(service.run())
-    for _ in range(200):
-        if service.ready() and service.owned:
-            break
-        await asyncio.sleep(0.1)
-    return service, task
-
-
 async def test_fire_resolve_dlq_and_state_records(alerter_settings: Any, fake: FakeReceivers) -> None:
     settings = alerter_settings()
     await make_topics(settings)
-    service, task = await _run(settings)
+    service, task = await run_service(settings)
     try:
         p = Producer(settings.kafka)
         await p.send_all([OutRecord(settings.topics.scores, b"this is not a score", b"k")])
@@ -72,7 +59,7 @@ async def test_silence_applied_at_send_time(alerter_settings: Any, fake: FakeRec
     import time
 
     await write_silence(settings, new_silence(["project=quiet"], time.time(), 3600, "test", "pytest"))
-    service, task = await _run(settings)
+    service, task = await run_service(settings)
     try:
         await asyncio.gather(
             keep_scoring(settings, 1.0, "quiet", 3.0), keep_scoring(settings, 1.0, "loud", 3.0)
@@ -101,7 +88,7 @@ async def test_404_receiver_gets_no_retry_and_a_meta_alert(
     text = META_RULES.replace("url: {env: ALERT_PD_URL}", f"url: {fake.base}/v2/enqueue")
     settings = alerter_settings(text, meta_alert_after_failures=2)
     await make_topics(settings)
-    service, task = await _run(settings)
+    service, task = await run_service(settings)
     try:
         await keep_scoring(settings, 1.0, "shop", 2.0)
         events = await fake.wait_for("/v2/enqueue", 2)
