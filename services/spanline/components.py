@@ -71,6 +71,14 @@ SERVICES: dict[str, ServiceSpec] = {
             inputs=("redacted", "scores", "alerts", "audit"),
         ),
         ServiceSpec(
+            "scorer",
+            "spanline.scorer.service",
+            9467,
+            "redacted -> trace windows -> deterministic scores (100%) + sampled LLM judge -> scores",
+            inputs=("redacted",),
+            outputs=("scores",),
+        ),
+        ServiceSpec(
             "redactor",
             "spanline.redactor.service",
             9465,

@@ -213,6 +213,9 @@ class _Supervisor:
         env = dict(os.environ)
         env["SPANLINE_KAFKA_BOOTSTRAP"] = bootstrap
         env["SPANLINE_DATA_DIR"] = str(self.data_dir)
+        if broker is not None:
+            # the in-memory broker loses what the scorer still holds when it stops
+            env.setdefault("SPANLINE_SCORER_CLOSE_OPEN_ON_STOP", "true")
         code = 0
         try:
             try:

@@ -97,6 +97,11 @@ class ScorerSettings(Section):
     tick_interval_s: float = Field(
         default=1.0, gt=0, le=60, description="how often windows are checked when no message arrives"
     )
+    close_open_on_stop: bool = Field(
+        default=False,
+        description="on stop, score open traces (reason `revoked`) instead of leaving them to a replay; "
+        "`spanline up` sets it, since its in-memory broker would lose them",
+    )
     batch_max_records: int = Field(default=2_000, ge=1, description="messages per processed batch")
     batch_max_wait_s: float = Field(default=0.2, gt=0, le=60, description="wait to fill a batch")
     span_builder: Literal["auto", "compiled", "python"] = Field(

@@ -301,13 +301,24 @@ class StreamConsumer:
     ) -> bool:
         """True once the batch's outputs are acknowledged; False if asked to stop first
         (the batch stays uncommitted and is replayed by whoever owns the partition next).
-        ``produce`` replaces the strategy's ``process`` (a holding strategy's tick)."""
+        ``produce`` replaces the strategy's ``process`` (a holding strategy's tick). A holding
+        strategy's exceptions are not isolated message by message (its state already took
+        part of the batch): they stop the consumer uncommitted, and the batch is replayed."""
         delay = self.policy.retry_initial_s
         paused = False
+        outcome: Outcome | None = None
         try:
             while True:
                 try:
-                    outcome = await (produce() if produce is not None else self._process_isolating(batch))
+                    if self._holding is not None:
+                        # state moved on when it returned: a failed send is retried with the
+                        # same outcome, never by processing the batch a second time
+                        if outcome is None:
+                            outcome = await (
+                                produce() if produce is not None else self.strategy.process(batch)
+                            )
+                    else:
+                        outcome = await self._process_isolating(batch)
                     await self.producer.send_all(outcome.records)
                     if outcome.dlq:
                         await self.producer.send_all([dlq_record(e, self.service) for e in outcome.dlq])
