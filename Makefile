@@ -18,11 +18,12 @@ endif
 EXT    := $(VENV)/.ext-$(shell cat setup.py services/spanline/spans/wire_spans.pyx | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help venv up test lint typecheck unit bench protos clean tools charts image
+.PHONY: help venv up test mutation lint typecheck unit bench protos clean tools charts image
 
 help:
 	@echo "make up     - start the whole pipeline locally (broker, ingest, redactor, writer)"
 	@echo "make test   - lint (ruff), types (mypy), proto freshness and the whole test suite"
+	@echo "make mutation - apply each mutant of tests/mutation/mutants.toml; every one must be killed"
 	@echo "make bench  - run benchmarks; JSON results under benchmarks/results/"
 	@echo "make protos - regenerate protobuf code from protos/"
 
@@ -106,6 +107,11 @@ unit: $(STAMP) $(EXT)
 
 test: $(STAMP) $(EXT) lint typecheck tools
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# mutation: each curated one-line breakage on a scratch copy against the tests that claim
+# it (two at a time); a survivor or a stale original fails
+mutation: $(STAMP) $(EXT)
+	$(BIN)/python -m tests.mutation $(MUTATION_ARGS)
 
 bench: $(STAMP) $(EXT)
 	$(BIN)/python -m benchmarks.run_all $(BENCH_ARGS)
