@@ -17,7 +17,9 @@ from spanline.core.kafka import InMessage, OutRecord
 from spanline.core.kafka.records import SIGNAL_TRACES, standard_headers
 
 
-def _kv(key: str, value: str | int) -> KeyValue:
+def _kv(key: str, value: str | int | float) -> KeyValue:
+    if isinstance(value, float):
+        return KeyValue(key=key, value=AnyValue(double_value=value))
     if isinstance(value, int):
         return KeyValue(key=key, value=AnyValue(int_value=value))
     return KeyValue(key=key, value=AnyValue(string_value=value))
@@ -29,7 +31,7 @@ def span(
     parent: bytes = b"",
     name: str = "chat",
     error: bool = False,
-    attrs: dict[str, str | int] | None = None,
+    attrs: dict[str, str | int | float] | None = None,
     start_ns: int | None = None,
     duration_ms: int = 120,
 ) -> Span:
@@ -50,7 +52,7 @@ def span(
 
 def chat_attrs(
     output: str = "Paris is the capital.", tokens: tuple[int, int] = (40, 12)
-) -> dict[str, str | int]:
+) -> dict[str, str | int | float]:
     return {
         "gen_ai.operation.name": "chat",
         "gen_ai.provider.name": "openai",
