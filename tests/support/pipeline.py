@@ -1,6 +1,10 @@
-"""The real pipeline for end-to-end tests: redactor and writer as `spanline run` processes,
-ingest in a thread (its port is what the OTel SDK talks to), one unique topic prefix and
-data directory per pipeline."""
+"""The real pipeline for end-to-end tests: redactor and writer (and, when asked, the scorer)
+as `spanline run` processes, ingest in a thread (its port is what the OTel SDK talks to),
+one unique topic prefix and data directory per pipeline.
+
+The scorer is off unless a test asks for it (``scorer=True``): it is one more process on a
+shared machine, and most pipeline tests are about the hot path. When on, its quiet periods
+are short (``SCORER_ENV``) so a test's traces close within seconds."""
 
 from __future__ import annotations
 
@@ -15,9 +19,16 @@ from spanline.settings import Settings
 from tests.conftest import settings_env
 from tests.support.services import ServiceProcess, ServiceThread
 
+# a trace closes 1 s after its last span with a root (3 s without): tests wait seconds, not minutes
+SCORER_ENV = {
+    "SPANLINE_SCORER_QUIET_AFTER_ROOT_S": "1",
+    "SPANLINE_SCORER_QUIET_NO_ROOT_S": "3",
+    "SPANLINE_SCORER_TICK_INTERVAL_S": "0.2",
+}
+
 
 class Pipeline:
-    def __init__(self, settings: Settings, workdir: Path) -> None:
+    def __init__(self, settings: Settings, workdir: Path, *, scorer: bool = False) -> None:
         self.settings = settings
         self.workdir = workdir
         self.query_port = settings.writer.query_port
@@ -29,6 +40,11 @@ class Pipeline:
         }
         self.redactor = ServiceProcess("redactor", self.env, free_port(), workdir / "redactor.log")
         self.writer = ServiceProcess("writer", self.env, free_port(), workdir / "writer.log")
+        self.scorer = (
+            ServiceProcess("scorer", {**self.env, **SCORER_ENV}, free_port(), workdir / "scorer.log")
+            if scorer
+            else None
+        )
         self.ingest = ServiceThread(IngestService(settings))
         self.db = HttpBackend(f"http://127.0.0.1:{self.query_port}", settings.writer.database, timeout_s=30)
 
@@ -36,17 +52,21 @@ class Pipeline:
     def otlp_endpoint(self) -> str:
         return f"127.0.0.1:{self.ingest.component.port}"
 
+    @property
+    def processes(self) -> list[ServiceProcess]:
+        return [self.redactor, self.writer] + ([self.scorer] if self.scorer is not None else [])
+
     def __enter__(self) -> Pipeline:
         self.ingest.__enter__()
-        self.redactor.start(wait_ready=False)
-        self.writer.start(wait_ready=False)
-        self.redactor.wait_ready(60)
-        self.writer.wait_ready(60)
+        for proc in self.processes:
+            proc.start(wait_ready=False)
+        for proc in self.processes:
+            proc.wait_ready(60)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.ingest.__exit__()
-        for proc in (self.redactor, self.writer):
+        for proc in self.processes:
             if proc.proc is not None and proc.proc.poll() is None:
                 proc.terminate(60)
 
