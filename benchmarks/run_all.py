@@ -20,6 +20,7 @@ BENCHMARKS = (
     "benchmarks.redaction_recall",
     "benchmarks.writer_bench",
     "benchmarks.pipeline_bench",
+    "benchmarks.scorer_bench",
     "benchmarks.coldtier_bench",
     "benchmarks.alerter_bench",
 )
