@@ -78,6 +78,38 @@ class Pipeline:
     def scalar(self, sql: str) -> Any:
         return self.db.query(sql).rows[0][0]
 
+    def stored_values(self, values: list[str]) -> dict[str, list[str]]:
+        """Which of ``values`` are stored anywhere: every table of the database, every string
+        column (from system.columns, so a new table or column is scanned without a test
+        change), and every service log; {table or log file: values found}."""
+        columns = self.db.query(
+            "SELECT table, name FROM system.columns WHERE database = currentDatabase() "
+            "AND type LIKE '%String%' ORDER BY table, name"
+        ).rows
+        tables: dict[str, list[str]] = {}
+        for table, name in columns:
+            tables.setdefault(table, []).append(name)
+        if not {"spans", "logs", "audit"} <= set(tables):
+            raise AssertionError(f"the scan would miss tables: only {sorted(tables)} have string columns")
+        needles = (
+            "[" + ", ".join("'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for v in values) + "]"
+        )
+        found: dict[str, list[str]] = {}
+        for table, names in tables.items():
+            text = "concat(" + ", ' ', ".join(f"toString(`{n}`)" for n in names) + ")"
+            hit = f"arrayJoin(arrayFilter(v -> position({text}, v) > 0, {needles}))"
+            rows = self.db.query(f"SELECT DISTINCT {hit} FROM `{table}`", final=False).rows
+            if rows:
+                found[table] = [r[0] for r in rows]
+        for proc in self.processes:
+            log = (
+                proc.log_path.read_text(encoding="utf-8", errors="replace") if proc.log_path.exists() else ""
+            )
+            hits = [v for v in values if v in log]
+            if hits:
+                found[proc.log_path.name] = hits
+        return found
+
     def raw_scalar(self, sql: str) -> Any:
         """The stored rows as they are: no FINAL, so replays that wrote a row twice show."""
         return self.db.query(sql, final=False).rows[0][0]
