@@ -27,8 +27,9 @@ REPO = Path(__file__).resolve().parents[2]
 LIST = Path(__file__).with_name("mutants.toml")
 COPIED = ("services", "tests", "pyproject.toml", "setup.py")
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".ruff_cache", "*.egg-info")
-# "FAILED <node id> - <message>"; a node id's parameters may hold spaces
-_FAILED_RE = re.compile(r"^(?:FAILED|ERROR) (.+?)(?: - |$)", re.MULTILINE)
+# "FAILED <node id> - <message>" (a node id's parameters may hold spaces); captured log
+# lines ("ERROR    module:file.py:1 ...") are not test ids
+_FAILED_RE = re.compile(r"^(?:FAILED|ERROR) (tests/.+?)(?: - |$)", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
