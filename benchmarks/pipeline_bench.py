@@ -1,4 +1,4 @@
-"""End to end: ingest -> redactor -> writer on one machine, each a real process.
+"""End to end: ingest -> redactor -> scorer -> writer on one machine, each a real process.
 
 Phase 1 (capacity): offer `--spans` as fast as ingest takes them; the end-to-end rate is
 distinct spans visible in ClickHouse (not spans acknowledged) divided by the time until
@@ -7,8 +7,13 @@ Phase 2 (freshness): offer a steady `--rate` spans/s for `--seconds`, with probe
 once per `--probe-interval`; freshness is the time from an acknowledged probe export to
 its row being visible to a query. Probes sent, acknowledged, seen and never seen are all
 reported; a probe never seen counts as infinitely late (it fails the p99 target).
+Scores: the scorer runs beside the writer (judge off) and shares the machine; after both
+phases every trace visible in ``spans`` must have its deterministic scores visible in
+``scores`` (counted by the ``error`` heuristic, which every trace gets). Loadgen sends each
+trace whole, so the scorer's quiet period after the root is set to 2 s here (default 30 s)
+to see the scores without waiting half a minute; span freshness does not depend on it.
 Targets on a 2-core machine: >= 10k spans/s, freshness p99 <= 5 s, every acknowledged
-span and probe visible.
+span and probe visible, scores visible for 100% of traces.
 """
 
 from __future__ import annotations
@@ -173,6 +178,11 @@ def _wait_visible(query_port: int, expected: int) -> int:
     return wait_for_rows(query_port, sql, expected).rows
 
 
+_SCORED_TRACES = (
+    "SELECT uniqExact(trace_id) FROM scores WHERE name = 'error' AND evaluator_kind = 'heuristic'"
+)
+
+
 def _seconds(value: float) -> float | None:
     return None if math.isinf(value) else round(value, 3)
 
@@ -188,7 +198,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with bench_pipeline_env("pipeline") as (b, workdir, env):
         grpc_port, query_port = int(env["SPANLINE_INGEST_PORT"]), free_port()
         env["SPANLINE_WRITER_QUERY_PORT"] = str(query_port)
-        services = [start_service(name, env, workdir) for name in ("writer", "redactor", "ingest")]
+        env["SPANLINE_SCORER_QUIET_AFTER_ROOT_S"] = "2"
+        services = [start_service(name, env, workdir) for name in ("writer", "scorer", "redactor", "ingest")]
         target = f"127.0.0.1:{grpc_port}"
         try:
             pool = RequestPool(batch=100, pool_size=64, seed=5)
@@ -211,6 +222,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             prober.stop_sending()
             paced_visible = _wait_visible(query_port, expected + paced_acked)
             prober.wait(60)
+            traces = int(query_endpoint(query_port, "SELECT uniqExact(trace_id) FROM spans")[0][0])
+            scored = wait_for_rows(query_port, _SCORED_TRACES, traces, timeout_s=120).rows
             parts = query_endpoint(
                 query_port,
                 "SELECT sum(rows), sum(bytes_on_disk), sum(data_uncompressed_bytes) FROM system.parts "
@@ -246,6 +259,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "seen": len(prober.seen),
             "never_seen": never_seen,
         },
+        "scores": {"traces": traces, "traces_scored": scored},
         "bytes_on_disk_per_span": round(on_disk / max(rows, 1), 1),
         "uncompressed_bytes_per_span": round(uncompressed / max(rows, 1), 1),
         "cpu_seconds_by_service": cpu,
@@ -257,11 +271,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "every acknowledged span and probe visible",
                     visible >= expected and paced_visible >= expected + paced_acked and never_seen == 0,
                 ),
+                "scores_visible": ("deterministic scores for 100% of traces", scored >= traces > 0),
             }
         ),
     }
     print_table(
-        "pipeline (ingest -> redactor -> writer)",
+        "pipeline (ingest -> redactor -> scorer -> writer)",
         [
             ("spans acked / visible", f"{expected:,} / {visible:,}"),
             ("end-to-end spans/s", f"{e2e_rate:,.0f}  (target >= {TARGET_SPANS_S:,})"),
@@ -274,6 +289,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "probes sent / acked / seen / never seen",
                 f"{prober.sent} / {len(prober.acked)} / {len(prober.seen)} / {never_seen}",
             ),
+            ("traces / with scores", f"{traces:,} / {scored:,}"),
             ("bytes on disk per span", f"{on_disk / max(rows, 1):.0f} B"),
             ("CPU s by service", str(cpu)),
         ],
