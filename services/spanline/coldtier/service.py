@@ -72,7 +72,7 @@ class ColdStrategy:
         self.commits = 0
 
     async def process(self, batch: Sequence[InMessage]) -> Outcome:
-        """Build while the previous batch commits (two in flight); commit strictly in order.
+        """Commit strictly in consumer order, even if the consumer runs several batches at once.
 
         A snapshot's offsets are merged by maximum, so batch N+1 must never reach Iceberg
         before batch N: a later crash would resume past N's messages. Batches are identified
@@ -233,7 +233,10 @@ class ColdtierService:
                 max_records=c.batch_max_messages,
                 max_bytes=c.batch_max_bytes,
                 max_wait_s=c.batch_max_wait_s,
-                max_inflight=2,
+                # One batch in flight. With two (build while the previous commits, order kept
+                # by process()), the SIGKILL exactly-once test found duplicated spans in 1 of 3
+                # runs (4 of 4 clean with one); the cause is not found yet.
+                max_inflight=1,
             ),
         )
         log.info("coldtier ready", extra={"tables": sorted(tables), "cold_days": r.cold_days})
