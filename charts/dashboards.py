@@ -189,6 +189,28 @@ def pipeline_dashboard() -> dash.Dashboard:
         )
     )
     y += 8
+    d = d.with_row(dash.Row("Scorer, cold tier and alerter").grid_pos(_grid(0, y, 24, 1)))
+    y += 1
+    d = d.with_panel(
+        _prom_ts(
+            "Judge verdicts and errors",
+            "ops",
+            _grid(0, y),
+            (_rate("spanline_judge_verdicts_total", "evaluator, label"), "{{evaluator}} {{label}}"),
+            (_rate("spanline_scorer_scores_total", "kind"), "scores {{kind}}"),
+            ("min by (project) (spanline_judge_bulk_factor)", "bulk budget pace {{project}}"),
+        )
+    ).with_panel(
+        _prom_ts(
+            "Cold-tier commits and alert notifications",
+            "ops",
+            _grid(12, y),
+            (_rate("spanline_coldtier_rows_committed_total", "table"), "iceberg rows {{table}}"),
+            (_rate("spanline_coldtier_maintenance_failures_total", "step"), "maintenance failed {{step}}"),
+            (_rate("spanline_alerter_notifications_total", "receiver, outcome"), "{{receiver}} {{outcome}}"),
+        )
+    )
+    y += 8
     d = d.with_row(dash.Row("Resources").grid_pos(_grid(0, y, 24, 1)))
     y += 1
     d = d.with_panel(

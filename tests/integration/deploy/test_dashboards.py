@@ -37,6 +37,7 @@ METRIC_MODULES = (
     "spanline.writer.metrics",
     "spanline.spans.metrics",
     "spanline.scorer.metrics",
+    "spanline.scorer.judging.metrics",
     "spanline.coldtier.metrics",
     "spanline.alerter.metrics",
 )

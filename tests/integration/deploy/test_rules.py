@@ -57,7 +57,6 @@ def test_rules_in_the_rendered_prometheus_rule_check(
 
 
 def test_rules_name_only_metrics_the_services_define() -> None:
-    import spanline.scorer.judging.metrics  # noqa: F401  (the judge's metrics, imported by the scorer)
     from tests.integration.deploy.test_dashboards import _NAME, exported_metric_names
 
     exprs = [r["expr"] for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]]
