@@ -2,7 +2,7 @@
 claim to catch it. A mutant nobody kills, or whose original text is no longer in its
 file, fails the check (see README.md in this folder for the list's format).
 
-The scratch copy holds services/, tests/, pyproject.toml and setup.py (the compiled
+The scratch copy holds services/, tests/, charts/, pyproject.toml and setup.py (the compiled
 span builder's .so travels inside services/). pytest runs there with PYTHONPATH naming
 the copy first, so the editable install's path (appended by a .pth file) cannot shadow
 it; every run first proves `spanline` and `tests` were imported from the copy.
@@ -25,7 +25,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 LIST = Path(__file__).with_name("mutants.toml")
-COPIED = ("services", "tests", "pyproject.toml", "setup.py")
+COPIED = ("services", "tests", "charts", "pyproject.toml", "setup.py")
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".ruff_cache", "*.egg-info")
 # "FAILED <node id> - <message>" (a node id's parameters may hold spaces); captured log
 # lines ("ERROR    module:file.py:1 ...") are not test ids
