@@ -17,11 +17,13 @@ import pytest
 from spanline.core.broker import free_port
 from spanline.core.kafka import OutRecord, Producer
 from spanline.core.kafka.admin import create_topics
+from spanline.scorer.judging.evaluators import load_evaluators
 from spanline.scorer.service import build
 from spanline.settings import Settings
 from spanline.v1.spanline_pb2 import Score
 from tests.conftest import settings_env
 from tests.integration.alerter.conftest import wait_ready
+from tests.support.judge_stub import JudgeStub
 from tests.support.kafka import read_topic
 from tests.support.scorer_traces import records, trace_spans
 from tests.support.services import ServiceThread
@@ -86,10 +88,17 @@ async def test_traces_in_one_score_set_each_and_garbage_to_dlq(make_settings: An
     assert len(dlq) == 2
 
 
-def _scorer(settings: Settings, port: int, log: Path) -> subprocess.Popen[bytes]:
+def _scorer(settings: Settings, port: int, log: Path, judge_url: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         **settings_env(settings),
+        # every trace sampled, so each judge call per trace can be counted
+        "SPANLINE_SCORER_JUDGE_ENABLED": "true",
+        "SPANLINE_SCORER_JUDGE_BASE_URL": judge_url,
+        "SPANLINE_SCORER_JUDGE_MODEL": "judge",
+        "SPANLINE_SCORER_JUDGE_API_KEY": "test-key",
+        "SPANLINE_SCORER_JUDGE_SAMPLE_RATE": "1.0",
+        "SPANLINE_SCORER_JUDGE_RPM": "60000",
         "SPANLINE_SCORER_QUIET_AFTER_ROOT_S": "4",
         "SPANLINE_SCORER_QUIET_NO_ROOT_S": "6",
         "SPANLINE_SCORER_TICK_INTERVAL_S": "0.2",
@@ -107,7 +116,8 @@ async def test_sigkill_with_open_traces_then_restart(make_settings: Any, tmp_pat
     first = [os.urandom(16) for _ in range(20)]
     second = [os.urandom(16) for _ in range(20)]
     port = free_port()
-    proc = _scorer(settings, port, tmp_path / "scorer.log")
+    judge = JudgeStub().__enter__()
+    proc = _scorer(settings, port, tmp_path / "scorer.log", judge.base_url)
     try:
         await wait_ready(port)
         items: list[OutRecord] = []
@@ -121,6 +131,13 @@ async def test_sigkill_with_open_traces_then_restart(make_settings: Any, tmp_pat
             min_messages=len(first) * len(EXPECTED),
             timeout_s=30,
         )
+        # their judge calls finish and are committed (a call in flight at a crash is made
+        # again after it: the documented limit, not what this test is about)
+        for _ in range(300):
+            if len(judge.seen) >= len(first) * len(load_evaluators(None)):
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)
         # half of each later trace arrives, then the scorer dies with them open
         half: list[OutRecord] = []
         rest: list[OutRecord] = []
@@ -133,9 +150,16 @@ async def test_sigkill_with_open_traces_then_restart(make_settings: Any, tmp_pat
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         await _send(settings, rest)
-        proc = _scorer(settings, port, tmp_path / "scorer.log")
+        proc = _scorer(settings, port, tmp_path / "scorer.log", judge.base_url)
         await wait_ready(port)
-        want = (len(first) + len(second)) * len(EXPECTED)
+        # deterministic scores (+ cost_usd), the sampling record and one verdict per evaluator
+        per_trace = len(EXPECTED) + 2 + len(load_evaluators(None))
+        want = (len(first) + len(second)) * per_trace
+        calls = (len(first) + len(second)) * len(load_evaluators(None))
+        for _ in range(300):  # the judge runs in the background: wait for its calls
+            if len(judge.seen) >= calls:
+                break
+            await asyncio.sleep(0.1)
         scores = await read_topic(
             settings.kafka.bootstrap, settings.topics.scores, min_messages=want, timeout_s=40, settle_s=6
         )
@@ -143,7 +167,20 @@ async def test_sigkill_with_open_traces_then_restart(make_settings: Any, tmp_pat
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
+        judge.__exit__(None, None, None)
     by_trace = _by_trace(scores)
+    evaluators = len(load_evaluators(None))
+    judged = defaultdict(set)
+    for tid, got in by_trace.items():
+        for s in got:
+            if s.evaluator_kind == "llm_judge":
+                judged[tid].add(s.name)
+    counts = [len(judged[t]) for t in first + second]
+    assert all(c == evaluators for c in counts), (counts, len(judge.seen))
+    # no trace judged twice: one endpoint call per trace and evaluator, across the SIGKILL
+    prompts = [str(seen.body["messages"][-1]["content"])[-300:] for seen in judge.seen]
+    repeated = [p for p in set(prompts) if prompts.count(p) > 1]
+    assert len(judge.seen) == (len(first) + len(second)) * evaluators, (len(repeated), repeated[:1])
     assert set(by_trace) == set(first) | set(second)
     for tid in first + second:
         ids_by_name: dict[str, set[str]] = defaultdict(set)
