@@ -7,8 +7,10 @@ short load, with the chart's rules loaded. What is checked, precisely:
    is reported, not required);
 2. every PromQL expression of the rules and of the dashboard evaluates without error;
 3. every dashboard expression returns data, unless every metric it reads is declared but
-   has no series at all yet: a labelled counter of a failure path (DLQ, failed inserts,
-   maintenance failures, failed notifications) that a healthy run never increments;
+   has no series at all yet: a labelled counter of a failure path (DLQ, rejections,
+   failed inserts, maintenance failures, notifications: no alert rule fires here) that a
+   healthy run never increments, or the judge's metrics (the judge is off without an
+   endpoint); the stages' own outputs (scores, Iceberg and ClickHouse rows) must have data;
 4. alert expressions are only evaluated (a healthy pipeline fires none; their logic is
    covered by the promtool unit tests), and no alert expression returns data here.
 """
@@ -45,6 +47,11 @@ RULES = ROOT / "charts" / "spanline" / "rules" / "spanline-rules.yaml"
 LOAD = ("--spans", "3000", "--json")
 _NAME = re.compile(r"\b(spanline_[a-z0-9_]+|process_[a-z0-9_]+)\b")
 _BANNER_PORT = re.compile(r"\[spanline up\]\s+(\w+)\s.*metrics http://[^:]+:(\d+)/metrics")
+STAGE_OUTPUTS = {
+    "scorer": "spanline_scorer_scores_total",
+    "coldtier": "spanline_coldtier_rows_committed_total",
+    "writer": "spanline_writer_rows_written_total",
+}
 OWNER_PREFIXES = {
     "spanline_judge_": "scorer",
     "spanline_scorer_": "scorer",
@@ -89,7 +96,12 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Prom, di
         pytest.skip("/usr/bin/prometheus is not installed (make tools)")
     tmp = tmp_path_factory.mktemp("prom-e2e")
     started = time.monotonic()
-    env = up_env(tmp)
+    # stages commit and close within the run: coldtier batches after 1 s, traces after 2 s quiet
+    env = {
+        **up_env(tmp),
+        "SPANLINE_COLDTIER_BATCH_MAX_WAIT_S": "1",
+        "SPANLINE_SCORER_QUIET_AFTER_ROOT_S": "2",
+    }
     up = Up(env, "--drain-timeout", "10")
     prom: subprocess.Popen[bytes] | None = None
     try:
@@ -130,11 +142,12 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Prom, di
         )
         assert proc.returncode == 0, proc.stderr
         assert json.loads(proc.stdout)["spans_acked"] == 3000
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # until every target is up and rates have 2+ samples
-            with_data = client.query(
-                'count(rate(spanline_kafka_consumed_records_total{topic=~".*redacted"}[30s]))'
-            )
+        # until every target is up and each registered stage's output has a rate (2+ samples)
+        outputs = ['spanline_kafka_consumed_records_total{topic=~".*redacted"}']
+        outputs += [metric for service, metric in STAGE_OUTPUTS.items() if service in ports]
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            with_data = all(client.query(f"count(rate({m}[30s]))") for m in outputs)
             targets = client.get("/api/v1/targets")["activeTargets"]
             if with_data and all(t["health"] == "up" for t in targets) and len(targets) == len(ports):
                 break
@@ -194,7 +207,7 @@ def test_every_expression_evaluates_and_dashboard_panels_have_data(
             continue
         metrics = _NAME.findall(expr)
         if metrics and all(series_less(m) for m in metrics):
-            print(f"no data (failure-path metrics without series yet): {expr}")
+            print(f"no data (declared, no series yet: a failure path, or the judge, which is off): {expr}")
             continue
         empty.append(expr)
     assert empty == [], "dashboard expressions without data although their metrics have series"
