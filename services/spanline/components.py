@@ -29,6 +29,10 @@ class ServiceSpec:
     # last, after every declared stage, without a lag check).
     inputs: tuple[str, ...] | None = None
     outputs: tuple[str, ...] = ()
+    # True for a stage that holds input in open windows (the scorer): its lag stays above
+    # zero until they close, so the drain stops it without waiting for zero lag and its
+    # stop consumes and scores what is left (lag is checked after it stopped).
+    holds_input: bool = False
 
     def factory(self) -> Callable[[Settings], Component]:
         module = importlib.import_module(self.module)
@@ -77,6 +81,7 @@ SERVICES: dict[str, ServiceSpec] = {
             "redacted -> trace windows -> deterministic scores (100%) + sampled LLM judge -> scores",
             inputs=("redacted",),
             outputs=("scores",),
+            holds_input=True,
         ),
         ServiceSpec(
             "redactor",

@@ -114,8 +114,9 @@ class Drain:
                 probe = None
             for stage in stage_order([c.spec for c in self.children]):
                 members = [by_name[s.name] for s in stage]
-                if probe is not None and any(s.inputs for s in stage):
-                    self._wait_for_zero_lag(loop, probe, [s for s in stage if s.inputs], by_name)
+                waited = [s for s in stage if s.inputs and not s.holds_input]
+                if probe is not None and waited:
+                    self._wait_for_zero_lag(loop, probe, waited, by_name)
                 self._stop(members)
             if probe is None:
                 return []

@@ -162,12 +162,15 @@ class ScorerStrategy:
         self._pending: dict[int, _Pending] = {}
         self._next_id = 0
         self.close_open = False  # set on a stop that must score what is open (close_open_on_stop)
+        self.last_input = time.monotonic()
 
     # -- HoldingStrategy -------------------------------------------------------------------
     async def process(self, batch: Sequence[InMessage]) -> Outcome:
         closed: list[ClosedTrace] = []
         dlq: list[DlqEntry] = []
         windows = self.windows
+        if batch:
+            self.last_input = time.monotonic()
         for msg in batch:
             try:
                 is_log, traces = message_traces(msg)
@@ -343,13 +346,18 @@ class ScorerService(ConsumerService):
 
     async def stop(self) -> None:
         if self._close_open_on_stop and self.consumer.ready:
-            # `spanline up`: the in-memory broker loses what is not scored, so score what is
-            # open (reason `revoked`) on the next tick, then stop
-            self.strategy.close_open = True
-            deadline = time.monotonic() + self.strategy.settings.pending_judge_timeout_s + 5
-            while not self.strategy.idle and time.monotonic() < deadline and self.consumer.ready:  # noqa: ASYNC110 - state of another task, polled briefly on stop
+            # `spanline up` stops the scorer once its producers stopped, without waiting for
+            # its lag (open windows keep it above zero): consume what is left (no input for
+            # a second = caught up), score what is open (reason `revoked`) on the next tick,
+            # then stop; the in-memory broker would lose it otherwise
+            strategy = self.strategy
+            deadline = time.monotonic() + strategy.settings.pending_judge_timeout_s + 5
+            while time.monotonic() - strategy.last_input < 1.0 and time.monotonic() < deadline:  # noqa: ASYNC110 - polled briefly on stop
+                await asyncio.sleep(0.1)
+            strategy.close_open = True
+            while not strategy.idle and time.monotonic() < deadline and self.consumer.ready:  # noqa: ASYNC110 - state of another task, polled briefly on stop
                 await asyncio.sleep(0.05)
-            await asyncio.sleep(2 * self.strategy.tick_interval_s)  # the tick's records are committed
+            await asyncio.sleep(2 * strategy.tick_interval_s)  # the tick's records are committed
         self.consumer.stop()
 
 
