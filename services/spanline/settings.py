@@ -8,8 +8,8 @@ the wrong thing for days.
 
 from __future__ import annotations
 
-import re
 import os
+import re
 from pathlib import Path
 from typing import Any
 

@@ -53,7 +53,10 @@ def test_object_store_url_forms(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("dsn", "shown"),
     [
-        ("https://writer:s3cr3t@ch.example:8443/spanline", "https://writer:********@ch.example:8443/spanline"),
+        (
+            "https://writer:s3cr3t@ch.example:8443/spanline",
+            "https://writer:********@ch.example:8443/spanline",
+        ),
         ("http://ch.example:8123/spanline", "http://ch.example:8123/spanline"),
         ("http://ch.example:8123/?password=s3cr3t", "********"),
     ],
