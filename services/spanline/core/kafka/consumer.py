@@ -232,7 +232,7 @@ class StreamConsumer:
 
     @staticmethod
     def _record_lag(consumer: AIOKafkaConsumer, tp: TopicPartition, last_offset: int) -> None:
-        # highwater() is what Tansu reports correctly after a fetch (DESIGN.md facts).
+        # highwater() after a fetch is what Tansu reports correctly; its end_offsets() is not.
         high = consumer.highwater(tp)
         if high is not None:
             metrics.LAG.labels(tp.topic, str(tp.partition)).set(max(0, high - last_offset - 1))
