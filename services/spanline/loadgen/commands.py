@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
+from spanline.loadgen.genai_traces import PROFILES
 from spanline.loadgen.runner import LoadgenConfig, LoadgenResult, TargetUnreachable, run_load
 
 _TARGET = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-_]+):(\d{1,5})$")
@@ -70,6 +71,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     parser.add_argument("--api-key", default=None, help="sent as 'authorization: Bearer KEY'")
     parser.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the generated traces")
     parser.add_argument("--pii", action="store_true", help="plant synthetic PII in message content")
+    parser.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default="default",
+        help="default: OTel GenAI spans, 1-8 a trace (~1.4 KB); heavy: 5-span agent runs, every span "
+        "with OTel GenAI and OpenInference attributes (~2.5 KB)",
+    )
     parser.add_argument("--timeout", type=_positive_float, default=10.0, help="per-Export deadline, seconds")
     parser.add_argument(
         "--max-retries", type=_non_negative_int, default=5, help="retries on UNAVAILABLE/RESOURCE_EXHAUSTED"
@@ -92,6 +100,7 @@ def run_command(args: argparse.Namespace) -> int:
         api_key=args.api_key,
         seed=args.seed,
         plant_pii=args.pii,
+        profile=args.profile,
         timeout_s=args.timeout,
         max_retries=args.max_retries,
     )

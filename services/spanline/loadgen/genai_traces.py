@@ -32,6 +32,7 @@ from opentelemetry.proto.common.v1.common_pb2 import (
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
+from spanline.loadgen import openinference_attrs as oi
 from spanline.loadgen.otlp_values import key_value
 from spanline.loadgen.pii import PII_KINDS, PlantedPii, make_pii
 
@@ -43,6 +44,17 @@ MAX_TOOL_TURNS = 3
 _MS = 1_000_000
 # sampled, and "parent is not remote" is known (what the Python SDK sets for in-process parents)
 _SPAN_FLAGS = 0x100 | 0x01
+
+# "default": OTel GenAI attributes only, 1-8 spans a trace. "heavy": what apps instrumented
+# with both OTel GenAI and OpenInference send (issue 14's load): every agent run is an
+# invoke_agent root with chat -> execute_tool -> chat -> chat (5 spans), and every span
+# carries both conventions with message content (~2.5 KB of protobuf a span).
+PROFILES = ("default", "heavy")
+HEAVY_TRACE_SPANS = 5
+# content sizes that make the heavy profile's spans average ~2.5 KB: each chat repeats its
+# input three times (gen_ai.input.messages, input.value, llm.input_messages.*)
+_HEAVY_PROMPT_CHARS = 40
+_HEAVY_ANSWER_CHARS = (40, 120)
 
 
 @dataclass(frozen=True)
@@ -119,6 +131,7 @@ _ANSWER = (
     "The figures come from the latest data available to me at the time of the check.",
     "I could not confirm every detail, so I marked the uncertain parts explicitly.",
 )
+_REVIEW = "Check this reply to a customer for policy problems; answer OK or list them: "
 _CHAT_ERRORS = ("openai.RateLimitError", "openai.APITimeoutError", "anthropic.InternalServerError", "429")
 _TOOL_ERRORS = ("TimeoutError", "ToolExecutionError", "ConnectionResetError")
 
@@ -146,9 +159,12 @@ def _tokens(text: str) -> int:
 class _TraceFactory:
     """Draws traces one by one from a single RNG stream so the output depends on the seed only."""
 
-    def __init__(self, seed: int, plant_pii: bool, start_time_ns: int) -> None:
+    def __init__(self, seed: int, plant_pii: bool, start_time_ns: int, profile: str = "default") -> None:
+        if profile not in PROFILES:
+            raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
         self.rng = random.Random(seed)
         self.plant_pii = plant_pii
+        self.heavy = profile == "heavy"
         self.clock_ns = start_time_ns
         self.planted: list[PlantedPii] = []
         self.error_trace_ids: set[bytes] = set()
@@ -180,7 +196,10 @@ class _TraceFactory:
 
     # ----- one trace -------------------------------------------------------------------
     def trace_size(self) -> int:
-        """Span count of the next trace when nothing constrains it: 1 (lone chat) or 2+2k."""
+        """Span count of the next trace when nothing constrains it: 1 (lone chat) or 2+2k;
+        always 5 in the heavy profile."""
+        if self.heavy:
+            return HEAVY_TRACE_SPANS
         if self.rng.random() < STANDALONE_CHAT_RATE:
             return 1
         return 2 + 2 * self.rng.randint(0, MAX_TOOL_TURNS)
@@ -198,7 +217,8 @@ class _TraceFactory:
         self.clock_ns += self.rng.randint(5, 60) * _MS
 
         topic = self.rng.choice(agent.topics)
-        prompt = f"Hello, I need help with {topic}. " + self._sentences(_FILLER, 380)
+        prompt_chars = _HEAVY_PROMPT_CHARS if self.heavy else 380
+        prompt = (f"Hello, I need help with {topic}. " + self._sentences(_FILLER, prompt_chars)).rstrip()
         if self.plant_pii:
             prompt += f" You can reach me at {self._pii(trace_id)} if needed."
         history: list[dict[str, Any]] = [{"role": "user", "parts": [{"type": "text", "content": prompt}]}]
@@ -207,6 +227,10 @@ class _TraceFactory:
         if size == 1:
             span = self._chat(trace_id, None, start, model, agent, history, final=True, failed=failed)
             return agent.service, [span]
+        if self.heavy:
+            return agent.service, self._heavy_run(
+                trace_id, start, agent, model, history, conversation_id, size, failed=failed
+            )
 
         root_id = self._span_id()
         children: list[Span] = []
@@ -233,6 +257,65 @@ class _TraceFactory:
         errored = next((c for c in children if c.status.code == Status.STATUS_CODE_ERROR), None)
         root = self._root(trace_id, root_id, start, t, agent, model, conversation_id, errored)
         return agent.service, [*children, root]
+
+    def _heavy_run(
+        self,
+        trace_id: bytes,
+        start: int,
+        agent: _Agent,
+        model: _Model,
+        history: list[dict[str, Any]],
+        conversation_id: str,
+        size: int,
+        *,
+        failed: bool,
+    ) -> list[Span]:
+        """An agent run of ``size`` spans (5 unless a request's tail leaves less room): chat
+        (tool call) -> execute_tool -> chat (answer) -> chat (a review of the answer, on its
+        own short input as guardrail calls are), then the root.
+
+        A failing run fails in its tool call or in its last chat, half and half."""
+        prompt = history[0]["parts"][0]["content"]
+        root_id = self._span_id()
+        # the children of a smaller tail trace: the first steps of the full plan
+        plan = {2: ["answer"], 3: ["answer", "review"], 4: ["tool_call", "tool", "answer"]}.get(
+            size, ["tool_call", "tool", "answer", "review"]
+        )
+        failing_tool = failed and "tool" in plan and self.rng.random() < 0.5
+        children: list[Span] = []
+        answer = ""
+        t = start + self.rng.randint(1, 5) * _MS
+        for i, step in enumerate(plan):
+            fail = failed and i == len(plan) - 1 and not failing_tool
+            if step == "tool":
+                call = history[-1]["parts"][0]
+                span, message = self._tool(trace_id, root_id, t, call, failed=failing_tool, turn=0)
+                history.append(message)
+            elif step == "review":
+                review = [{"role": "user", "parts": [{"type": "text", "content": _REVIEW + answer}]}]
+                span = self._chat(trace_id, root_id, t, model, agent, review, final=True, failed=fail)
+            else:
+                span = self._chat(
+                    trace_id, root_id, t, model, agent, history, final=step == "answer", failed=fail
+                )
+                if step == "answer" and not fail:
+                    answer = history[-1]["parts"][0]["content"]
+            children.append(span)
+            t = span.end_time_unix_nano + self.rng.randint(1, 3) * _MS
+        errored = next((c for c in children if c.status.code == Status.STATUS_CODE_ERROR), None)
+        root = self._root(trace_id, root_id, start, t, agent, model, conversation_id, errored)
+        root.attributes.extend(
+            [
+                key_value("gen_ai.input.messages", _dumps(history[:1])),
+                *oi.agent_attrs(agent.name, conversation_id, prompt, answer),
+            ]
+        )
+        if answer:
+            out = [
+                {"role": "assistant", "parts": [{"type": "text", "content": answer}], "finish_reason": "stop"}
+            ]
+            root.attributes.append(key_value("gen_ai.output.messages", _dumps(out)))
+        return [*children, root]
 
     def _root(
         self,
@@ -284,13 +367,17 @@ class _TraceFactory:
     ) -> Span:
         """A ``chat`` span; appends the assistant turn it produced to ``history``."""
         input_messages = _dumps(history)
-        system = _dumps([{"type": "text", "content": agent.instructions}])
+        # heavy: the first sentence only, since both conventions repeat it on every chat
+        instructions = agent.instructions.split(". ")[0] + "." if self.heavy else agent.instructions
+        system = _dumps([{"type": "text", "content": instructions}])
         input_tokens = _tokens(input_messages) + _tokens(system)
+        oi_input = list(history) if self.heavy else []
+        temperature = self.rng.choice((0.0, 0.2, 0.7))
         attrs = [
             key_value("gen_ai.operation.name", "chat"),
             key_value("gen_ai.provider.name", model.provider),
             key_value("gen_ai.request.model", model.request),
-            key_value("gen_ai.request.temperature", self.rng.choice((0.0, 0.2, 0.7))),
+            key_value("gen_ai.request.temperature", temperature),
             key_value("gen_ai.request.max_tokens", 1024),
             key_value("server.address", model.server),
             key_value("server.port", 443),
@@ -300,6 +387,9 @@ class _TraceFactory:
         duration = self.rng.randint(250, 3500) * _MS
         status = Status(code=Status.STATUS_CODE_UNSET)
         events: list[Span.Event] = []
+        oi_output: list[dict[str, Any]] | None = None
+        finish = ""
+        output_tokens = cached = 0
         if failed:
             error_type = self.rng.choice(_CHAT_ERRORS)
             duration = self.rng.randint(20, 30_000) * _MS
@@ -311,7 +401,8 @@ class _TraceFactory:
             if model.provider == "anthropic":
                 finish = "end_turn" if final else "tool_use"
             if final:
-                text = self._sentences(_ANSWER, self.rng.randint(250, 600))
+                low, high = _HEAVY_ANSWER_CHARS if self.heavy else (250, 600)
+                text = self._sentences(_ANSWER, self.rng.randint(low, high))
                 parts: list[dict[str, Any]] = [{"type": "text", "content": text}]
             else:
                 tool_name = self.rng.choice(agent.tools)
@@ -335,6 +426,20 @@ class _TraceFactory:
             if model.reasoning:
                 attrs.append(key_value("gen_ai.usage.reasoning.output_tokens", self.rng.randint(64, 2048)))
             history.append({"role": "assistant", "parts": parts})
+            oi_output = history[-1:]
+        if self.heavy:
+            attrs += oi.llm_attrs(
+                provider=model.provider,
+                request_model=model.request,
+                response_model=model.response,
+                temperature=temperature,
+                max_tokens=1024,
+                system=instructions,
+                history=oi_input,
+                output=oi_output,
+                finish_reason=finish,
+                tokens=(input_tokens, output_tokens, cached),
+            )
         return Span(
             trace_id=trace_id,
             span_id=self._span_id(),
@@ -385,6 +490,9 @@ class _TraceFactory:
             result = {"status": "error", "error": error_type}
         else:
             attrs.append(key_value("gen_ai.tool.call.result", result_json))
+        if self.heavy:
+            arguments = _dumps(call["arguments"])
+            attrs += oi.tool_attrs(call["name"], call["id"], arguments, None if failed else result_json)
         message = {
             "role": "tool",
             "parts": [{"type": "tool_call_response", "id": call["id"], "response": result}],
@@ -449,10 +557,12 @@ def _request(traces: list[tuple[str, list[Span]]]) -> ExportTraceServiceRequest:
     )
 
 
-def _fit(size: int, room: int) -> int:
-    """Largest valid trace size (1 or an even number >= 2) not above ``room``."""
+def _fit(size: int, room: int, heavy: bool = False) -> int:
+    """Largest valid trace size (1 or an even number >= 2; heavy: 1 to 5) not above ``room``."""
     if size <= room:
         return size
+    if heavy:
+        return room
     if room == 1:
         return 1
     return min(room - room % 2, 2 + 2 * MAX_TOOL_TURNS)
@@ -464,17 +574,19 @@ def build_trace_set(
     seed: int = 0,
     plant_pii: bool = False,
     start_time_ns: int | None = None,
+    profile: str = "default",
 ) -> TraceSet:
     """Requests of ``batch`` spans each (the last holds the rest), ``total_spans`` in all.
 
     ``start_time_ns`` anchors span timestamps; it defaults to now, so pass a fixed value
-    when comparing two runs byte for byte.
+    when comparing two runs byte for byte. ``profile`` is one of :data:`PROFILES`.
     """
     if total_spans < 0:
         raise ValueError("total_spans must be >= 0")
     if batch < 1:
         raise ValueError("batch must be >= 1")
-    factory = _TraceFactory(seed, plant_pii, time.time_ns() if start_time_ns is None else start_time_ns)
+    start = time.time_ns() if start_time_ns is None else start_time_ns
+    factory = _TraceFactory(seed, plant_pii, start, profile)
     requests: list[ExportTraceServiceRequest] = []
     remaining = total_spans
     while remaining > 0:
@@ -482,7 +594,7 @@ def build_trace_set(
         request_spans = room
         traces: list[tuple[str, list[Span]]] = []
         while room > 0:
-            size = _fit(factory.trace_size(), room)
+            size = _fit(factory.trace_size(), room, factory.heavy)
             traces.append(factory.build_trace(size))
             room -= size
         requests.append(_request(traces))
@@ -502,9 +614,10 @@ def build_requests(
     seed: int = 0,
     plant_pii: bool = False,
     start_time_ns: int | None = None,
+    profile: str = "default",
 ) -> list[ExportTraceServiceRequest]:
     """Just the requests of :func:`build_trace_set`."""
-    return build_trace_set(total_spans, batch, seed, plant_pii, start_time_ns).requests
+    return build_trace_set(total_spans, batch, seed, plant_pii, start_time_ns, profile).requests
 
 
 def serialize_requests(requests: Sequence[ExportTraceServiceRequest]) -> list[bytes]:

@@ -44,7 +44,10 @@ class _Template:
 
 
 class RequestPool:
-    """Serialized ``ExportTraceServiceRequest`` bytes of ``batch`` spans, endlessly."""
+    """Serialized ``ExportTraceServiceRequest`` bytes of ``batch`` spans, endlessly.
+
+    ``profile`` is a :data:`spanline.loadgen.genai_traces.PROFILES` name ("heavy": 5-span
+    runs carrying OTel GenAI and OpenInference attributes, ~2.5 KB a span)."""
 
     def __init__(
         self,
@@ -53,6 +56,7 @@ class RequestPool:
         seed: int = 0,
         plant_pii: bool = False,
         start_time_ns: int | None = None,
+        profile: str = "default",
     ) -> None:
         if batch < 1 or pool_size < 1:
             raise ValueError("batch and pool_size must be >= 1")
@@ -60,12 +64,13 @@ class RequestPool:
         self._seed = seed
         self._plant_pii = plant_pii
         self._start_time_ns = start_time_ns
+        self._profile = profile
         self._templates = self._build(batch * pool_size, batch, seed)
         self._partial: dict[int, _Template] = {}
         self._next = 0
 
     def _build(self, total: int, batch: int, seed: int) -> list[_Template]:
-        trace_set = build_trace_set(total, batch, seed, self._plant_pii, self._start_time_ns)
+        trace_set = build_trace_set(total, batch, seed, self._plant_pii, self._start_time_ns, self._profile)
         templates = []
         for request in trace_set.requests:
             ids = list(

@@ -21,6 +21,7 @@ from typing import Any
 import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from spanline.loadgen.genai_traces import PROFILES
 from spanline.loadgen.request_pool import RequestPool
 
 EXPORT_PATH = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -50,6 +51,7 @@ class LoadgenConfig:
     api_key: str | None = None
     seed: int = 0
     plant_pii: bool = False
+    profile: str = "default"
     pool_size: int = 32
     timeout_s: float = 10.0
     max_retries: int = 5
@@ -66,6 +68,8 @@ class LoadgenConfig:
             raise ValueError("duration_s must be > 0")
         if self.concurrency < 1 or self.batch < 1 or self.pool_size < 1:
             raise ValueError("concurrency, batch and pool_size must be >= 1")
+        if self.profile not in PROFILES:
+            raise ValueError(f"unknown profile {self.profile!r}; known: {', '.join(PROFILES)}")
         if self.max_retries < 0 or self.timeout_s <= 0:
             raise ValueError("max_retries must be >= 0 and timeout_s > 0")
 
@@ -206,7 +210,7 @@ async def run_load(
         size = config.pool_size
         if config.total_spans is not None:
             size = max(1, min(size, config.total_spans // config.batch))
-        pool = RequestPool(config.batch, size, config.seed, config.plant_pii)
+        pool = RequestPool(config.batch, size, config.seed, config.plant_pii, profile=config.profile)
     run = _Run(config, pool)
     options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", 16 * 1024 * 1024)]
     async with grpc.aio.insecure_channel(config.target, options=options) as channel:

@@ -54,6 +54,7 @@ def sink() -> Iterator[tuple[_Sink, str]]:
         (["--duration", "0"], "> 0"),
         (["--duration", "nan"], "> 0"),
         (["--spans", "10", "--seed", "-3"], ">= 0"),
+        (["--spans", "10", "--profile", "huge"], "invalid choice"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_clear_message(
@@ -83,6 +84,15 @@ def test_json_output(sink: tuple[_Sink, str], capsys: pytest.CaptureFixture[str]
     assert out["spans_acked"] == 500 == servicer.spans
     assert out["errors_by_code"] == {}
     assert out["latency_p99_ms"] >= out["latency_p50_ms"] > 0
+
+
+def test_heavy_profile(sink: tuple[_Sink, str], capsys: pytest.CaptureFixture[str]) -> None:
+    servicer, target = sink
+    args = parse(["loadgen", "--target", target, "--spans", "500", "--profile", "heavy", "--json"])
+    assert args.profile == "heavy"
+    assert args.func(args) == 0
+    assert json.loads(capsys.readouterr().out)["spans_acked"] == 500 == servicer.spans
+    assert parse(["loadgen", "--spans", "1"]).profile == "default"
 
 
 def test_table_output(sink: tuple[_Sink, str], capsys: pytest.CaptureFixture[str]) -> None:
