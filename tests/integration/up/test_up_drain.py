@@ -7,6 +7,7 @@ The bundled broker holds topics in memory, so anything a stage has not consumed 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -78,4 +79,6 @@ def test_a_drain_cut_short_says_how_many_records_per_topic_were_left(tmp_path: P
     assert code == 1, up.out[-3000:]
     assert "grace period of 0s ran out" in up.out
     line = next(x for x in up.out.splitlines() if "records left unprocessed" in x)
-    assert "(lost with the in-memory broker): spanline.raw " in line and "(redactor)" in line, line
+    # every stage may have a backlog; the order of the list is the stages' stop order
+    assert "(lost with the in-memory broker): " in line, line
+    assert re.search(r"spanline\.raw [\d,]+ \(redactor\)", line), line
