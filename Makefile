@@ -21,7 +21,7 @@ PYTEST_ARGS ?=
 .PHONY: help venv up test mutation lint typecheck unit bench protos clean tools charts image
 
 help:
-	@echo "make up     - start the whole pipeline locally (broker, ingest, redactor, writer)"
+	@echo "make up     - start the whole pipeline locally (broker and all six services)"
 	@echo "make test   - lint (ruff), types (mypy), proto freshness and the whole test suite"
 	@echo "make mutation - apply each mutant of tests/mutation/mutants.toml; every one must be killed"
 	@echo "make bench  - run benchmarks; JSON results under benchmarks/results/"

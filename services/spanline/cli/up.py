@@ -28,6 +28,7 @@ from typing import IO, Any
 from spanline.cli.drain import Drain, Leftover
 from spanline.components import ServiceSpec, available_services
 from spanline.core.logging import JsonFormatter
+from spanline.core.process_lifetime import die_with_parent
 from spanline.core.startup import EXIT_PERMANENT, StartupError, check_port_free
 from spanline.settings import Settings, load_settings
 
@@ -295,7 +296,12 @@ class _Supervisor:
         # services would all stop at once (and be signalled again mid-shutdown) instead of being
         # drained one after the other, ingest first, while the in-memory broker still runs.
         child.proc = subprocess.Popen(
-            cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT, process_group=0
+            cmd,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            process_group=0,
+            preexec_fn=die_with_parent,  # a killed supervisor leaves no orphaned pipeline
         )
         log_file.close()
         child.started_at = time.monotonic()

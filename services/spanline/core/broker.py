@@ -15,6 +15,9 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
+
+from spanline.core.process_lifetime import die_with_parent
 
 
 class BrokerError(RuntimeError):
@@ -60,6 +63,19 @@ class BundledBroker:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @staticmethod
+    def _spawn(cmd: list[str], out: Any, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        # its own session (a terminal's Ctrl-C must not stop it before the services drained),
+        # and dying with whoever started it (so a killed supervisor leaves no broker behind)
+        return subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
+
     def start(self, timeout_s: float = 20.0) -> None:
         if self.running:
             return
@@ -80,13 +96,9 @@ class BundledBroker:
         env.setdefault("RUST_LOG", "warn")
         if self.log_path is not None:
             with open(self.log_path, "ab") as out:
-                self._proc = subprocess.Popen(
-                    cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-                )
+                self._proc = self._spawn(cmd, out, env)
         else:
-            self._proc = subprocess.Popen(
-                cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, env=env, start_new_session=True
-            )
+            self._proc = self._spawn(cmd, subprocess.DEVNULL, env)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
