@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
 
 from spanline.core.kafka import (
     BatchPolicy,
@@ -112,3 +113,27 @@ async def test_stop_while_dependency_down_leaves_batch_uncommitted(make_settings
     consumer2 = _consumer(settings, src, up)
     await _run_until(consumer2, lambda: len(up.seen) >= 2)
     assert sorted(up.seen) == [b"a0001", b"a0002"]
+
+
+async def test_revoked_partitions_stop_reporting_lag(make_settings: Any) -> None:
+    """A partition that moved away must not keep its last lag on this replica's /metrics:
+    summed over replicas (KEDA, the lag alerts) a frozen value is a phantom backlog."""
+    settings = make_settings()
+    src, out = settings.topics.name("src"), settings.topics.name("out")
+    await _produce(settings, src, [f"v{i:03d}".encode() for i in range(40)])
+    consumer = _consumer(settings, src, Flaky(out))
+    await _run_until(consumer, lambda: consumer.processed >= 40)
+
+    def lag_partitions() -> set[str]:
+        return {
+            s.labels["partition"]
+            for m in kmetrics.LAG.collect()
+            for s in m.samples
+            if s.labels["topic"] == src
+        }
+
+    reported = lag_partitions()
+    assert reported, "the consumer reported no lag at all"
+    gone = sorted(reported)[0]
+    await consumer._flush_for_rebalance({TopicPartition(src, int(gone))})  # the rebalance hook
+    assert lag_partitions() == reported - {gone}

@@ -250,6 +250,10 @@ class StreamConsumer:
         for tp in revoked:
             self._processed_end.pop((tp.topic, tp.partition), None)
             self._committed.pop((tp.topic, tp.partition), None)
+            # the new owner reports this partition's lag; a frozen value here would add a
+            # phantom backlog to every sum over replicas (KEDA, the lag alerts)
+            with contextlib.suppress(KeyError):
+                metrics.LAG.remove(tp.topic, str(tp.partition))
 
     async def _tick_locked(self, holding: HoldingStrategy) -> None:
         """Let held state age: finish running batches, produce what the tick closed, commit."""
