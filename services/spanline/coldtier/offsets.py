@@ -8,7 +8,7 @@ the current snapshot alone says where to resume. Maintenance commits copy it for
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from spanline.coldtier.tables import OFFSETS_PROPERTY
@@ -28,6 +28,29 @@ def batch_offsets(messages: Iterable[InMessage], topic: str) -> Offsets:
         if m.topic == topic and m.offset + 1 > out.get(m.partition, -1):
             out[m.partition] = m.offset + 1
     return {topic: out} if out else {}
+
+
+def already_stored(messages: Sequence[InMessage], stored: Mapping[str, Mapping[int, int]]) -> frozenset[int]:
+    """Indexes of ``messages`` whose rows Iceberg holds already: below their partition's
+    offset in ``stored`` (the current snapshots), or a repeat of an earlier message here.
+
+    Kafka can hand them out: aiokafka ends an assignment before ``on_partitions_assigned``
+    returns, so while the coldtier reads the snapshots to seek, the fetcher may deliver
+    records from Kafka's committed offset, which trails the snapshot after a crash between
+    the two commits (by up to two batches with two in flight), and again after the seek.
+    """
+    next_offset: dict[tuple[str, int], int] = {}
+    out: list[int] = []
+    for i, m in enumerate(messages):
+        key = (m.topic, m.partition)
+        floor = next_offset.get(key)
+        if floor is None:
+            floor = stored.get(m.topic, {}).get(m.partition, 0)
+        if m.offset < floor:
+            out.append(i)
+        else:
+            next_offset[key] = m.offset + 1
+    return frozenset(out)
 
 
 def table_offsets(table: Table) -> Offsets:

@@ -5,7 +5,9 @@ same Arrow batches the writer inserts; a message that cannot be parsed is dead-l
 -> emit (one Iceberg append per table, carrying the batch's Kafka offsets in its snapshot
 summary). The shared consumer commits Kafka only after ``process`` returned, i.e. after
 the Iceberg commit; on (re)assignment the consumer seeks to the offsets of the current
-snapshots, so a crash between the two commits neither loses nor duplicates a row.
+snapshots, and a message below them that Kafka still hands out (fetched from the committed
+offset before the seek) is skipped, so a crash between the two commits neither loses nor
+duplicates a row.
 
 Payloads stay inline (no claim check): the cold copy must be complete on its own, for
 archives and for the years the object store may not keep.
@@ -30,7 +32,7 @@ from spanline.coldtier import metrics
 from spanline.coldtier.commit import append_batch
 from spanline.coldtier.governance import GovernanceStore, LedgerCache
 from spanline.coldtier.ledger_filter import drop_erased
-from spanline.coldtier.offsets import batch_offsets, table_offsets
+from spanline.coldtier.offsets import Offsets, already_stored, batch_offsets, merge, table_offsets
 from spanline.coldtier.tables import SCORES, SPANS, ColdTable, ensure_tables, to_iceberg_arrow
 from spanline.core.consumer_service import ConsumerService
 from spanline.core.kafka import BatchPolicy, DlqEntry, InMessage, Outcome, RetryableError
@@ -45,6 +47,9 @@ if TYPE_CHECKING:
     from pyiceberg.table import Table
 
 log = logging.getLogger(__name__)
+
+
+_Work = list[tuple[ColdTable, "pa.Table", Offsets]]
 
 
 class _MessageFailed(Exception):
@@ -95,10 +100,41 @@ class ColdStrategy:
         return outcome
 
     async def _process_in_order(self, batch: Sequence[InMessage], key: int) -> Outcome:
-        failed: dict[int, str] = {}  # message index -> exception type, for unexpected errors
-        while True:  # a rebuild without the failed message replaces the consumer's isolation
+        outcome, work = self._prepare(batch, frozenset())
+        async with self._turn:
+            while self._order[0] != key:
+                if self._blocked:
+                    raise RetryableError("an earlier batch is not committed yet")
+                await self._turn.wait()
+        async with self.lock:
+            # Only now, after every earlier commit, do the snapshots say what is stored.
+            stored = already_stored(batch, self._stored_offsets())
+            if stored:
+                log.info(
+                    "skipping messages already in iceberg",
+                    extra={"messages": len(stored), "batch": len(batch)},
+                )
+                outcome, work = self._prepare(batch, stored)
             try:
-                outcome, scores = self._build(batch, failed)
+                await asyncio.to_thread(self._commit_all, work)
+            except Exception as exc:  # the rows are fine; the store is not: pause and retry
+                self._blocked = True
+                raise RetryableError(f"iceberg commit failed: {type(exc).__name__}") from exc
+        self._blocked = False
+        self._order.popleft()
+        return outcome
+
+    def _prepare(self, batch: Sequence[InMessage], stored: frozenset[int]) -> tuple[Outcome, _Work]:
+        """The batch's rows per table without the messages in ``stored``, and its outcome.
+
+        Runs without an await, so the two batches in flight never interleave in
+        ``self._spans``. A message that fails unexpectedly is dead-lettered and the rest
+        rebuilt without it (the builder may hold part of it), instead of the consumer's
+        one-by-one isolation, which would commit it after later batches."""
+        failed: dict[int, str] = {}  # message index -> exception type
+        while True:
+            try:
+                outcome, scores = self._build(batch, stored, failed)
                 break
             except _MessageFailed as exc:
                 failed[exc.index] = exc.kind
@@ -109,30 +145,26 @@ class ColdStrategy:
             (SPANS, self._spans.take(), batch_offsets(batch, self._redacted)),
             (SCORES, scores.take(), batch_offsets(batch, self._scores)),
         ]
-        async with self._turn:
-            while self._order[0] != key:
-                if self._blocked:
-                    raise RetryableError("an earlier batch is not committed yet")
-                await self._turn.wait()
-        async with self.lock:
-            try:
-                await asyncio.to_thread(self._commit_all, work)
-            except Exception as exc:  # the rows are fine; the store is not: pause and retry
-                self._blocked = True
-                raise RetryableError(f"iceberg commit failed: {type(exc).__name__}") from exc
-        self._blocked = False
-        self._order.popleft()
-        return outcome
+        return outcome, work
 
-    def _build(self, batch: Sequence[InMessage], skip: dict[int, str]) -> tuple[Outcome, ScoreRows]:
-        """Rows of every message not in ``skip``; a malformed one is dead-lettered. Runs
-        without an await, so the two batches in flight never interleave in ``self._spans``.
-        Any other error names its message (the builder may hold part of it: rebuild)."""
+    def _stored_offsets(self) -> Offsets:
+        """Next offset per partition that the tables' current snapshots hold (in memory:
+        refreshed on assignment and advanced by this instance's own commits)."""
+        stored: Offsets = {}
+        for table in self.tables.values():
+            stored = merge(stored, table_offsets(table))
+        return stored
+
+    def _build(
+        self, batch: Sequence[InMessage], stored: frozenset[int], failed: dict[int, str]
+    ) -> tuple[Outcome, ScoreRows]:
+        """Rows of every message not in ``stored`` or ``failed``; a malformed one is
+        dead-lettered. Any other error names its message."""
         outcome = Outcome()
         self._spans.clear()
         scores = ScoreRows()
         for i, msg in enumerate(batch):
-            if i in skip:
+            if i in stored or i in failed:
                 continue
             project = msg.header_str(H_PROJECT, "default")
             received = msg.header_str(H_RECEIVED_AT)
@@ -162,7 +194,7 @@ class ColdStrategy:
                 raise _MessageFailed(i, type(exc).__name__) from exc
         return outcome, scores
 
-    def _commit_all(self, work: list[tuple[ColdTable, pa.Table, dict[str, dict[int, int]]]]) -> None:
+    def _commit_all(self, work: _Work) -> None:
         ledger = self.ledger.sets()
         retries = self.settings.coldtier.commit_retries
         for cold, rows, offsets in work:
@@ -233,10 +265,9 @@ class ColdtierService:
                 max_records=c.batch_max_messages,
                 max_bytes=c.batch_max_bytes,
                 max_wait_s=c.batch_max_wait_s,
-                # One batch in flight. With two (build while the previous commits, order kept
-                # by process()), the SIGKILL exactly-once test found duplicated spans in 1 of 3
-                # runs (4 of 4 clean with one); the cause is not found yet.
-                max_inflight=1,
+                # Two batches in flight: one is built while the other commits (order kept
+                # by process(); what a snapshot already holds is skipped, see already_stored).
+                max_inflight=2,
             ),
         )
         log.info("coldtier ready", extra={"tables": sorted(tables), "cold_days": r.cold_days})

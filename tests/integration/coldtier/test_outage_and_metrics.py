@@ -97,6 +97,9 @@ def test_s3_outage_pauses_then_recovers_and_metrics_report(make_settings: Any, m
     rows0 = _metric("spanline_coldtier_rows_committed_total", table="spans")
     commits0 = _metric("spanline_coldtier_commit_seconds_count", table="spans")
     retries0 = _metric("spanline_processing_retries_total")
+    # Topics first: a consumer subscribing to a topic that does not exist yet has the broker
+    # create it with its default partition count, and _committed() reads only ours.
+    produce(s, [])
     try:
         with ServiceThread(ColdtierService(s)):
             produce(s, [span_record(s, os.urandom(16), 2) for _ in range(5)])
