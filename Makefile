@@ -17,6 +17,9 @@ endif
 # the compiled span row builder (setup.py): rebuilt when its source changes
 EXT    := $(VENV)/.ext-$(shell cat setup.py services/spanline/spans/wire_spans.pyx | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
+# the suite mostly waits on real engines (brokers, chdb, servers): three workers on two cores,
+# one test file per worker so module fixtures are shared
+TEST_WORKERS ?= 3
 
 .PHONY: help venv up test mutation lint typecheck unit bench protos clean tools charts image
 
@@ -106,7 +109,7 @@ unit: $(STAMP) $(EXT)
 	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)
 
 test: $(STAMP) $(EXT) lint typecheck tools
-	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # mutation: each curated one-line breakage on a scratch copy against the tests that claim
 # it (two at a time); a survivor or a stale original fails

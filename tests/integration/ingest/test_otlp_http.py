@@ -216,20 +216,24 @@ def _status(r: httpx.Response) -> Status:
     return Status(code=doc.get("code", 0), message=doc.get("message", ""))
 
 
+BAD_INPUTS = [
+    ("garbage protobuf", PB, os.urandom(2048) + b"\xff\xff\xff\xff\x0f", 400, 3),
+    ("bad JSON", JS, b'{"resourceSpans": [', 400, 3),
+    ("JSON of the wrong shape", JS, b'{"resourceSpans": {"spans": 1}}', 400, 3),
+    ("JSON not an object", JS, b"[1, 2]", 400, 3),
+    ("bad gzip", {**PB, "Content-Encoding": "gzip"}, b"\x1f\x8b not gzip at all", 400, 3),
+    ("truncated gzip", {**PB, "Content-Encoding": "gzip"}, gzip.compress(b"x" * 1000)[:-9], 400, 3),
+    ("wrong content type", {"Content-Type": "text/plain"}, b"hello", 415, 3),
+    ("unknown content encoding", {**PB, "Content-Encoding": "br"}, b"\x00", 415, 3),
+    ("too large", PB, b"\x00" * (65 * 1024), 413, 8),
+    ("gzip bomb", {**PB, "Content-Encoding": "gzip"}, gzip.compress(b"\x00" * (2 * 1024 * 1024)), 413, 8),
+]
+
+
+# ids are the case names: the bodies hold random bytes and gzip timestamps, and pytest-xdist
+# needs every worker to collect the same ids
 @pytest.mark.parametrize(
-    ("case", "headers", "body", "status", "rpc_code"),
-    [
-        ("garbage protobuf", PB, os.urandom(2048) + b"\xff\xff\xff\xff\x0f", 400, 3),
-        ("bad JSON", JS, b'{"resourceSpans": [', 400, 3),
-        ("JSON of the wrong shape", JS, b'{"resourceSpans": {"spans": 1}}', 400, 3),
-        ("JSON not an object", JS, b"[1, 2]", 400, 3),
-        ("bad gzip", {**PB, "Content-Encoding": "gzip"}, b"\x1f\x8b not gzip at all", 400, 3),
-        ("truncated gzip", {**PB, "Content-Encoding": "gzip"}, gzip.compress(b"x" * 1000)[:-9], 400, 3),
-        ("wrong content type", {"Content-Type": "text/plain"}, b"hello", 415, 3),
-        ("unknown content encoding", {**PB, "Content-Encoding": "br"}, b"\x00", 415, 3),
-        ("too large", PB, b"\x00" * (65 * 1024), 413, 8),
-        ("gzip bomb", {**PB, "Content-Encoding": "gzip"}, gzip.compress(b"\x00" * (2 * 1024 * 1024)), 413, 8),
-    ],
+    ("case", "headers", "body", "status", "rpc_code"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS]
 )
 def test_bad_inputs_get_their_status_and_are_counted(
     ingest: Any, case: str, headers: dict[str, str], body: bytes, status: int, rpc_code: int
