@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spanline.coldtier.commit import retry_on_conflict
@@ -57,6 +58,11 @@ class ErasureRequest:
 
     def job(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+    def covers(self, project: str) -> bool:
+        """Whether this request erases ``project``'s rows (its scope minus held projects)."""
+        inside = self.projects is None or project in self.projects
+        return inside and project not in self.excluded_projects
 
     def public(self) -> dict[str, Any]:
         d = self.job()
@@ -132,12 +138,16 @@ def _trace_filter(req: ErasureRequest) -> Any:
 
 def verify_cold(settings: Settings, tables: dict[str, Table], req: ErasureRequest) -> dict[str, Any]:
     """Decode the subject columns of every Parquet file on storage and scan every file's
-    raw bytes: a file that still holds any form of the subject is named (by path)."""
+    raw bytes: a file that still holds any form of the subject is named (by path).
+
+    Data files are partitioned by project, so a file of a project the request does not
+    cover (a held project, or one outside ``--project``) keeps the subject by design: it is
+    counted in ``files_out_of_scope``, and only its rows of covered projects (none) are checked."""
     from spanline.coldtier.config import s3_properties
 
     needles = [f.encode("utf-8") for f in req.forms]
     forms = set(req.forms)
-    scanned = 0
+    scanned = out_of_scope = 0
     dirty: list[str] = []
     for table in tables.values():
         fs, root = open_fs(table.location(), s3_properties(settings))
@@ -145,18 +155,27 @@ def verify_cold(settings: Settings, tables: dict[str, Table], req: ErasureReques
             scanned += 1
             with fs.open_input_file(f.path) as handle:
                 raw = handle.read()
-            if any(n in raw for n in needles):
-                dirty.append(f.path)
+            if not f.path.endswith(".parquet"):
+                if any(n in raw for n in needles):
+                    dirty.append(f.path)
                 continue
-            if f.path.endswith(".parquet"):
-                with fs.open_input_file(f.path) as handle:
-                    pf = pq.ParquetFile(handle)
-                    cols = [c for c in _SUBJECT_COLUMNS if c in pf.schema_arrow.names]
-                    if cols:
-                        data = pf.read(columns=cols)
-                        if any(forms & set(data.column(c).to_pylist()) for c in cols):
-                            dirty.append(f.path)
-    return {"files_scanned": scanned, "files_with_subject": dirty}
+            with fs.open_input_file(f.path) as handle:
+                pf = pq.ParquetFile(handle)
+                names = pf.schema_arrow.names
+                cols = [c for c in _SUBJECT_COLUMNS if c in names]
+                data = pf.read(columns=[*cols, "project_id"] if "project_id" in names else cols)
+            if "project_id" in data.column_names:
+                projects = data.column("project_id").to_pylist()
+                inside = [req.covers(p or "") for p in projects]
+                if not all(inside):
+                    out_of_scope += 1
+                    data = data.filter(pa.array(inside, type=pa.bool_()))
+                    if any(forms & set(data.column(c).to_pylist()) for c in cols):
+                        dirty.append(f.path)
+                    continue
+            if any(n in raw for n in needles) or any(forms & set(data.column(c).to_pylist()) for c in cols):
+                dirty.append(f.path)
+    return {"files_scanned": scanned, "files_with_subject": dirty, "files_out_of_scope": out_of_scope}
 
 
 # -- hot -------------------------------------------------------------------------------------
@@ -249,14 +268,18 @@ def _drop_outdated_parts(client: Any, database: str, tables: list[str], timeout_
 
 
 def verify_hot(client: Any, database: str, req: ErasureRequest, data_dir: Path | None) -> dict[str, Any]:
+    """No covered row keeps the subject, and no stored file holds its bytes, except the
+    active parts that hold the subject's rows in projects the request does not cover (held
+    ones, or outside ``--project``): those are counted in ``parts_out_of_scope``."""
     mem = _memory_table(client, database, "v", req.forms)
+    subject = f"(user_id IN (SELECT v FROM {mem}) OR conversation_id IN (SELECT v FROM {mem}))"
     try:
         left = int(
             client.query(
-                f"SELECT count() FROM {database}.spans WHERE user_id IN (SELECT v FROM {mem}) "
-                f"OR conversation_id IN (SELECT v FROM {mem})"
+                f"SELECT count() FROM {database}.spans WHERE {subject}{_project_clause(req)}"
             ).result_rows[0][0]
         )
+        kept_parts = _parts_kept_out_of_scope(client, database, req, subject)
     finally:
         client.command(f"DROP TABLE IF EXISTS {mem}")
     dirty: list[str] = []
@@ -267,19 +290,64 @@ def verify_hot(client: Any, database: str, req: ErasureRequest, data_dir: Path |
             if not path.is_file():
                 continue
             scanned += 1
+            if any(str(path).startswith(part) for part in kept_parts):
+                continue
             try:
                 raw = path.read_bytes()
             except OSError:
                 continue
             if any(n in raw for n in needles):
                 dirty.append(str(path))
-    return {"rows_left": left, "files_scanned": scanned, "files_with_subject": dirty}
+    return {
+        "rows_left": left,
+        "files_scanned": scanned,
+        "files_with_subject": dirty,
+        "parts_out_of_scope": len(kept_parts),
+    }
+
+
+def _parts_kept_out_of_scope(client: Any, database: str, req: ErasureRequest, subject: str) -> list[str]:
+    """Directories (with a trailing slash) of active parts holding the subject's rows, or
+    rows of its traces, in projects the request leaves alone."""
+    if req.projects is None and not req.excluded_projects:
+        return []
+    outside = _outside_clause(req)
+    traces = f"trace_id IN (SELECT trace_id FROM {database}.spans WHERE {subject} AND {outside})"
+    names: list[tuple[str, str]] = []
+    for table, cond in (("spans", subject), ("logs", traces), ("scores", traces)):
+        rows = client.query(
+            f"SELECT DISTINCT _part FROM {database}.{table} WHERE {cond} AND {outside}"
+        ).result_rows
+        names += [(table, r[0]) for r in rows]
+    if not names:
+        return []
+    rows = client.query(
+        "SELECT path FROM system.parts WHERE active AND database = {db:String} "
+        "AND (table, name) IN {parts:Array(Tuple(String, String))}",
+        parameters={"db": database, "parts": names},
+    ).result_rows
+    return [r[0].rstrip("/") + "/" for r in rows]
+
+
+def _outside_clause(req: ErasureRequest) -> str:
+    """Rows of projects the request does not cover."""
+    parts = []
+    if req.projects:
+        parts.append(f"project_id NOT IN ({_quote(req.projects)})")
+    if req.excluded_projects:
+        parts.append(f"project_id IN ({_quote(req.excluded_projects)})")
+    return "(" + " OR ".join(parts) + ")" if parts else "0"
 
 
 # -- ledger ----------------------------------------------------------------------------------
 def record_in_ledger(governance: GovernanceStore, req: ErasureRequest) -> None:
-    governance.add_to_ledger(req.kind, [governance.digest(req.kind, f) for f in req.forms], req.request_id)
+    """The subject's digests (and its traces'), scoped like the erasure: a replay drops
+    records only of the projects this request erases, never of a held project it skipped."""
+    scope = {"projects": req.projects, "excluded_projects": req.excluded_projects}
+    governance.add_to_ledger(
+        req.kind, [governance.digest(req.kind, f) for f in req.forms], req.request_id, **scope
+    )
     if req.trace_ids:
         governance.add_to_ledger(
-            "trace_id", [governance.digest("trace_id", t) for t in req.trace_ids], req.request_id
+            "trace_id", [governance.digest("trace_id", t) for t in req.trace_ids], req.request_id, **scope
         )

@@ -5,7 +5,8 @@ either tier's engine, so the writer, the coldtier and the CLI read the same stat
 opening each other's stores. One JSON object per record (S3 has no append):
 
 - ``holds/<project>.json``: the active hold of a project (reason, expiry, who, when).
-- ``ledger/<kind>/<digest>``: an erased subject's HMAC (never the subject itself).
+- ``ledger/<kind>/<digest>``: an erased subject's HMAC (never the subject itself);
+  ``<digest>.<request>`` when that erasure covered only some projects (its scope inside).
 - ``audit/<time>-<id>.json``: every hold change and erasure, append-only.
 - ``erasure/<request>.json``: an erasure request and what each tier did.
 - ``ledger.key``: the HMAC key when none is configured (created on first use).
@@ -20,6 +21,7 @@ import os
 import secrets
 import time
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -62,6 +64,7 @@ class GovernanceStore:
         if isinstance(self.fs, pafs.LocalFileSystem):
             os.makedirs(self.root, exist_ok=True)
         self._key = key
+        self._scopes: dict[str, LedgerScope] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GovernanceStore:
@@ -181,14 +184,85 @@ class GovernanceStore:
             raise HoldActive(f"{action} refused: legal hold on project(s) {names} (`spanline hold list`)")
 
     # -- erasure ledger --------------------------------------------------------------------
-    def add_to_ledger(self, kind: str, digests: list[str], request_id: str) -> None:
+    def add_to_ledger(
+        self,
+        kind: str,
+        digests: list[str],
+        request_id: str,
+        *,
+        projects: list[str] | None = None,
+        excluded_projects: list[str] | None = None,
+    ) -> None:
+        """Record erased subjects. An erasure of every project is one file per digest
+        (``ledger/<kind>/<digest>``); an erasure scoped to some projects, or one that left
+        held projects out, names its scope (``<digest>.<request>``), so a replay drops the
+        subject's records only where the erasure removed them."""
         if kind not in SUBJECT_KINDS:
             raise ValueError(f"unknown subject kind {kind}")
+        record: dict[str, Any] = {"request_id": request_id, "at": utc_now_iso()}
+        scoped = projects is not None or bool(excluded_projects)
+        if scoped:
+            record["projects"] = sorted(projects) if projects is not None else None
+            record["excluded_projects"] = sorted(excluded_projects or ())
         for d in digests:
-            self.write_json(f"ledger/{kind}/{d}", {"request_id": request_id, "at": utc_now_iso()})
+            self.write_json(f"ledger/{kind}/{d}.{request_id}" if scoped else f"ledger/{kind}/{d}", record)
 
-    def ledger(self) -> dict[str, frozenset[str]]:
-        return {kind: frozenset(self.list_names(f"ledger/{kind}")) for kind in SUBJECT_KINDS}
+    def ledger(self) -> dict[str, LedgerDigests]:
+        out = {}
+        for kind in SUBJECT_KINDS:
+            everywhere: set[str] = set()
+            scoped: dict[str, list[str]] = {}
+            for name in self.list_names(f"ledger/{kind}"):
+                digest, _, request = name.partition(".")
+                if request:
+                    scoped.setdefault(digest, []).append(name)
+                else:
+                    everywhere.add(digest)
+            scopes: dict[str, tuple[LedgerScope, ...]] = {}
+            for digest, names in scoped.items():
+                if digest not in everywhere:  # erased everywhere once: no scope narrows it
+                    scopes[digest] = tuple(self._scope(f"ledger/{kind}/{n}") for n in names)
+            out[kind] = LedgerDigests(everywhere | set(scopes), scopes)
+        return out
+
+    def _scope(self, rel: str) -> LedgerScope:
+        """A scoped entry never changes once written, so it is read once per process."""
+        cached = self._scopes.get(rel)
+        if cached is None:
+            data = self.read_json(rel) or {}
+            projects = data.get("projects")
+            cached = LedgerScope(
+                frozenset(projects) if projects is not None else None,
+                frozenset(data.get("excluded_projects", ())),
+            )
+            self._scopes[rel] = cached
+        return cached
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerScope:
+    """The projects an erasure covered: ``projects`` (None = all) minus ``excluded``
+    (projects on legal hold when it ran)."""
+
+    projects: frozenset[str] | None
+    excluded: frozenset[str]
+
+    def covers(self, project: str) -> bool:
+        return (self.projects is None or project in self.projects) and project not in self.excluded
+
+
+class LedgerDigests(frozenset[str]):
+    """The ledger's digests of one subject kind. ``scopes`` holds, for digests erased only in
+    some projects, where they were erased; any other digest was erased in every project."""
+
+    scopes: Mapping[str, tuple[LedgerScope, ...]]
+
+    def __new__(
+        cls, digests: Iterable[str] = (), scopes: Mapping[str, tuple[LedgerScope, ...]] | None = None
+    ) -> LedgerDigests:
+        self = super().__new__(cls, digests)
+        self.scopes = dict(scopes or {})
+        return self
 
 
 def hold_dict(h: Hold) -> dict[str, Any]:
@@ -215,9 +289,9 @@ class LedgerCache:
         self.store = store
         self.refresh_s = refresh_s
         self._at = 0.0
-        self._sets: dict[str, frozenset[str]] = {k: frozenset() for k in SUBJECT_KINDS}
+        self._sets: dict[str, LedgerDigests] = {k: LedgerDigests() for k in SUBJECT_KINDS}
 
-    def sets(self) -> dict[str, frozenset[str]]:
+    def sets(self) -> dict[str, LedgerDigests]:
         now = time.monotonic()
         if now - self._at >= self.refresh_s:
             self._sets = self.store.ledger()
