@@ -237,6 +237,17 @@ def check_targets(data: dict[str, Any]) -> None:
         raise ValueError(f"every target needs a pass/fail verdict: targets {sorted(targets)}, met {met}")
 
 
+def read_result(name: str) -> dict[str, Any] | None:
+    """The result a previous run left in benchmarks/results/<name>.json, if any (to report
+    ratios against it: same machine, another time)."""
+    path = RESULTS / f"{name}.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def write_result(name: str, data: dict[str, Any]) -> Path:
     check_targets(data)
     RESULTS.mkdir(parents=True, exist_ok=True)
