@@ -34,13 +34,13 @@ def _cmd_hold(args: argparse.Namespace) -> int:
             print(f"spanline hold: {exc}", file=sys.stderr)
             return 2
         print(f"legal hold set on {hold.project} (expires {hold.expires_at or 'never'})")
-        return 0
+        return _hot_holds(settings, gov, args.timeout)
     if args.hold_cmd == "release":
         if not gov.release_hold(args.project, by, args.reason):
             print(f"spanline hold: no hold on {args.project}", file=sys.stderr)
             return 1
         print(f"legal hold on {args.project} released")
-        return 0
+        return _hot_holds(settings, gov, args.timeout)
     now = datetime.now(UTC)
     holds = gov.holds()
     if args.json:
@@ -51,6 +51,24 @@ def _cmd_hold(args: argparse.Namespace) -> int:
     for h in holds:
         state = "active" if h.active(now) else "expired"
         print(f"{h.project}\t{state}\texpires={h.expires_at or 'never'}\tset_by={h.set_by}\t{h.reason}")
+    return 0
+
+
+def _hot_holds(settings: Settings, gov: Any, timeout_s: float) -> int:
+    """The hot tier's TTL follows the holds now (the cold tier reads them at each retention
+    pass); exit 1 when the hot store could not be reached (the writer applies them when it
+    next starts)."""
+    from spanline.coldtier.jobs import apply_hot_holds
+
+    result = apply_hot_holds(settings, gov, timeout_s)
+    if "error" in result:
+        print(
+            f"spanline hold: the hold is recorded, but the hot tier's TTL was not updated: {result['error']}",
+            file=sys.stderr,
+        )
+        return 1
+    held = ", ".join(result["held"]) or "none"
+    print(f"hot tier: retention deletes skip projects on hold ({held})")
     return 0
 
 
@@ -204,11 +222,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     q.add_argument("--reason", required=True, help="why (case number, request)")
     q.add_argument("--expires", default=None, help="ISO 8601 time the hold ends (default: until released)")
     q.add_argument("--by", default=None, help="who sets it (default: the OS user)")
+    q.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a running writer")
     _config_arg(q)
     q = hs.add_parser("release", help="lift a project's legal hold (audited)")
     q.add_argument("project")
     q.add_argument("--reason", required=True)
     q.add_argument("--by", default=None)
+    q.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a running writer")
     _config_arg(q)
     q = hs.add_parser("list", help="list legal holds")
     q.add_argument("--json", action="store_true")

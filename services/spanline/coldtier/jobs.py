@@ -1,4 +1,4 @@
-"""Running an erasure request against a running pipeline or offline.
+"""Work on a tier done by the process that owns it: erasures and legal holds.
 
 The embedded hot store admits one process, and orphan removal must not race the
 coldtier's own appends, so each tier is erased by the process that owns it: the CLI
@@ -7,12 +7,17 @@ drops a job into the governance store (``erasure/jobs/<tier>/<id>.json``), the o
 When no owner runs, the CLI does the tier's work itself. A job file holds the subject's
 stored forms (the tiers must match them) and is deleted as soon as it ran; results and the
 status record hold only HMACs and counts.
+
+The hot store's owner also takes other jobs the same way (``jobs/hot/<id>.json`` ->
+``jobs/results/<id>.json``): ``holds`` brings the TTL's legal-hold exclusion up to date
+(the owner also does this on every poll, so an expired hold stops protecting rows).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -117,15 +122,121 @@ def coldtier_running(settings: Settings, governance: GovernanceStore) -> bool:
 def _await_result(
     governance: GovernanceStore, tier: str, req: ErasureRequest, timeout_s: float
 ) -> dict[str, Any]:
-    governance.write_json(f"erasure/jobs/{tier}/{req.request_id}.json", req.job())
+    return _submit(
+        governance,
+        f"erasure/jobs/{tier}/{req.request_id}.json",
+        f"erasure/results/{req.request_id}.{tier}.json",
+        req.job(),
+        f"the running {tier} owner",
+        timeout_s,
+    )
+
+
+def _submit(
+    governance: GovernanceStore, job: str, result: str, payload: dict[str, Any], owner: str, timeout_s: float
+) -> dict[str, Any]:
+    """Drop ``payload`` at ``job`` and wait for the owner's answer at ``result``."""
+    governance.write_json(job, payload)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        result = governance.read_json(f"erasure/results/{req.request_id}.{tier}.json")
-        if result is not None:
-            return dict(result)
+        answer = governance.read_json(result)
+        if answer is not None:
+            governance.delete(result)
+            return dict(answer)
         time.sleep(0.3)
-    governance.delete(f"erasure/jobs/{tier}/{req.request_id}.json")
-    return {"error": f"the running {tier} owner did not answer within {timeout_s:.0f} s"}
+    governance.delete(job)
+    return {"error": f"{owner} did not answer within {timeout_s:.0f} s"}
+
+
+# -- other hot-tier jobs ---------------------------------------------------------------------
+def hot_owner_running(settings: Settings) -> bool:
+    """A running writer owns the embedded hot store (its query endpoint answers)."""
+    from spanline.query.client import endpoint_alive, endpoint_url
+    from spanline.writer.config import dsn_is_embedded, resolve_dsn
+
+    return dsn_is_embedded(resolve_dsn(settings)) and endpoint_alive(endpoint_url(settings))
+
+
+def submit_hot_job(
+    governance: GovernanceStore, kind: str, args: dict[str, Any], timeout_s: float
+) -> dict[str, Any]:
+    """Have the running writer do ``kind`` (see :data:`HOT_JOBS`) and return its result."""
+    ident = f"{kind}-{uuid.uuid4().hex[:12]}"
+    return _submit(
+        governance,
+        f"jobs/hot/{ident}.json",
+        f"jobs/results/{ident}.json",
+        {"kind": kind, "args": args},
+        "the running writer",
+        timeout_s,
+    )
+
+
+def sync_hot_holds(client: Any, database: str, governance: GovernanceStore) -> dict[str, Any]:
+    """The hot tables' TTLs leave exactly the projects on active legal hold alone."""
+    from spanline.writer.migrate import apply_holds
+
+    held = sorted(governance.held_projects())
+    if not int(client.command(f"EXISTS DATABASE {database}")):
+        return {"held": held, "tables_changed": [], "note": "no hot store"}
+    changed = apply_holds(client, database, held)
+    if changed:
+        log.info("hot TTL follows legal holds", extra={"held_projects": len(held), "tables": len(changed)})
+    return {"held": held, "tables_changed": changed}
+
+
+def _holds(client: Any, database: str, governance: GovernanceStore, args: dict[str, Any]) -> dict[str, Any]:
+    return sync_hot_holds(client, database, governance)
+
+
+HOT_JOBS = {"holds": _holds}
+
+
+def run_hot_owner_jobs(
+    client: Any, database: str, data_dir: Path | None, governance: GovernanceStore
+) -> None:
+    """Called by the writer that owns the embedded store, between batches: legal holds
+    (every poll), erasures, then other jobs."""
+    try:
+        sync_hot_holds(client, database, governance)
+    except Exception as exc:  # the TTL keeps the last applied holds: nothing is lost by waiting
+        log.error("legal hold sync failed", extra={"error": type(exc).__name__})
+    run_pending_hot_erasures(client, database, data_dir, governance)
+    for name in governance.list_names("jobs/hot"):
+        job = governance.read_json(f"jobs/hot/{name}")
+        if job is None:
+            continue
+        ident = name.removesuffix(".json")
+        log.info("hot tier job", extra={"job": ident})
+        run = HOT_JOBS.get(str(job.get("kind")))
+        try:
+            if run is None:
+                raise ValueError(f"unknown job kind {job.get('kind')!r}")
+            result = run(client, database, governance, dict(job.get("args") or {}))
+        except Exception as exc:
+            result = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+        governance.write_json(f"jobs/results/{ident}.json", result)
+        governance.delete(f"jobs/hot/{name}")
+
+
+def apply_hot_holds(
+    settings: Settings, governance: GovernanceStore, timeout_s: float = 60.0
+) -> dict[str, Any]:
+    """After ``spanline hold set|release``: the hot store's owner (the running writer) or,
+    offline, this process brings the TTLs up to date."""
+    from spanline.writer.config import resolve_dsn
+    from spanline.writer.store import StoreError, connect
+
+    if hot_owner_running(settings):
+        return submit_hot_job(governance, "holds", {}, timeout_s)
+    try:
+        client = connect(resolve_dsn(settings), database=None)
+    except StoreError as exc:
+        return {"error": str(exc)}
+    try:
+        return sync_hot_holds(client, settings.writer.database, governance)
+    finally:
+        client.close()
 
 
 def erase(settings: Settings, req: ErasureRequest, *, timeout_s: float = 600.0) -> dict[str, Any]:
@@ -196,4 +307,12 @@ def read_status(settings: Settings, request_id: str) -> dict[str, Any] | None:
     return dict(data) if data is not None else None
 
 
-__all__ = ["HoldActive", "erase", "read_status", "run_pending_cold_erasures", "run_pending_hot_erasures"]
+__all__ = [
+    "HoldActive",
+    "apply_hot_holds",
+    "erase",
+    "read_status",
+    "run_hot_owner_jobs",
+    "run_pending_cold_erasures",
+    "run_pending_hot_erasures",
+]

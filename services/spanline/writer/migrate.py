@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -131,36 +132,92 @@ def apply_migrations(
     return newly
 
 
-def _current_ttl_days(client: Any, database: str, table: str) -> int | None:
-    text = client.command(
+TIME_COLUMNS = {"spans": "start_time", "audit": "window_start"}  # the others: ``time``
+_HOLD_CLAUSE_RE = re.compile(r"\bWHERE\s+project_id\s+NOT\s+IN\s+\(", re.IGNORECASE)
+_LITERAL_RE = re.compile(r"\s*'((?:[^'\\]|\\.)*)'\s*([,)])", re.DOTALL)
+
+
+def _create_query(client: Any, database: str, table: str) -> str:
+    rows = client.query(
         "SELECT create_table_query FROM system.tables WHERE database = {db:String} AND name = {t:String}",
         parameters={"db": database, "t": table},
-    )
-    match = _TTL_INTERVAL_RE.search(str(text or ""))
+    ).result_rows
+    return str(rows[0][0]) if rows else ""
+
+
+def current_ttl(client: Any, database: str, table: str) -> tuple[int | None, frozenset[str]]:
+    """The table's TTL window in days and the projects its TTL leaves alone (legal holds)."""
+    text = _create_query(client, database, table)
+    match = _TTL_INTERVAL_RE.search(text)
     if not match:
-        return None
-    return int(match.group(1) or match.group(2))
+        return None, frozenset()
+    days = int(match.group(1) or match.group(2))
+    clause = _HOLD_CLAUSE_RE.search(text, match.end())
+    held: set[str] = set()
+    pos = clause.end() if clause else -1
+    while pos >= 0:
+        lit = _LITERAL_RE.match(text, pos)
+        if lit is None:
+            break
+        held.add(re.sub(r"\\(.)", r"\1", lit.group(1)))
+        pos = lit.end() if lit.group(2) == "," else -1
+    return days, frozenset(held)
 
 
-def ensure_ttl(client: Any, database: str, hot_days: int, retain_days: int) -> list[str]:
-    """Follow a changed retention setting: tables created with another window get MODIFY TTL.
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
-    ``materialize_ttl_after_modify = 0`` keeps this cheap at start-up; existing parts adopt
-    the new TTL as they merge.
+
+def ttl_clause(column: str, days: int, held: Iterable[str] = ()) -> str:
+    """``TTL`` expression of a spanline table: rows older than ``days`` are deleted unless
+    their project is on legal hold. Holds change by ``MODIFY TTL`` with this clause
+    (metadata only), never by a mutation."""
+    clause = f"toDateTime({column}) + INTERVAL {int(days)} DAY DELETE"
+    projects = sorted(set(held))
+    if projects:
+        clause += f" WHERE project_id NOT IN ({', '.join(_quote(p) for p in projects)})"
+    return clause
+
+
+def ensure_ttl(
+    client: Any, database: str, hot_days: int, retain_days: int, held: Iterable[str] | None = None
+) -> list[str]:
+    """Follow a changed retention setting or set of legal holds: tables whose TTL differs
+    get ``MODIFY TTL``. ``held=None`` keeps each table's current hold exclusion (start-up
+    and ``spanline migrate`` do not read the holds; the hot store's owner applies them).
+
+    ``materialize_ttl_after_modify = 0`` keeps this cheap: existing parts adopt the new
+    TTL as they merge, and every TTL merge evaluates the current expression, so a held
+    project's expired rows survive it (tests/integration/coldtier/test_hold_hot_ttl.py).
     """
-    changed = []
     wanted = {**dict.fromkeys(HOT_TABLES, hot_days), **dict.fromkeys(RETAINED_TABLES, retain_days)}
-    time_col = {"spans": "start_time", "audit": "window_start"}
-    for table, days in wanted.items():
-        current = _current_ttl_days(client, database, table)
-        if current is None or current == days:
-            continue
-        column = time_col.get(table, "time")
-        client.command(
-            f"ALTER TABLE {database}.{table} MODIFY TTL "
-            f"toDateTime({column}) + INTERVAL {int(days)} DAY DELETE",
-            settings={"materialize_ttl_after_modify": 0},
-        )
-        log.info("changed TTL", extra={"table": table, "from_days": current, "to_days": days})
-        changed.append(table)
-    return changed
+    return [t for t, days in wanted.items() if _set_ttl(client, database, t, days, held)]
+
+
+def apply_holds(client: Any, database: str, held: Iterable[str]) -> list[str]:
+    """Retention deletes of every table skip the ``held`` projects, and only those; each
+    table keeps its window. Returns the tables changed."""
+    _check_ident(database)
+    held = frozenset(held)
+    return [t for t in (*HOT_TABLES, *RETAINED_TABLES) if _set_ttl(client, database, t, None, held)]
+
+
+def _set_ttl(client: Any, database: str, table: str, days: int | None, held: Iterable[str] | None) -> bool:
+    """``MODIFY TTL`` when the window (None: keep) or the held projects (None: keep) differ."""
+    current, current_held = current_ttl(client, database, table)
+    if current is None:
+        return False
+    want_days = current if days is None else days
+    want_held = current_held if held is None else frozenset(held)
+    if current == want_days and current_held == want_held:
+        return False
+    column = TIME_COLUMNS.get(table, "time")
+    client.command(
+        f"ALTER TABLE {database}.{table} MODIFY TTL {ttl_clause(column, want_days, want_held)}",
+        settings={"materialize_ttl_after_modify": 0},
+    )
+    log.info(
+        "changed TTL",
+        extra={"table": table, "from_days": current, "to_days": want_days, "held_projects": len(want_held)},
+    )
+    return True

@@ -159,6 +159,7 @@ class WriterService:
             self.store = await asyncio.to_thread(open_store, s)
         except EngineLocked as exc:  # another process owns the data directory: restarting cannot help
             raise StartupError(str(exc), kind="data_dir_locked") from None
+        await asyncio.to_thread(_sync_holds, s, self.store)  # legal holds suspend the hot TTL
         w = s.writer
         offloader = PayloadOffloader(
             open_object_store(
@@ -219,9 +220,10 @@ class WriterService:
                 self.store = None
 
     async def _erasure_jobs(self) -> None:
-        """`spanline erase` against a running pipeline: this process owns the embedded store,
-        so it runs the hot tier's part (coldtier/jobs.py), between inserts."""
-        from spanline.coldtier.jobs import run_pending_hot_erasures
+        """`spanline erase`, `hold` and `archive export` against a running pipeline: this
+        process owns the embedded store, so it runs the hot tier's part (coldtier/jobs.py),
+        between inserts."""
+        from spanline.coldtier.jobs import run_hot_owner_jobs
         from spanline.writer.config import chdb_path
 
         s = self.settings
@@ -234,7 +236,7 @@ class WriterService:
                 return
             try:
                 await asyncio.to_thread(
-                    self._locked_erasures, store, governance, data_dir, run_pending_hot_erasures
+                    self._locked_erasures, store, governance, data_dir, run_hot_owner_jobs
                 )
             except Exception as exc:
                 log.error("erasure jobs failed", extra={"error": type(exc).__name__})
@@ -257,6 +259,17 @@ class WriterService:
         """What `spanline up` prints and publishes for `spanline query` to find."""
         url = getattr(self._endpoint, "url", None)
         return {"query": url} if url else {}
+
+
+def _sync_holds(settings: Settings, store: ClickHouseStore) -> None:
+    """At start-up, before any insert: the hot TTLs leave the held projects alone. The
+    TTL keeps the holds last applied, so a failure here loses nothing; the job loop retries."""
+    from spanline.coldtier.jobs import sync_hot_holds
+
+    try:
+        sync_hot_holds(store.client, store.database, GovernanceStore.from_settings(settings))
+    except Exception as exc:
+        log.error("legal hold sync failed", extra={"error": type(exc).__name__})
 
 
 def build(settings: Settings) -> WriterService:
