@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import math
 import os
 import threading
@@ -326,6 +327,41 @@ def _ratios(now: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any
     }
 
 
+def _capacity_report(
+    observer: Observer,
+    watched: list[Watched],
+    load: LoadgenResult,
+    cap: dict[str, Any],
+    t0: float,
+    t_load: float,
+    t_done: float,
+    overrides: dict[str, str],
+) -> dict[str, Any]:
+    """Phase 1 figures of an A/B run (not written: the result file holds full runs only)."""
+    observer.stop()
+    expected = load.spans_acked
+    window = t_done - t0
+    cpu = {w.name: observer.cpu_s(w.name, t0, t_done) for w in watched}
+    out = {
+        "overrides": overrides,
+        "spans": expected,
+        "hot": cap["hot"],
+        "cold": cap["cold"],
+        "end_to_end_spans_per_s": round(expected / window),
+        "hot_after_load_s": round((cap["hot_at"] or t_done) - t_load, 2),
+        "cold_after_load_s": round((cap["cold_at"] or t_done) - t_load, 2),
+        "cpu_us_per_span": {n: round(v / max(expected, 1) * 1e6, 1) for n, v in cpu.items()}
+        | {"total": round(sum(cpu.values()) / max(expected, 1) * 1e6, 1)},
+        "where_time_went": {
+            w.name: where_time_went(observer.stage(w.name, t0, t_done + 1.0), cpu[w.name], window)
+            for w in watched
+        },
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }
+    print(json.dumps(out, indent=1))
+    return out
+
+
 def _overrides(pairs: list[str]) -> dict[str, str]:
     out = {}
     for pair in pairs:
@@ -346,6 +382,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--overload-seconds", type=float, default=15)
     ap.add_argument("--set", action="append", default=[], metavar="SPANLINE_KEY=VALUE")
     ap.add_argument("--out", default="pipeline", help="result name (benchmarks/results/<out>.json)")
+    ap.add_argument(
+        "--capacity-only", action="store_true", help="phase 1 only, printed not written (for A/B runs)"
+    )
     args = ap.parse_args(argv)
     overrides = _overrides(args.set)
     previous = read_result(args.out)
@@ -377,6 +416,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             # output counters) are read before the next phase sends anything
             time.sleep(1.0)
             observer.sample()
+            if args.capacity_only:
+                return _capacity_report(observer, watched, load, cap, t0, t_load, t_done, overrides)
             # 2. freshness
             prober = Prober(target, query_port, args.probe_interval)
             prober.start()

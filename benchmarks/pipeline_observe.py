@@ -115,6 +115,8 @@ class Observer:
         self._thread.start()
 
     def stop(self) -> None:
+        if self._stop.is_set():
+            return
         self._stop.set()
         self._thread.join()
         self.sample(scrape=True)
