@@ -8,9 +8,10 @@ Layout::
     statement.dsse.json      (DSSE envelope: in-toto Statement v1, Ed25519)
 
 The statement's subjects are every other file of the bag (data and tag files) with its
-SHA-256; its predicate holds the project, time range, record counts per table, schema
-version, source snapshot ids, exporter and key id. BagIt gives any archivist's tool a
-fixity check; the signature proves who exported it and that nothing was changed since.
+SHA-256; its predicate holds the project, time range, record counts per table (and how
+many came from each tier), schema version, source snapshot ids, exporter and key id.
+BagIt gives any archivist's tool a fixity check; the signature proves who exported it and
+that nothing was changed since.
 A verifier needs only this module (or any DSSE/BagIt tool) and the public key, which is
 published out of band: the one beside a bag proves nothing.
 """
@@ -21,6 +22,7 @@ import base64
 import hashlib
 import json
 import os
+import shutil
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
@@ -41,8 +43,6 @@ from spanline import __version__
 from spanline.coldtier.tables import SCHEMA_VERSION, TABLES
 
 if TYPE_CHECKING:
-    from pyiceberg.table import Table
-
     from spanline.settings import Settings
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -121,19 +121,7 @@ class ExportResult:
     records: dict[str, int]
     files: int
     key_id: str
-
-
-def _read_range(table: Table, project: str, start: datetime, end: datetime, time_column: str) -> pa.Table:
-    from spanline.coldtier.maintenance import expressions
-
-    ex = expressions()
-    flt = ex.And(
-        ex.And(
-            ex.GreaterThanOrEqual(time_column, start.isoformat()), ex.LessThan(time_column, end.isoformat())
-        ),
-        ex.EqualTo("project_id", project),
-    )
-    return table.scan(row_filter=flt).to_arrow()
+    by_tier: dict[str, dict[str, int]]
 
 
 def export(
@@ -146,36 +134,59 @@ def export(
     key_path: Path,
     out: Path,
     progress: Callable[[str, int, int], None] | None = None,
+    timeout_s: float = 600.0,
 ) -> ExportResult:
+    """Both tiers' rows of ``project`` in ``[start, end)``: every cold row, plus the hot rows
+    the cold tier does not hold yet (archive_sources.py), each record once."""
+    from spanline.coldtier.archive_sources import cold_rows, hot_rows
+    from spanline.coldtier.governance import GovernanceStore
     from spanline.coldtier.tables import ensure_tables
 
     key = load_private(key_path)
     _, cold = ensure_tables(settings)
+    governance = GovernanceStore.from_settings(settings)
     bag = out if out.suffix != ".tar" else Path(tempfile.mkdtemp(prefix="spanline-bag-")) / out.stem
     bag.mkdir(parents=True, exist_ok=False)
     records: dict[str, int] = {}
+    by_tier: dict[str, dict[str, int]] = {}
     snapshots: dict[str, int | None] = {}
     data_files: list[Path] = []
-    for i, name in enumerate(tables):
-        spec = TABLES[name]
-        t = cold[name]
-        t.refresh()
-        snap = t.current_snapshot()
-        snapshots[name] = snap.snapshot_id if snap else None
-        data = _read_range(t, project, start, end, spec.time_column)
-        records[name] = data.num_rows
-        if progress:
-            progress(f"read {name}", i + 1, len(tables))
-        if data.num_rows == 0:
-            continue
-        data = data.sort_by([(k, "ascending") for k in spec.sort_keys])
-        days = pc.strftime(data.column(spec.time_column), format="%Y-%m-%d").to_pylist()
-        (bag / "data" / name).mkdir(parents=True, exist_ok=True)
-        for day in sorted(set(days)):
-            mask = pc.equal(pa.array(days), day)
-            path = bag / "data" / name / f"{day}.parquet"
-            pq.write_table(data.filter(mask), path, compression="zstd")
-            data_files.append(path)
+    with tempfile.TemporaryDirectory(prefix="spanline-archive-") as work, _removed_on_error(bag):
+        for i, name in enumerate(tables):
+            spec = TABLES[name]
+            t = cold[name]
+            t.refresh()
+            snap = t.current_snapshot()
+            snapshots[name] = snap.snapshot_id if snap else None
+            from_cold = cold_rows(t, spec, project, start, end)
+            if progress:
+                progress(f"read {name} (cold)", 2 * i + 1, 2 * len(tables))
+            from_hot = hot_rows(
+                settings,
+                governance,
+                table=name,
+                project=project,
+                start=start,
+                end=end,
+                cold=from_cold,
+                workdir=Path(work),
+                timeout_s=timeout_s,
+            )
+            if progress:
+                progress(f"read {name} (hot)", 2 * i + 2, 2 * len(tables))
+            by_tier[name] = {"cold": from_cold.num_rows, "hot": from_hot.num_rows}
+            data = pa.concat_tables([from_cold, from_hot])
+            records[name] = data.num_rows
+            if data.num_rows == 0:
+                continue
+            data = data.sort_by([(k, "ascending") for k in spec.sort_keys])
+            days = pc.strftime(data.column(spec.time_column), format="%Y-%m-%d").to_pylist()
+            (bag / "data" / name).mkdir(parents=True, exist_ok=True)
+            for day in sorted(set(days)):
+                mask = pc.equal(pa.array(days), day)
+                path = bag / "data" / name / f"{day}.parquet"
+                pq.write_table(data.filter(mask), path, compression="zstd")
+                data_files.append(path)
     if progress:
         progress("hash", 0, len(data_files))
     manifest = []
@@ -214,8 +225,10 @@ def export(
             "from": start.isoformat(),
             "to": end.isoformat(),
             "records": records,
+            "records_by_tier": by_tier,
             "schema_version": SCHEMA_VERSION,
             "source_snapshots": snapshots,
+            "hot_source": f"clickhouse database {settings.writer.database}",
             "exporter": f"spanline {__version__}",
             "created_at": now.isoformat(timespec="seconds"),
             "key_id": key_id(key.public_key()),
@@ -227,7 +240,17 @@ def export(
         with tarfile.open(out, "w") as tar:
             tar.add(bag, arcname=out.stem)
         final = out
-    return ExportResult(final, records, len(data_files), key_id(key.public_key()))
+    return ExportResult(final, records, len(data_files), key_id(key.public_key()), by_tier)
+
+
+@contextmanager
+def _removed_on_error(bag: Path) -> Iterator[None]:
+    """A failed read leaves no half-written bag behind (the directory was ours)."""
+    try:
+        yield
+    except BaseException:
+        shutil.rmtree(bag, ignore_errors=True)
+        raise
 
 
 def _bag_files(bag: Path) -> Iterator[Path]:

@@ -178,24 +178,32 @@ def _cmd_archive(args: argparse.Namespace) -> int:
     if unknown:
         print(f"spanline archive export: unknown tables {', '.join(unknown)}", file=sys.stderr)
         return 2
-    with Progress(transient=True) as bar:
-        task = bar.add_task("export", total=None)
+    from spanline.coldtier.archive_sources import HotReadError
 
-        def progress(step: str, done: int, total: int) -> None:
-            bar.update(task, description=step, completed=done, total=total or None)
+    try:
+        with Progress(transient=True) as bar:
+            task = bar.add_task("export", total=None)
 
-        result = archive.export(
-            settings,
-            project=args.project,
-            start=_parse_time(getattr(args, "from")),
-            end=_parse_time(args.to),
-            tables=tables,
-            key_path=Path(args.key),
-            out=Path(args.out),
-            progress=progress,
-        )
+            def progress(step: str, done: int, total: int) -> None:
+                bar.update(task, description=step, completed=done, total=total or None)
+
+            result = archive.export(
+                settings,
+                project=args.project,
+                start=_parse_time(getattr(args, "from")),
+                end=_parse_time(args.to),
+                tables=tables,
+                key_path=Path(args.key),
+                out=Path(args.out),
+                progress=progress,
+                timeout_s=args.timeout,
+            )
+    except HotReadError as exc:
+        print(f"spanline archive export: {exc}; no archive written", file=sys.stderr)
+        return 1
     counts = ", ".join(f"{k}={v}" for k, v in result.records.items())
-    print(f"wrote {result.path}: {result.files} data files, {counts}, signed by {result.key_id}")
+    tiers = ", ".join(f"{k} {v['cold']} cold + {v['hot']} hot" for k, v in result.by_tier.items())
+    print(f"wrote {result.path}: {result.files} data files, {counts} ({tiers}), signed by {result.key_id}")
     return 0
 
 
@@ -256,13 +264,19 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     ars = p.add_subparsers(dest="archive_cmd", required=True)
     q = ars.add_parser("keygen", help="write PREFIX.pem (private) and PREFIX.pub.pem; print the key id")
     q.add_argument("--out", required=True, metavar="PREFIX")
-    q = ars.add_parser("export", help="export a project's time range from the cold tier as a signed bag")
+    q = ars.add_parser(
+        "export",
+        help="export a project's time range as a signed bag: the cold tier, plus hot rows not yet cold",
+    )
     q.add_argument("--project", required=True)
     q.add_argument("--from", required=True, metavar="T1", help="ISO 8601 start (inclusive; UTC if no offset)")
     q.add_argument("--to", required=True, metavar="T2", help="ISO 8601 end (exclusive)")
     q.add_argument("--tables", default="spans,scores")
     q.add_argument("--key", required=True, metavar="KEY.pem", help="Ed25519 private key (archive keygen)")
     q.add_argument("--out", required=True, metavar="DIR|FILE.tar", help="a new directory, or a .tar file")
+    q.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds to wait for a running writer's hot-tier rows"
+    )
     _config_arg(q)
     q = ars.add_parser(
         "verify", help="check signature, every file's SHA-256, counts; exit 1 naming each problem"

@@ -1,4 +1,4 @@
-"""Work on a tier done by the process that owns it: erasures and legal holds.
+"""Work on a tier done by the process that owns it: erasures, legal holds, archive reads.
 
 The embedded hot store admits one process, and orphan removal must not race the
 coldtier's own appends, so each tier is erased by the process that owns it: the CLI
@@ -10,7 +10,9 @@ status record hold only HMACs and counts.
 
 The hot store's owner also takes other jobs the same way (``jobs/hot/<id>.json`` ->
 ``jobs/results/<id>.json``): ``holds`` brings the TTL's legal-hold exclusion up to date
-(the owner also does this on every poll, so an expired hold stops protecting rows).
+(the owner also does this on every poll, so an expired hold stops protecting rows);
+``archive_read`` writes the hot rows an archive export needs as a Parquet file
+(coldtier/archive_sources.py).
 """
 
 from __future__ import annotations
@@ -185,11 +187,19 @@ def sync_hot_holds(client: Any, database: str, governance: GovernanceStore) -> d
     return {"held": held, "tables_changed": changed}
 
 
+def _archive_read(
+    client: Any, database: str, governance: GovernanceStore, args: dict[str, Any]
+) -> dict[str, Any]:
+    from spanline.coldtier.archive_sources import write_hot_rows
+
+    return write_hot_rows(client, database, **args)
+
+
 def _holds(client: Any, database: str, governance: GovernanceStore, args: dict[str, Any]) -> dict[str, Any]:
     return sync_hot_holds(client, database, governance)
 
 
-HOT_JOBS = {"holds": _holds}
+HOT_JOBS = {"holds": _holds, "archive_read": _archive_read}
 
 
 def run_hot_owner_jobs(

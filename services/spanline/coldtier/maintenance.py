@@ -33,7 +33,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_IDENTITY = {"spans": ("project_id", "trace_id", "span_id"), "scores": ("project_id", "score_id")}
+IDENTITY: dict[str, tuple[str, ...]] = {  # what one record is, per table
+    "spans": ("project_id", "trace_id", "span_id"),
+    "scores": ("project_id", "score_id"),
+}
 
 
 @dataclass
@@ -125,7 +128,7 @@ def compact(settings: Settings, table: Table, cold: ColdTable, report: StepRepor
         def attempt(flt: BooleanExpression = flt) -> tuple[int, int]:
             data = table.scan(row_filter=flt).to_arrow()
             before = data.num_rows
-            data = dedupe(data, _IDENTITY[cold.name]).sort_by([(k, "ascending") for k in cold.sort_keys])
+            data = dedupe(data, IDENTITY[cold.name]).sort_by([(k, "ascending") for k in cold.sort_keys])
             with table.transaction() as tx:
                 tx.overwrite(data, overwrite_filter=flt, snapshot_properties=summary_properties(table))
             return before, data.num_rows
