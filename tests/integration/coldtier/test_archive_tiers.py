@@ -4,12 +4,10 @@ writer that owns the embedded hot store."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
 import tarfile
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,13 +23,12 @@ from spanline.coldtier import archive
 from spanline.coldtier.commit import append_batch
 from spanline.coldtier.tables import SPANS, ensure_tables, to_iceberg_arrow
 from spanline.core.broker import free_port
-from spanline.query.endpoint import start_query_endpoint
 from spanline.settings import Settings, load_settings
 from spanline.spans.pricing import PricingTable
 from spanline.spans.rows import SpanRows
-from spanline.writer.service import WriterService
 from spanline.writer.store import ClickHouseStore, open_store
 from tests.integration.coldtier.conftest import trace_value
+from tests.integration.coldtier.running_writer import running_writer
 
 DAY_NS = 86_400 * 10**9
 
@@ -115,19 +112,13 @@ def test_export_under_a_running_writer_reads_hot_rows_through_the_owner(
     )
     store = open_store(s)
     expected, n_cold, n_hot = _fill(s, store)
-    service = WriterService(s)
-    service.store = store
-    endpoint = start_query_endpoint(s)
-    service._endpoint = endpoint
-    loop = threading.Thread(target=asyncio.run, args=(service._erasure_jobs(),), daemon=True)
-    loop.start()
     monkeypatch.setenv("SPANLINE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("SPANLINE_WRITER_QUERY_PORT", str(port))
 
     def no_second_opener(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the export must not open the hot store the writer owns")
 
-    try:
+    with running_writer(s, store):
         monkeypatch.setattr("spanline.writer.store.connect", no_second_opener)
         priv, pub, _ = archive.keygen(str(tmp_path / "key"))
         start, end = _range()
@@ -139,11 +130,6 @@ def test_export_under_a_running_writer_reads_hot_rows_through_the_owner(
         assert code == 0, capsys.readouterr().err
         assert f"spans {n_cold} cold + {n_hot} hot" in capsys.readouterr().out
         assert main(["archive", "verify", str(out), "--pubkey", str(pub)]) == 0
-    finally:
-        service.store = None
-        loop.join(timeout=10)
-        endpoint.stop()
-        store.close()
     extracted = tmp_path / "x"
     with tarfile.open(out) as tar:
         tar.extractall(extracted, filter="data")

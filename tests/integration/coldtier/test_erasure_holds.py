@@ -41,6 +41,18 @@ def _messages(settings: Settings) -> list[InMessage]:
     return msgs
 
 
+def _request(gov: GovernanceStore, projects: list[str] | None) -> ErasureRequest:
+    return ErasureRequest(
+        request_id=new_request_id(),
+        kind="user_id",
+        forms=[VICTIM],
+        subject_hmac=gov.digest("user_id", VICTIM),
+        requester="dpo@example.org",
+        projects=projects,
+        created_at=utc_now_iso(),
+    )
+
+
 def _cold_victims(settings: Settings) -> dict[str, int]:
     _, tables = ensure_tables(settings)
     spans = tables["spans"]
@@ -68,18 +80,7 @@ def test_erase_without_project_leaves_held_projects_records_replayable(tmp_path:
         gov = GovernanceStore.from_settings(s)
         gov.set_hold(HELD, "litigation 12/7", None, "legal")
 
-        status = erase(
-            s,
-            ErasureRequest(
-                request_id=new_request_id(),
-                kind="user_id",
-                forms=[VICTIM],
-                subject_hmac=gov.digest("user_id", VICTIM),
-                requester="dpo@example.org",
-                projects=None,
-                created_at=utc_now_iso(),
-            ),
-        )
+        status = erase(s, _request(gov, None))
         assert status["state"] == "verified", status
         assert status["skipped_projects_on_hold"] == [HELD]
         # verification checked every file except the held project's, which keep the subject
@@ -139,18 +140,7 @@ def test_erase_with_project_scopes_the_ledger_to_that_project(tmp_path: Path) ->
     msgs = _messages(s)
     _cold_fill(s, msgs)
     gov = GovernanceStore.from_settings(s)
-    status = erase(
-        s,
-        ErasureRequest(
-            request_id=new_request_id(),
-            kind="user_id",
-            forms=[VICTIM],
-            subject_hmac=gov.digest("user_id", VICTIM),
-            requester="dpo@example.org",
-            projects=["p1"],
-            created_at=utc_now_iso(),
-        ),
-    )
+    status = erase(s, _request(gov, ["p1"]))
     assert status["state"] == "verified", status
     assert _cold_victims(s) == {HELD: 3}
     _cold_fill(s, [dataclasses.replace(m, offset=m.offset + len(msgs)) for m in msgs])

@@ -5,9 +5,7 @@ its job loop) and at the writer's start."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,14 +15,14 @@ import pytest
 from spanline.cli.main import main
 from spanline.coldtier.governance import GovernanceStore
 from spanline.core.broker import free_port
-from spanline.query.endpoint import start_query_endpoint
 from spanline.settings import Settings, load_settings
 from spanline.spans.pricing import PricingTable
 from spanline.spans.rows import SpanRows
 from spanline.writer.migrate import HOT_TABLES, RETAINED_TABLES, current_ttl
-from spanline.writer.service import WriterService, _sync_holds
+from spanline.writer.service import _sync_holds
 from spanline.writer.store import ClickHouseStore, open_store
 from tests.integration.coldtier.conftest import trace_value
+from tests.integration.coldtier.running_writer import running_writer
 
 DAY_NS = 86_400 * 10**9
 
@@ -128,13 +126,11 @@ def test_running_writer_applies_holds_from_the_cli_and_at_start(
 
     # the writer's own job loop, with its query endpoint up: the CLI must not open the
     # engine, it hands the work to the owner
-    service = WriterService(s)
-    service.store = store
-    endpoint = start_query_endpoint(s)
-    service._endpoint = endpoint
-    loop = threading.Thread(target=asyncio.run, args=(service._erasure_jobs(),), daemon=True)
-    loop.start()
-    try:
+    def no_second_opener(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("spanline hold must not open the hot store the writer owns")
+
+    with running_writer(s, store):
+        monkeypatch.setattr("spanline.writer.store.connect", no_second_opener)
         assert main(["hold", "set", "p-2", "--reason", "regulator", "--by", "legal"]) == 0
         assert "(early, p-2)" in capsys.readouterr().out
         assert {v[1] for v in _holds_in_ttl(store).values()} == {frozenset({"early", "p-2"})}
@@ -147,9 +143,3 @@ def test_running_writer_applies_holds_from_the_cli_and_at_start(
         while {v[1] for v in _holds_in_ttl(store).values()} != {frozenset()} and time.monotonic() < deadline:
             time.sleep(0.1)
         assert {v[1] for v in _holds_in_ttl(store).values()} == {frozenset()}
-    finally:
-        service.store = None  # the loop ends at its next poll
-        loop.join(timeout=10)
-        endpoint.stop()
-        store.close()
-    assert not loop.is_alive()
