@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+import weakref
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -174,17 +175,28 @@ def submit_hot_job(
     )
 
 
-def sync_hot_holds(client: Any, database: str, governance: GovernanceStore) -> dict[str, Any]:
-    """The hot tables' TTLs leave exactly the projects on active legal hold alone."""
+# holds last applied per client: the owner's poll skips the engine when nothing changed
+_APPLIED: weakref.WeakKeyDictionary[Any, tuple[str, frozenset[str]]] = weakref.WeakKeyDictionary()
+
+
+def sync_hot_holds(
+    client: Any, database: str, governance: GovernanceStore, *, cached: bool = False
+) -> dict[str, Any]:
+    """The hot tables' TTLs leave exactly the projects on active legal hold alone.
+    ``cached``: trust what this process applied through ``client`` last (the owner's poll;
+    nobody else alters the TTL of a store it owns)."""
     from spanline.writer.migrate import apply_holds
 
-    held = sorted(governance.held_projects())
+    held = frozenset(governance.held_projects())
+    if cached and _APPLIED.get(client) == (database, held):
+        return {"held": sorted(held), "tables_changed": []}
     if not int(client.command(f"EXISTS DATABASE {database}")):
-        return {"held": held, "tables_changed": [], "note": "no hot store"}
+        return {"held": sorted(held), "tables_changed": [], "note": "no hot store"}
     changed = apply_holds(client, database, held)
+    _APPLIED[client] = (database, held)
     if changed:
         log.info("hot TTL follows legal holds", extra={"held_projects": len(held), "tables": len(changed)})
-    return {"held": held, "tables_changed": changed}
+    return {"held": sorted(held), "tables_changed": changed}
 
 
 def _archive_read(
@@ -208,7 +220,7 @@ def run_hot_owner_jobs(
     """Called by the writer that owns the embedded store, between batches: legal holds
     (every poll), erasures, then other jobs."""
     try:
-        sync_hot_holds(client, database, governance)
+        sync_hot_holds(client, database, governance, cached=True)
     except Exception as exc:  # the TTL keeps the last applied holds: nothing is lost by waiting
         log.error("legal hold sync failed", extra={"error": type(exc).__name__})
     run_pending_hot_erasures(client, database, data_dir, governance)
