@@ -102,13 +102,20 @@ def _alt(phrases: tuple[str, ...]) -> str:
     return "|".join(re.escape(p).replace(r"\ ", r"\s+") for p in sorted(phrases, key=len, reverse=True))
 
 
+# Non-ASCII characters that Python's re.IGNORECASE matches to these ASCII letters, in UTF-8.
+_FOLDS = {"i": "(?:i|\\xc4\\xb0|\\xc4\\xb1)", "k": "(?:k|\\xe2\\x84\\xaa)", "s": "(?:s|\\xc5\\xbf)"}
+
+
 def _bytes_alt(phrases: tuple[str, ...]) -> str:
     """The phrases as a Hyperscan pattern on UTF-8 (any non-ASCII letter as any 2-byte
-    sequence, so that a caseless match stays a superset of Python's Unicode case folding)."""
+    sequence, and the non-ASCII case folds of i, k and s, so that a caseless match stays a
+    superset of Python's Unicode case folding)."""
     out = []
     for p in phrases:
         body = "".join(
-            ch
+            _FOLDS[ch]
+            if ch in _FOLDS
+            else ch
             if ch.isascii() and ch.isalnum()
             else "\\s+"
             if ch == " "
@@ -207,20 +214,44 @@ def _gazetteer_literals() -> tuple[str, ...]:
     return tuple(_utf8_literal(n) + " " for n in sorted(GIVEN_NAMES))
 
 
+# The first two letters of _WORD as a pattern on UTF-8 bytes: an ASCII capital or any
+# two-byte character of the Latin-1 Supplement / Latin Extended-A blocks (where every
+# non-ASCII letter of _UPPER and _LOWER lives), then an ASCII small letter or such a character.
+_UPPER_LOWER_UTF8 = r"(?:[A-Z]|[\xc3-\xc5][\x80-\xbf])(?:[a-z]|[\xc3-\xc5][\x80-\xbf])"
+assert all(0xC0 <= ord(c) <= 0x17F for c in "ÀÖØÞŁŚŻŹĆŃßöøÿłśżźćńąęó")
+
+
 class NameDetector:
     """Finds ``name``: see the module doc."""
 
     name = "name"
-    # Its context triggers (caseless alternations, \b) get a prefilter database of their own.
+    # Its context triggers (caseless alternations) get a prefilter database of their own.
     trigger_group = "names"
     # Thousands of literal triggers (given name + space): compiled into Hyperscan databases
     # of their own by the scanner and the prefilter; a superset of the gazetteer rule.
     bulk_triggers: tuple[str, ...] = _gazetteer_literals()
-    triggers: tuple[tuple[str, bool], ...] = (
-        (r"(?:" + _bytes_alt(_STRONG_INTROS) + r")", True),
-        (r"(?:\b|\\n)(?:" + _bytes_alt(_SALUTATIONS) + r")[ ,]", True),
-        (r"(?:" + _TITLE + r")\.?[ ]+[A-Z\xc3\xc4\xc5]", False),
-        (r"(?:" + _bytes_alt(_SIGN_OFFS) + r")[ \t]*[,!.]?[ \t]*(?:\r?\n|\\n|\\r\\n)", True),
+    # The salutation and title triggers include the start of the capitalised name that the
+    # rules require after them (_NAME opens with an upper-case then a lower-case letter), so
+    # "Hello, I need..." and "Hi there" do not fire: most chat turns open with a greeting.
+    # A salutation opens a line or the text (after spaces), or follows a literal "\n": as an
+    # element trigger (see TextDetector) it must not follow a word character, which also
+    # fires at the start of a protobuf string whatever its length byte is.
+    _salutation = (
+        r"(?i:" + _bytes_alt(_SALUTATIONS) + r")[ ,]+"
+        # (the optional title, "Frau", "Mr.": any short word, so that Unicode case folds
+        # such as "mr" + U+017F long s stay covered)
+        r"(?:[^ ,]{1,8}[ ]+)?" + _UPPER_LOWER_UTF8
+    )
+    element_triggers: tuple[tuple[str | None, str, bool], ...] = (
+        (None, r"(?:" + _bytes_alt(_STRONG_INTROS) + r")", True),
+        ("A-Za-z0-9_", _salutation, False),
+        (None, r"\\n" + _salutation, False),
+        (None, r"(?:" + _TITLE + r")\.?[ ]+" + _UPPER_LOWER_UTF8, False),
+        (None, r"(?:" + _bytes_alt(_SIGN_OFFS) + r")[ \t]*[,!.]?[ \t]*(?:\r?\n|\\n|\\r\\n)", True),
+    )
+    triggers: tuple[tuple[str, bool], ...] = tuple(
+        (body if left is None else rf"(?:^|[^{left}]){body}", caseless)
+        for left, body, caseless in element_triggers
     )
 
     def find(self, text: str, out: list[Finding]) -> None:

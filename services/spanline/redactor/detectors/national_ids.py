@@ -62,6 +62,10 @@ class _IdRule:
     # Hyperscan/re trigger: a superset of where a finding can be (see TextDetector).
     trigger: str
     caseless: bool = False
+    # Characters that cannot precede a finding (the pattern's lookbehind), as an element
+    # trigger's ``left`` class (see TextDetector): hex ids and model names ("...c15736134",
+    # "chatcmpl-...") then do not make whole spans look like they hold an id.
+    left: str | None = None
 
 
 _B = r"(?<![A-Za-z0-9])"
@@ -74,6 +78,7 @@ _RULES: tuple[_IdRule, ...] = (
         None,
         None,
         r"[A-Z]{2} ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-D]",
+        left="A-Za-z0-9",
     ),
     _IdRule(
         "de_idnr",
@@ -104,6 +109,7 @@ _RULES: tuple[_IdRule, ...] = (
         None,
         None,
         r"[12] ?[0-9]{2} ?[0-9]{2} ?(?:[0-9]{2}|2[ABab]) ?[0-9]{3} ?[0-9]{3} ?[0-9]{2}",
+        left="0-9",
     ),
     _IdRule(
         "es_dni",
@@ -112,6 +118,7 @@ _RULES: tuple[_IdRule, ...] = (
         None,
         None,
         r"(?:[0-9]{8}|[XYZ]-?[0-9]{7})-?[A-Z]",
+        left="A-Za-z0-9",
     ),
     _IdRule(
         "it_fiscal_code",
@@ -120,6 +127,7 @@ _RULES: tuple[_IdRule, ...] = (
         None,
         None,
         r"[A-Z]{6}[0-9LMNP-V]{2}[A-EHLMPR-T][0-9LMNP-V]{2}[A-Z]",
+        left="A-Za-z0-9",
     ),
     _IdRule(
         "nl_bsn",
@@ -174,6 +182,8 @@ class NationalIdDetector:
         self._rule = rule
         self.name = rule.name
         self.triggers: tuple[tuple[str, bool], ...] = ((rule.trigger, rule.caseless),)
+        if rule.left is not None:
+            self.element_triggers = ((rule.left, rule.trigger, rule.caseless),)
         self.trigger_group = "national_ids"
 
     def find(self, text: str, out: list[Finding]) -> None:
