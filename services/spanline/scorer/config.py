@@ -86,10 +86,13 @@ class ScorerSettings(Section):
     max_open_bytes: int = Field(
         default=256 * 1024 * 1024,
         ge=1024,
-        description="bytes held by open traces per consumer (oldest evicted)",
+        description="bytes held by open traces per consumer: span facts (~0.4 KB a span), and the "
+        "messages too when the judge is on (oldest evicted)",
     )
     max_trace_bytes: int = Field(
-        default=8 * 1024 * 1024, ge=1024, description="a trace larger than this closes at once (oversized)"
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="a trace holding more than this closes at once (oversized)",
     )
     decision_cache_size: int = Field(
         default=500_000, ge=1, description="decided trace ids remembered, so a late span is a late fragment"

@@ -173,7 +173,7 @@ def _span_views(table: pa.Table) -> list[tuple[int, SpanView, str]]:
     return out
 
 
-def _log_views(messages: list[InMessage], trace_id: bytes, dlq: list[DlqEntry]) -> list[LogView]:
+def _log_views(messages: Sequence[InMessage], trace_id: bytes, dlq: list[DlqEntry]) -> list[LogView]:
     out: list[LogView] = []
     for msg in messages:
         try:

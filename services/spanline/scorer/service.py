@@ -1,10 +1,12 @@
 """The scorer service: ``spanline.redacted`` -> trace windows -> ``spanline.scores``.
 
-receive (traces and logs, one consumer group) -> hold each message in its trace's window
-(:mod:`spanline.scorer.windows`) -> when a window closes: decode it through the span
-model, run every enabled heuristic (100% of traces), hand the trace to the judge stage
-(only when configured; it runs in the background, so a slow or down endpoint never delays
-deterministic scores) -> produce Score records keyed by trace id.
+receive (traces and logs, one consumer group) -> read each batch's span messages through
+the span model once, into per-span facts (:mod:`spanline.scorer.facts`) -> hold them in
+their trace's window (:mod:`spanline.scorer.windows`) -> when a window closes: run every
+enabled heuristic on the facts (100% of traces), hand the trace, read whole from its held
+messages, to the judge stage (only when configured; it runs in the background, so a slow
+or down endpoint never delays deterministic scores) -> produce Score records keyed by
+trace id.
 
 Offsets: :class:`ScorerStrategy` is a holding strategy; the shared consumer commits per
 partition only below the oldest message still needed (an open window, or a trace whose
@@ -16,9 +18,12 @@ A message that is not OTLP protobuf (garbage, truncated) is dead-lettered on arr
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
@@ -30,20 +35,29 @@ from spanline.core.kafka.records import H_PROJECT, H_RECEIVED_AT, H_SCHEMA, H_SI
 from spanline.scorer import metrics
 from spanline.scorer.config import ScorerSettings
 from spanline.scorer.decode import TraceDecoder
+from spanline.scorer.facts import FactsReader, TraceFacts, facts_by_trace, log_feedback
 from spanline.scorer.heuristics import HEURISTICS
 from spanline.scorer.judging.stage import JudgeStage
-from spanline.scorer.scores import A_CLOSE_REASON, A_COMPLETE, A_LATE_FRAGMENT, KIND_HEURISTIC, new_score
-from spanline.scorer.trace import CompletedTrace
+from spanline.scorer.scores import (
+    A_CLOSE_REASON,
+    A_COMPLETE,
+    A_LATE_FRAGMENT,
+    KIND_HEURISTIC,
+    trace_score_values,
+)
+from spanline.scorer.trace import CLOSE_REASONS, CloseReason, CompletedTrace
 from spanline.scorer.windows import ClosedTrace, TraceKey, TraceWindows
 from spanline.settings import Settings
+from spanline.spans.attributes import attributes_dict, to_text
 from spanline.spans.otlp_mirror import MirrorTracesData
 from spanline.spans.pricing import PricingTable
-from spanline.spans.row_errors import TIME_NS_MAX
+from spanline.spans.row_errors import TIME_NS_MAX, RowBuildError
 from spanline.v1.spanline_pb2 import Score
 
 log = logging.getLogger(__name__)
 
 SERVICE = "scorer"
+_SCHEMA = str(SCHEMA_VERSION).encode("ascii")
 
 
 class BadMessage(ValueError):
@@ -54,12 +68,21 @@ class BadMessage(ValueError):
         self.reason = reason
 
 
+Feedback = dict[bytes, list[tuple[int, float]]]
+
+
 def message_traces(msg: InMessage) -> tuple[bool, dict[bytes, bool]]:
     """(is a logs message, trace id -> whether an ended root span is in it).
 
     Parses with the wire mirror of ``TracesData`` (attributes stay bytes), which accepts
     exactly what the real schema accepts down to the span; ``BadMessage`` otherwise.
     """
+    is_log, found, _ = read_message(msg)
+    return is_log, found
+
+
+def read_message(msg: InMessage) -> tuple[bool, dict[bytes, bool], Feedback]:
+    """As :func:`message_traces`, plus per trace the feedback its log events carry."""
     signal = msg.header(H_SIGNAL) or b"traces"
     if signal == b"logs":
         try:
@@ -67,12 +90,19 @@ def message_traces(msg: InMessage) -> tuple[bool, dict[bytes, bool]]:
         except (DecodeError, ValueError):
             raise BadMessage("decode_error", "value is not an OTLP LogsData protobuf") from None
         out: dict[bytes, bool] = {}
+        feedback: Feedback = {}
         for rl in logs.resource_logs:
             for sl in rl.scope_logs:
                 for rec in sl.log_records:
                     if len(rec.trace_id) == 16:
                         out.setdefault(rec.trace_id, False)
-        return True, out
+                        attrs = {k: to_text(v) for k, v in attributes_dict(rec.attributes).items()}
+                        event_name = getattr(rec, "event_name", "") or attrs.get("event.name", "")
+                        value = log_feedback(event_name, attrs)
+                        if value is not None:
+                            time_ns = rec.time_unix_nano or rec.observed_time_unix_nano
+                            feedback.setdefault(rec.trace_id, []).append((time_ns, value))
+        return True, out, feedback
     if signal != b"traces":
         raise BadMessage("decode_error", "unknown spanline-signal header")
     try:
@@ -88,23 +118,17 @@ def message_traces(msg: InMessage) -> tuple[bool, dict[bytes, bool]]:
                     raise BadMessage("parse_error", "span with a trace id not 16 or span id not 8 bytes")
                 root = not span.parent_span_id and span.end_time_unix_nano > 0
                 found[tid] = found.get(tid, False) or root
-    return False, found
+    return False, found, {}
 
 
-def heuristic_scores(trace: CompletedTrace, settings: ScorerSettings, now_ns: int) -> list[Score]:
-    """Every enabled heuristic's score for the trace; fills ``trace.scores`` for the judge."""
+def heuristic_results(trace: TraceFacts, settings: ScorerSettings) -> list[tuple[str, str, float, str, str]]:
+    """(name, version, value, label, explanation) of every enabled heuristic that applies;
+    fills ``trace.scores`` for the judge."""
     cfg = settings.heuristics_for(trace.project_id)
-    disabled = set(cfg.disabled)
-    attrs = {
-        A_CLOSE_REASON: trace.close_reason,
-        A_COMPLETE: "true" if trace.complete else "false",
-    }
-    if trace.late_fragment:
-        attrs[A_LATE_FRAGMENT] = "true"
-    span_id = trace.score_span_id
-    out: list[Score] = []
+    disabled = cfg.disabled
+    out: list[tuple[str, str, float, str, str]] = []
     for h in HEURISTICS:
-        if h.name in disabled:
+        if disabled and h.name in disabled:
             continue
         try:
             result = h.run(trace, cfg)
@@ -115,22 +139,45 @@ def heuristic_scores(trace: CompletedTrace, settings: ScorerSettings, now_ns: in
         if result is None:
             continue
         trace.scores[h.name] = result.value
-        out.append(
-            new_score(
-                project_id=trace.project_id,
-                trace_id=trace.trace_id,
-                span_id=span_id,
-                name=h.name,
-                version=h.version,
-                kind=KIND_HEURISTIC,
-                value=result.value,
-                label=result.label,
-                explanation=result.explanation,
-                time_unix_nano=now_ns,
-                attributes=attrs,
-            )
-        )
+        out.append((h.name, h.version, result.value, result.label, result.explanation))
     return out
+
+
+def heuristic_score_values(trace: TraceFacts, settings: ScorerSettings, now_ns: int) -> list[bytes]:
+    """The trace's serialized heuristic ``Score`` messages (see :func:`heuristic_results`)."""
+    attrs = {
+        A_CLOSE_REASON: trace.close_reason,
+        A_COMPLETE: "true" if trace.complete else "false",
+    }
+    if trace.late_fragment:
+        attrs[A_LATE_FRAGMENT] = "true"
+    results = heuristic_results(trace, settings)
+    if not results:
+        return []
+    return trace_score_values(
+        project_id=trace.project_id,
+        trace_id=trace.trace_id,
+        span_id=trace.score_span_id,
+        kind=KIND_HEURISTIC,
+        time_unix_nano=now_ns,
+        attributes=attrs,
+        results=results,
+    )
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic collection while a batch is handled: it allocates many short-lived objects
+    (freed by reference counting) and would otherwise set off ~100 young collections and
+    regular full ones over every held trace; one young collection follows the batch.
+    Measured on loadgen traces: ~5 us per span of collector time without it."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 @dataclass(slots=True)
@@ -155,55 +202,121 @@ class ScorerStrategy:
         self.settings = settings.scorer
         self.scores_topic = settings.topics.scores
         self.tick_interval_s = self.settings.tick_interval_s
-        self.windows = TraceWindows(self.settings, clock)
-        self.decoder = TraceDecoder(PricingTable.load(self.settings.pricing_file), self.settings.span_builder)
+        # the judge reads content: only then are the messages themselves held
+        self.windows = TraceWindows(self.settings, clock, keep_messages=judge is not None)
+        pricing = PricingTable.load(self.settings.pricing_file)
+        self.reader = FactsReader(pricing, self.settings.span_builder, self.settings.heuristics_for)
+        self.decoder = TraceDecoder(pricing, self.settings.span_builder)
         self.judge = judge
         self._clock = clock
         self._pending: dict[int, _Pending] = {}
         self._next_id = 0
+        # metric children resolved once (labels() costs a lock and a dict per call)
+        self._closes = {r: metrics.CLOSES.labels(r) for r in CLOSE_REASONS}
+        self._scored = {h.name: metrics.SCORES.labels(h.name, KIND_HEURISTIC) for h in HEURISTICS}
         self.close_open = False  # set on a stop that must score what is open (close_open_on_stop)
         self.last_input = time.monotonic()
 
     # -- HoldingStrategy -------------------------------------------------------------------
     async def process(self, batch: Sequence[InMessage]) -> Outcome:
-        closed: list[ClosedTrace] = []
+        with gc_paused():
+            return self._process(batch)
+
+    def _process(self, batch: Sequence[InMessage]) -> Outcome:
         dlq: list[DlqEntry] = []
         windows = self.windows
         if batch:
             self.last_input = time.monotonic()
+        # first pass: check every message, read the span messages in one builder pass
+        # per message: (message, project, received at, log traces | None, log feedback, first row, rows)
+        held: list[tuple[InMessage, str, int, dict[bytes, bool] | None, Feedback, int, int]] = []
+        reader = self.reader
+        row = 0
         for msg in batch:
-            try:
-                is_log, traces = message_traces(msg)
-            except BadMessage as exc:
-                dlq.append(DlqEntry(msg, exc.reason, str(exc)))
-                metrics.BAD_MESSAGES.labels(exc.reason).inc()
-                log.warning(
-                    "message dead-lettered",
-                    extra={"reason": exc.reason, "partition": msg.partition, "offset": msg.offset},
-                )
-                continue
-            if not traces:
-                continue  # nothing of a trace in it (an empty export): nothing to hold
             project = msg.header_str(H_PROJECT, "default")
             received = msg.header_str(H_RECEIVED_AT)
             received_ns = int(received) if received.isdigit() else 0
             if not 0 < received_ns <= TIME_NS_MAX:
                 received_ns = msg.timestamp_ms * 1_000_000
-            for trace_id, has_root in traces.items():
-                key: TraceKey = (project, trace_id)
+            if (msg.header(H_SIGNAL) or b"traces") == b"traces":
+                # span messages are read once, by the span model (ids, times, structure)
+                try:
+                    rows = reader.add(msg.value, project, received_ns)
+                except RowBuildError as exc:
+                    self._refused(dlq, msg, exc)
+                    continue
+                if rows:  # else nothing of a trace in it (an empty export): nothing to hold
+                    held.append((msg, project, received_ns, None, {}, row, rows))
+                    row += rows
+                continue
+            try:
+                _, traces, feedback = read_message(msg)
+            except BadMessage as exc:
+                self._bad(dlq, msg, exc)
+                continue
+            if traces:
+                held.append((msg, project, received_ns, traces, feedback, 0, 0))
+        trace_hex, facts = reader.take()
+        closed: list[ClosedTrace] = []
+        add = windows.add
+        for msg, project, received_ns, log_traces, feedback, first_row, rows in held:
+            if log_traces is not None:
+                for trace_id in log_traces:
+                    found = feedback.get(trace_id)
+                    closed.extend(
+                        add(
+                            msg,
+                            (project, trace_id),
+                            is_log=True,
+                            has_root=False,
+                            received_ns=received_ns,
+                            feedback=found,
+                        )
+                    )
+                continue
+            # a message may (against the contract) carry several traces: each gets its spans
+            for tid_hex, spans in facts_by_trace(trace_hex, facts, first_row, rows).items():
+                has_root = any(s.is_root and s.end_ns > 0 for s in spans)
+                key: TraceKey = (project, bytes.fromhex(tid_hex))
                 closed.extend(
-                    windows.add(msg, key, is_log=is_log, has_root=has_root, received_ns=received_ns)
+                    add(msg, key, is_log=False, has_root=has_root, received_ns=received_ns, spans=spans)
                 )
         closed.extend(windows.due())
         outcome = self._score(closed)
         outcome.dlq[:0] = dlq
         return outcome
 
+    @staticmethod
+    def _bad(dlq: list[DlqEntry], msg: InMessage, exc: BadMessage) -> None:
+        dlq.append(DlqEntry(msg, exc.reason, str(exc)))
+        metrics.BAD_MESSAGES.labels(exc.reason).inc()
+        log.warning(
+            "message dead-lettered",
+            extra={"reason": exc.reason, "partition": msg.partition, "offset": msg.offset},
+        )
+
+    def _refused(self, dlq: list[DlqEntry], msg: InMessage, exc: RowBuildError) -> None:
+        """A span message the span model refused: not OTLP or bad ids (a bad message, as
+        :func:`read_message` names it), else a span the model refuses for another reason
+        (nested garbage, bad times): the trace goes on without it."""
+        try:
+            read_message(msg)
+        except BadMessage as bad:
+            self._bad(dlq, msg, bad)
+            return
+        metrics.UNDECODABLE.inc()
+        log.warning(
+            "message not decodable by the span model; dead-lettered",
+            extra={"partition": msg.partition, "offset": msg.offset},
+        )
+        dlq.append(DlqEntry(msg, "parse_error", str(exc)[:300]))
+
     async def tick(self) -> Outcome:
-        closed = self.windows.due()
-        if self.close_open:
-            closed.extend(self.windows.close_all("revoked"))
-        outcome = self._score(closed)
+        with gc_paused():
+            closed = self.windows.due()
+            if self.close_open:
+                closed.extend(self.windows.close_all("revoked"))
+            outcome = self._score(closed)
         outcome.records.extend(await self._collect_judged(wait=self.close_open))
         return outcome
 
@@ -239,29 +352,50 @@ class ScorerStrategy:
         outcome = Outcome()
         if closed:
             now_ns = time.time_ns()
-            traces, outcome.dlq = self.decoder.decode(closed)
-            for c, trace in zip(closed, traces, strict=True):
-                metrics.CLOSES.labels(c.reason).inc()
-                metrics.TRACE_SPANS.observe(len(trace.spans))
-                if not trace.spans and not trace.logs:
-                    continue  # every message of it was dead-lettered
-                scores = heuristic_scores(trace, self.settings, now_ns)
-                outcome.records.extend(self._records(trace, scores))
+            to_judge: list[tuple[ClosedTrace, TraceFacts]] = []
+            records = outcome.records
+            topic = self.scores_topic
+            closes: Counter[CloseReason] = Counter()
+            scored: Counter[str] = Counter()
+            for c in closed:
+                t = c.trace
+                closes[c.reason] += 1
+                metrics.TRACE_SPANS.observe(len(t.spans))
+                trace = TraceFacts.of(
+                    t.project_id,
+                    t.trace_id,
+                    t.spans,
+                    t.feedback_logs,
+                    c.reason,
+                    late_fragment=t.late_fragment,
+                    partition=t.partition[1],
+                    size_bytes=t.size,
+                )
+                values = heuristic_score_values(trace, self.settings, now_ns)
+                if values:
+                    headers = [(H_PROJECT, trace.project_id.encode("utf-8")), (H_SCHEMA, _SCHEMA)]
+                    records.extend(OutRecord(topic, v, trace.trace_id, list(headers)) for v in values)
+                    scored.update(trace.scores.keys())
                 if self.judge is not None and not trace.late_fragment:
-                    self._start_judge(trace, c)
+                    to_judge.append((c, trace))
+            for reason, n in closes.items():
+                self._closes[reason].inc(n)
+            for name, n in scored.items():
+                self._scored[name].inc(n)
+            if to_judge:
+                self._judge_closed(to_judge)
         self._gauges()
         return outcome
 
-    def _records(self, trace: CompletedTrace, scores: list[Score]) -> list[OutRecord]:
-        headers = [
-            (H_PROJECT, trace.project_id.encode("utf-8")),
-            (H_SCHEMA, str(SCHEMA_VERSION).encode("ascii")),
-        ]
-        out = []
-        for s in scores:
-            metrics.SCORES.labels(s.name, s.evaluator_kind).inc()
-            out.append(OutRecord(self.scores_topic, s.SerializeToString(), trace.trace_id, list(headers)))
-        return out
+    def _judge_closed(self, closed: list[tuple[ClosedTrace, TraceFacts]]) -> None:
+        """Hand closed traces to the judge, read whole from their held messages (the judge
+        reads content; the deterministic scores are already out)."""
+        full, dlq = self.decoder.decode([c for c, _ in closed])
+        if dlq:  # the same span model took them on arrival: not expected
+            log.warning("held messages not decodable at close", extra={"messages": len(dlq)})
+        for (c, facts), trace in zip(closed, full, strict=True):
+            trace.scores = facts.scores
+            self._start_judge(trace, c)
 
     def _start_judge(self, trace: CompletedTrace, c: ClosedTrace) -> None:
         assert self.judge is not None
@@ -296,10 +430,7 @@ class ScorerStrategy:
                             self.scores_topic,
                             s.SerializeToString(),
                             s.trace_id,
-                            [
-                                (H_PROJECT, s.project_id.encode("utf-8")),
-                                (H_SCHEMA, str(SCHEMA_VERSION).encode("ascii")),
-                            ],
+                            [(H_PROJECT, s.project_id.encode("utf-8")), (H_SCHEMA, _SCHEMA)],
                         )
                         for s in scores
                     )
@@ -343,6 +474,14 @@ class ScorerService(ConsumerService):
                 max_records=s.batch_max_records, max_wait_s=s.batch_max_wait_s, max_inflight=1
             ),
         )
+
+    async def start(self) -> None:
+        # what start-up built (modules, settings, tables) lives as long as the process: out
+        # of the collector's sight, a full collection walks only what the windows hold
+        # (measured: one full collection cost ~13 us per span of a 20k-span drain without)
+        gc.collect()
+        gc.freeze()
+        await super().start()
 
     async def stop(self) -> None:
         if self._close_open_on_stop and self.consumer.ready:

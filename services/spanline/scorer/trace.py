@@ -7,7 +7,7 @@ payloads. Nothing in here parses an OTLP convention itself.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -102,8 +102,7 @@ class CompletedTrace:
 
     @property
     def complete(self) -> bool:
-        """True when the trace closed by its completion rule (not forced by a bound)."""
-        return self.close_reason in ("complete", "no_root")
+        return closed_by_rule(self.close_reason)
 
     @property
     def trace_id_hex(self) -> str:
@@ -111,8 +110,19 @@ class CompletedTrace:
 
     @property
     def score_span_id(self) -> bytes:
-        """The span a trace-level score is attached to: the root, else the lowest span id
-        (a late fragment or a rootless trace), so a replay picks the same one."""
-        if self.root is not None:
-            return self.root.span_id
-        return min((s.span_id for s in self.spans), default=b"")
+        return score_span_id(
+            self.root.span_id if self.root is not None else None, (s.span_id for s in self.spans)
+        )
+
+
+def closed_by_rule(reason: CloseReason) -> bool:
+    """True when a trace closed by its completion rule (not forced by a bound)."""
+    return reason in ("complete", "no_root")
+
+
+def score_span_id(root_span_id: bytes | None, span_ids: Iterable[bytes]) -> bytes:
+    """The span a trace-level score is attached to: the root, else the lowest span id
+    (a late fragment or a rootless trace), so a replay picks the same one."""
+    if root_span_id is not None:
+        return root_span_id
+    return min(span_ids, default=b"")

@@ -1,9 +1,11 @@
 """Trace windows: which traces are open, when each one closes, and what must not be committed.
 
 One Kafka partition owns every span of a trace (the key is the trace id), so a window is
-per partition and needs no merge across consumers. A window holds the trace's messages as
-the bytes that arrived (the compact form, counted exactly against the byte bounds); they
-are decoded once, when the trace closes.
+per partition and needs no merge across consumers. A window holds, per span, the facts the
+heuristics read (:class:`~spanline.scorer.facts.SpanFacts`, made when the message arrives)
+and, only when the judge needs content (``keep_messages``), the messages as they arrived.
+The byte bounds count what is held: :data:`~spanline.scorer.facts.SPAN_FACTS_BYTES` per span
+and :data:`TRACE_OVERHEAD` per trace, plus each kept message's bytes.
 
 Rules (settings ``scorer.*``; processing time, never span timestamps, which skew):
 - ``complete``: a root span arrived and no message came for ``quiet_after_root_s``;
@@ -34,13 +36,17 @@ from dataclasses import dataclass, field
 
 from spanline.core.kafka import InMessage, Partition
 from spanline.scorer.config import ScorerSettings
+from spanline.scorer.facts import SPAN_FACTS_BYTES, SpanFacts
 from spanline.scorer.trace import CloseReason
 
 TraceKey = tuple[str, bytes]
 """(project id, trace id)."""
 
 MESSAGE_OVERHEAD = 128
-"""Bytes counted per held message on top of its value (object headers, list slot)."""
+"""Bytes counted per kept message on top of its value (object headers, list slot)."""
+
+TRACE_OVERHEAD = 760
+"""Bytes counted per open trace: its record, key, index entries and lists (tracemalloc)."""
 
 
 @dataclass(slots=True)
@@ -56,9 +62,12 @@ class OpenTrace:
     late_fragment: bool
     root_seen: bool = False
     size: int = 0
-    # the messages as consumed (a message the span model refuses at close is dead-lettered)
-    span_messages: list[InMessage] = field(default_factory=list)
-    log_messages: list[InMessage] = field(default_factory=list)
+    spans: list[SpanFacts] = field(default_factory=list)
+    # (time, 0..1) of log events; the messages as consumed, kept only for the judge
+    # (``TraceWindows.keep_messages``). Empty tuples until used: most traces never need them
+    feedback_logs: list[tuple[int, float]] | tuple[()] = ()
+    span_messages: list[InMessage] | tuple[()] = ()
+    log_messages: list[InMessage] | tuple[()] = ()
 
 
 @dataclass(slots=True)
@@ -70,9 +79,12 @@ class ClosedTrace:
 class TraceWindows:
     """Open traces of every partition this consumer owns, with their bounds."""
 
-    def __init__(self, settings: ScorerSettings, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, settings: ScorerSettings, clock: Callable[[], float], *, keep_messages: bool = False
+    ) -> None:
         self.settings = settings
         self.clock = clock
+        self.keep_messages = keep_messages
         # all open traces in arrival order (eviction and max age look at the oldest first)
         self._open: dict[tuple[Partition, TraceKey], OpenTrace] = {}
         # per partition, in arrival order too: the first entry gives the commit watermark
@@ -96,25 +108,46 @@ class TraceWindows:
         is_log: bool,
         has_root: bool,
         received_ns: int,
+        spans: list[SpanFacts] | None = None,
+        feedback: list[tuple[int, float]] | None = None,
     ) -> list[ClosedTrace]:
-        """Put one message (or its part for one trace) in its window; returns traces the
-        bounds closed because of it (oversized, evicted)."""
+        """Put one message (or its part for one trace: the facts of its spans, the feedback
+        of its log events) in its window; returns traces the bounds closed because of it
+        (oversized, evicted)."""
         now = self.clock()
         partition = (msg.topic, msg.partition)
         slot = (partition, key)
         trace = self._open.get(slot)
+        size = 0
         if trace is None:
             late = slot in self._decided
             trace = OpenTrace(key[0], key[1], partition, msg.offset, msg.offset, now, now, received_ns, late)
             self._open[slot] = trace
             self._by_partition.setdefault(partition, {})[key] = trace
+            size = TRACE_OVERHEAD
         if trace.late_fragment:
             self.late_messages += 1
         trace.last_arrival = now
         trace.last_offset = msg.offset
         trace.root_seen = trace.root_seen or has_root
-        (trace.log_messages if is_log else trace.span_messages).append(msg)
-        size = len(msg.value) + MESSAGE_OVERHEAD
+        if spans:
+            trace.spans.extend(spans)
+            size += len(spans) * SPAN_FACTS_BYTES
+        if feedback:
+            if isinstance(trace.feedback_logs, tuple):
+                trace.feedback_logs = []
+            trace.feedback_logs.extend(feedback)
+            size += len(feedback) * 64
+        if self.keep_messages:
+            if is_log:
+                if isinstance(trace.log_messages, tuple):
+                    trace.log_messages = []
+                trace.log_messages.append(msg)
+            else:
+                if isinstance(trace.span_messages, tuple):
+                    trace.span_messages = []
+                trace.span_messages.append(msg)
+            size += len(msg.value) + MESSAGE_OVERHEAD
         trace.size += size
         self.open_bytes += size
         closed: list[ClosedTrace] = []

@@ -1,34 +1,28 @@
-"""Each deterministic scorer on traces read through the span model (OTLP bytes -> decoder)."""
+"""Each deterministic scorer on traces read through the span model (OTLP bytes -> facts on
+arrival -> heuristics at close), through the scorer's own strategy."""
 
 from __future__ import annotations
 
+import asyncio
 import os
-import time
 
 import pytest
 
-from spanline.scorer.config import HeuristicSettings, ScorerSettings
-from spanline.scorer.decode import TraceDecoder
-from spanline.scorer.service import heuristic_scores, message_traces
-from spanline.scorer.windows import TraceWindows
-from spanline.spans.pricing import PricingTable
+from spanline.scorer.service import ScorerStrategy
+from spanline.settings import load_settings
 from spanline.v1.spanline_pb2 import Score
 from tests.support.scorer_traces import chat_attrs, message, span
 
-DECODER = TraceDecoder(PricingTable.load(None))
-
 
 def _score(spans_of: list[object], tid: bytes, **settings: object) -> dict[str, Score]:
-    w = TraceWindows(ScorerSettings(), lambda: 0.0)
-    msg = message(tid, spans_of)  # type: ignore[arg-type]
-    is_log, traces = message_traces(msg)
-    for t, root in traces.items():
-        w.add(msg, ("shop", t), is_log=is_log, has_root=root, received_ns=time.time_ns())
-    closed = w.close_all("complete")
-    traces_, dlq = DECODER.decode(closed)
-    assert not dlq
-    cfg = ScorerSettings(heuristics=HeuristicSettings(**settings))  # type: ignore[arg-type]
-    return {s.name: s for s in heuristic_scores(traces_[0], cfg, 1)}
+    strategy = ScorerStrategy(load_settings(None, topics={"prefix": "t"}, scorer={"heuristics": settings}))
+    out = asyncio.run(strategy.process([message(tid, spans_of)]))  # type: ignore[arg-type]
+    assert not out.dlq and not out.records
+    closed = strategy.windows.close_all("complete")
+    records = strategy._score(closed).records
+    assert all(r.key == tid for r in records)
+    scores = [Score.FromString(r.value) for r in records]
+    return {s.name: s for s in scores}
 
 
 def _trace(*, root_attrs: dict[str, str | int] | None = None, **chat: object) -> tuple[list[object], bytes]:

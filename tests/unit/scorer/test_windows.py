@@ -8,9 +8,11 @@ import random
 
 from spanline.core.kafka import InMessage
 from spanline.scorer.config import ScorerSettings
+from spanline.scorer.facts import FactsReader, facts_by_trace
 from spanline.scorer.service import ScorerStrategy, message_traces
 from spanline.scorer.windows import TraceWindows
 from spanline.settings import load_settings
+from spanline.spans.pricing import PricingTable
 from tests.support.scorer_traces import chat_attrs, message, span, trace_spans
 
 T = "t.redacted"
@@ -24,17 +26,25 @@ class Clock:
         return self.now
 
 
-def _windows(**kw: object) -> tuple[TraceWindows, Clock]:
+def _windows(*, keep_messages: bool = False, **kw: object) -> tuple[TraceWindows, Clock]:
     clock = Clock()
     base = {"quiet_after_root_s": 30, "quiet_no_root_s": 180, "max_trace_age_s": 900}
-    return TraceWindows(ScorerSettings(**{**base, **kw}), clock), clock
+    return TraceWindows(ScorerSettings(**{**base, **kw}), clock, keep_messages=keep_messages), clock
+
+
+READER = FactsReader(PricingTable.load(None), "auto", ScorerSettings().heuristics_for)
 
 
 def _add(w: TraceWindows, msg: InMessage) -> list[object]:
+    """As the strategy does: the message's span facts go to the window of their trace."""
     is_log, traces = message_traces(msg)
+    rows = READER.add(msg.value, "shop", 1) if not is_log else 0
+    trace_hex, facts = READER.take()
+    by_trace = facts_by_trace(trace_hex, facts, 0, rows)
     out: list[object] = []
     for tid, root in traces.items():
-        out += w.add(msg, ("shop", tid), is_log=is_log, has_root=root, received_ns=1)
+        spans = by_trace.get(tid.hex())
+        out += w.add(msg, ("shop", tid), is_log=is_log, has_root=root, received_ns=1, spans=spans)
     return out
 
 
@@ -51,7 +61,7 @@ def test_root_last_closes_complete_after_quiet_only() -> None:
     clock.now += 1
     closed = w.due()
     assert [c.reason for c in closed] == ["complete"]
-    assert len(closed[0].trace.span_messages) == 4
+    assert len(closed[0].trace.spans) == 4 and not closed[0].trace.span_messages
     assert len(w) == 0
 
 
@@ -104,7 +114,7 @@ def test_interleaved_traces_across_partitions_and_batches_watermark() -> None:
     clock.now += 31
     closed = w.due()
     assert sorted(c.trace.trace_id for c in closed) == sorted(traces)
-    assert all(c.reason == "complete" and len(c.trace.span_messages) == 5 for c in closed)
+    assert all(c.reason == "complete" and len(c.trace.spans) == 5 for c in closed)
     assert w.held_offsets() == {}
 
 
@@ -134,7 +144,8 @@ def test_eviction_under_count_and_byte_bounds() -> None:
     assert {c.reason for c in closed} == {"evicted"}
     assert len(w) == 3
     big = "x" * 3000
-    w2, _ = _windows(max_open_bytes=8 * 1024)
+    # the byte bound counts what is held: here the messages themselves (kept for a judge)
+    w2, _ = _windows(max_open_bytes=8 * 1024, keep_messages=True)
     closed = []
     for i, tid in enumerate(ids):
         s = span(tid, parent=os.urandom(8), attrs={"payload": big})
@@ -144,7 +155,8 @@ def test_eviction_under_count_and_byte_bounds() -> None:
 
 
 def test_20mb_trace_closes_oversized_not_buffered() -> None:
-    w, _ = _windows()
+    """With the messages kept (the judge on), a 20 MB trace is not held whole."""
+    w, _ = _windows(keep_messages=True)
     tid = os.urandom(16)
     chunk = "y" * (1024 * 1024)
     closed = []

@@ -1,4 +1,4 @@
-"""What a heuristic is: a named, versioned pure function of a completed trace.
+"""What a heuristic is: a named, versioned pure function of a closed trace's facts.
 
 A heuristic returns ``None`` when the trace holds nothing it can judge (no LLM output, no
 JSON request...), so a missing score means "not applicable", never a silent zero. Bump a
@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from spanline.scorer.config import HeuristicSettings
-from spanline.scorer.trace import CompletedTrace
+
+if TYPE_CHECKING:  # facts reads payloads with this package's helpers
+    from spanline.scorer.facts import TraceFacts
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +29,7 @@ class Result:
 class Heuristic:
     name: str
     version: str
-    run: Callable[[CompletedTrace, HeuristicSettings], Result | None]
+    run: Callable[[TraceFacts, HeuristicSettings], Result | None]
 
 
 def flag(hit: bool, explanation: str = "") -> Result:

@@ -1,29 +1,25 @@
-"""Reading message payloads (the span model's JSON text) for output-side heuristics."""
+"""Reading message payloads (the span model's JSON text) for output-side heuristics.
+
+Payloads are read when a span arrives (:mod:`spanline.scorer.facts`), and only the
+verdicts are kept; :func:`final_llm_span` then picks the span whose verdict counts.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from spanline.scorer.trace import CompletedTrace, SpanView
-from spanline.spans.object_store import REF_PREFIX
+if TYPE_CHECKING:
+    from spanline.scorer.facts import SpanFacts, TraceFacts
 
 LLM_OPERATIONS = frozenset({"chat", "text_completion", "generate_content"})
 _TEXT_KEYS = ("content", "text", "value")
 _TOOL_PART_TYPES = frozenset({"tool_call", "function_call", "tool_use"})
 
 
-def is_llm(span: SpanView) -> bool:
-    return span.operation in LLM_OPERATIONS
-
-
-def llm_spans(trace: CompletedTrace) -> list[SpanView]:
-    return [s for s in trace.spans if is_llm(s)]
-
-
-def final_llm_span(trace: CompletedTrace) -> SpanView | None:
+def final_llm_span(trace: TraceFacts) -> SpanFacts | None:
     """The LLM call whose answer ended the trace (latest end time)."""
-    spans = llm_spans(trace)
+    spans = trace.llm_spans
     return max(spans, key=lambda s: (s.end_ns, s.span_id)) if spans else None
 
 
@@ -70,11 +66,10 @@ def output_text(payload: str) -> tuple[str, bool]:
     return "".join(texts), tool
 
 
-def final_output(trace: CompletedTrace) -> tuple[SpanView, str, bool] | None:
-    """The final LLM span, its output text and whether it called a tool; None when the
-    trace did not capture output content (content capture is often off)."""
+def final_output(trace: TraceFacts) -> SpanFacts | None:
+    """The final LLM span when it captured output content (content capture is often off);
+    its ``output_empty`` / ``output_refusal`` are then set."""
     span = final_llm_span(trace)
-    if span is None or not span.output_messages or span.output_messages.startswith(REF_PREFIX):
+    if span is None or span.output_empty is None:
         return None
-    text, tool = output_text(span.output_messages)
-    return span, text, tool
+    return span

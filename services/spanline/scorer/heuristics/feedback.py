@@ -10,13 +10,14 @@ are read as a 1-5 scale.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spanline.scorer.config import HeuristicSettings
 from spanline.scorer.heuristics.base import Heuristic, Result
-from spanline.scorer.trace import CompletedTrace
+
+if TYPE_CHECKING:
+    from spanline.scorer.facts import TraceFacts
 
 SCORE_KEYS = (
     "user.feedback.score",
@@ -67,7 +68,10 @@ def normalise(value: Any) -> float | None:
     return None
 
 
-def _from(attrs: Mapping[str, Any], score_keys: tuple[str, ...], label_keys: tuple[str, ...]) -> float | None:
+def feedback_value(
+    attrs: Mapping[str, Any], score_keys: tuple[str, ...], label_keys: tuple[str, ...]
+) -> float | None:
+    """The first score key's normalised value, else the first label key's; None when none is."""
     for key in score_keys:
         if key in attrs:
             found = normalise(attrs[key])
@@ -81,30 +85,11 @@ def _from(attrs: Mapping[str, Any], score_keys: tuple[str, ...], label_keys: tup
     return None
 
 
-def _feedback(trace: CompletedTrace, cfg: HeuristicSettings) -> Result | None:
-    found: list[tuple[int, float]] = []  # (time, value)
-    for s in trace.spans:
-        value = _from(s.attributes, SCORE_KEYS, LABEL_KEYS)
-        if value is not None:
-            found.append((s.end_ns, value))
-        if s.events and "feedback" in s.events:
-            try:
-                events = json.loads(s.events)
-            except ValueError:
-                events = []
-            for ev in events if isinstance(events, list) else []:
-                if isinstance(ev, dict) and ev.get("name") in FEEDBACK_EVENTS:
-                    attrs = ev.get("attributes") or {}
-                    value = _from(attrs, EVENT_SCORE_KEYS + SCORE_KEYS, EVENT_LABEL_KEYS + LABEL_KEYS)
-                    if value is not None:
-                        found.append((int(ev.get("time_unix_nano") or s.end_ns), value))
-    for rec in trace.logs:
-        if rec.event_name in FEEDBACK_EVENTS or any(
-            k in rec.attributes for k in SCORE_KEYS[:1] + LABEL_KEYS[:1]
-        ):
-            value = _from(rec.attributes, EVENT_SCORE_KEYS + SCORE_KEYS, EVENT_LABEL_KEYS + LABEL_KEYS)
-            if value is not None:
-                found.append((rec.time_ns, value))
+def _feedback(trace: TraceFacts, cfg: HeuristicSettings) -> Result | None:
+    """Spans' and span events' feedback was read on arrival (``SpanFacts.feedback``), log
+    events' too (``TraceFacts.feedback_logs``)."""
+    found: list[tuple[int, float]] = [f for s in trace.spans for f in s.feedback]
+    found.extend(trace.feedback_logs)
     if not found:
         return None
     value = max(found)[1]
