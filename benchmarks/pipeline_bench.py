@@ -353,7 +353,12 @@ def _capacity_report(
         "cpu_us_per_span": {n: round(v / max(expected, 1) * 1e6, 1) for n, v in cpu.items()}
         | {"total": round(sum(cpu.values()) / max(expected, 1) * 1e6, 1)},
         "where_time_went": {
-            w.name: where_time_went(observer.stage(w.name, t0, t_done + 1.0), cpu[w.name], window)
+            w.name: where_time_went(
+                observer.stage(w.name, t0, t_done + 1.0),
+                cpu[w.name],
+                window,
+                observer.runqueue_wait_s(w.name, t0, t_done),
+            )
             for w in watched
         },
         "load_avg_1m": round(os.getloadavg()[0], 2),
@@ -452,7 +457,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cpu_us = {n: round(v / max(expected, 1) * 1e6, 1) for n, v in cpu.items()}
     cpu_us["total"] = round(sum(cpu.values()) / max(expected, 1) * 1e6, 1)
     stages = {n: observer.stage(n, t0, t_done + 1.0) for n in names}
-    time_split = {n: where_time_went(stages[n], cpu[n], window) for n in names}
+    time_split = {
+        n: where_time_went(stages[n], cpu[n], window, observer.runqueue_wait_s(n, t0, t_done)) for n in names
+    }
     rss_run = {n: observer.peak_rss_mb(n, t0, o1) for n in names}
     rss_over = {n: observer.peak_rss_mb(n, o0, o1) for n in names}
     fresh = prober.freshness()

@@ -13,6 +13,7 @@ per-stage figures, as it would be under Prometheus.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterable
@@ -72,8 +73,25 @@ def _tree(pid: int) -> list[psutil.Process]:
         return []
 
 
-def _cpu_rss(pid: int) -> tuple[float, int]:
-    cpu, rss = 0.0, 0
+def _runqueue_wait_s(pid: int) -> float:
+    """Seconds the process's live threads spent runnable but waiting for a CPU (Linux
+    schedstat): time lost to other processes on the machine, not to the pipeline."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0.0
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
+
+
+def _cpu_rss(pid: int) -> tuple[float, int, float]:
+    cpu, rss, waited = 0.0, 0, 0.0
     for p in _tree(pid):
         try:
             t = p.cpu_times()
@@ -81,13 +99,15 @@ def _cpu_rss(pid: int) -> tuple[float, int]:
             rss += p.memory_info().rss
         except psutil.Error:
             continue
-    return cpu, rss
+        waited += _runqueue_wait_s(p.pid)
+    return cpu, rss, waited
 
 
 @dataclass
 class _Series:
     cpu: list[tuple[float, float]] = field(default_factory=list)
     rss: list[tuple[float, int]] = field(default_factory=list)
+    runq: list[tuple[float, float]] = field(default_factory=list)
     counters: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     totals: list[tuple[float, dict[str, float]]] = field(default_factory=list)
 
@@ -136,7 +156,7 @@ class Observer:
     def _sample(self, scrape: bool) -> float:
         now = time.monotonic()
         for p in self.processes:
-            cpu, rss = _cpu_rss(p.pid)
+            cpu, rss, waited = _cpu_rss(p.pid)
             counters: dict[str, float] = {}
             totals: dict[str, float] = {}
             if scrape and p.http_port is not None:
@@ -153,6 +173,7 @@ class Observer:
                 s = self.series[p.name]
                 s.cpu.append((now, cpu))
                 s.rss.append((now, rss))
+                s.runq.append((now, waited))
                 for label, value in counters.items():
                     s.counters.setdefault(label, []).append((now, value))
                 if totals:
@@ -163,6 +184,10 @@ class Observer:
     def cpu_s(self, name: str, t0: float, t1: float) -> float:
         with self._lock:
             return _at(self.series[name].cpu, t1) - _at(self.series[name].cpu, t0)
+
+    def runqueue_wait_s(self, name: str, t0: float, t1: float) -> float:
+        with self._lock:
+            return _at(self.series[name].runq, t1) - _at(self.series[name].runq, t0)
 
     def peak_rss_mb(self, name: str, t0: float, t1: float) -> float:
         with self._lock:
@@ -209,10 +234,13 @@ def _at(points: list[tuple[float, float]], t: float) -> float:
     return best
 
 
-def where_time_went(stage: dict[str, Any], cpu_s: float, wall_s: float) -> dict[str, Any]:
-    """A stage's wall time in a phase: CPU, time inside batches not on CPU (waiting for
-    produce acknowledgements, inserts, Iceberg commits, commit round trips), and the rest
-    (waiting for input, or for a batch timer to fire)."""
+def where_time_went(
+    stage: dict[str, Any], cpu_s: float, wall_s: float, cpu_wait_s: float | None = None
+) -> dict[str, Any]:
+    """A stage's wall time in a phase: CPU, time runnable but waiting for a CPU (summed
+    over threads), time inside batches not on CPU (waiting for produce acknowledgements,
+    inserts, Iceberg commits, commit round trips), and the rest (waiting for input, or for
+    a batch timer to fire)."""
     totals = stage.get("totals", {})
     batch_s = totals.get("batch_s", 0.0)
     out: dict[str, Any] = {
@@ -220,6 +248,8 @@ def where_time_went(stage: dict[str, Any], cpu_s: float, wall_s: float) -> dict[
         "cpu_s": round(cpu_s, 2),
         "busy_share": round(cpu_s / wall_s, 3) if wall_s else 0.0,
     }
+    if cpu_wait_s is not None:
+        out["waiting_for_cpu_s"] = round(cpu_wait_s, 2)
     if totals:
         batches = totals.get("batches", 0.0)
         out.update(
