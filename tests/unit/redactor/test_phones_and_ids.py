@@ -4,11 +4,12 @@ near misses, JSON escapes around the value, and the policy's phone regions."""
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
 from spanline.redactor.checksums import iban_valid, luhn_valid
-from spanline.redactor.detectors import BUILTIN_DETECTORS, Scanner, builtin_detectors
+from spanline.redactor.detectors import BUILTIN_DETECTORS, Scanner, builtin_detectors, phones
 from spanline.redactor.detectors.phones import check, normalise
 from spanline.redactor.engine import Redactor
 from spanline.redactor.policy import parse_policy
@@ -174,3 +175,25 @@ def test_checksums_through_stdnum() -> None:
     assert not luhn_valid("41111111111111x1")
     assert iban_valid("GB82WEST12345698765432") and not iban_valid("GB82WEST12345698765433")
     assert not iban_valid("GB82WEST1234569876543")  # wrong length for GB
+
+
+def test_length_screen_before_libphonenumber_changes_no_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Digits the screen rejects without parsing are exactly those parsing finds neither valid
+    nor possible (order and tracking numbers), for several region lists."""
+    rng = random.Random(7)
+    numbers = [
+        rng.choice(["", "0", "1", "44", "49", "33", "00", "01", "011"])
+        + "".join(rng.choice("0123456789") for _ in range(rng.randrange(6, 14)))
+        for _ in range(400)
+    ]
+    region_lists = [("US", "GB", "DE", "FR"), ("DE", "AT", "CH"), ("IN", "NL", "IT", "MX", "AR")]
+    screened = {}
+    for regions in region_lists:
+        for digits in numbers:
+            phones.check.cache_clear()
+            screened[digits, regions] = phones.check(digits, False, regions)
+    monkeypatch.setattr(phones, "_cannot_be_possible", lambda digits, region: False)
+    for (digits, regions), verdict in screened.items():
+        phones.check.cache_clear()
+        assert phones.check(digits, False, regions) == verdict, (digits, regions)
+    phones.check.cache_clear()

@@ -14,6 +14,7 @@ Results are memoised per digit string: the same numbers recur across a conversat
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import phonenumbers
@@ -32,6 +33,47 @@ def _trunk_prefixes(regions: tuple[str, ...]) -> tuple[tuple[str, str | None], .
     return tuple((r, _trunk_prefix(r)) for r in regions)
 
 
+@lru_cache(maxsize=256)
+def _length_screen(region: str) -> tuple[str, str, frozenset[int], re.Pattern[str] | None] | None:
+    """(trunk prefix, country code, national number lengths that can be possible, the
+    international call prefix) of a region whose parsing only strips a plain trunk prefix
+    and the country code; None for the others (prefix rules by regex, such as
+    Argentina's), which are always parsed."""
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if meta is None or meta.national_prefix_transform_rule is not None:
+        return None
+    trunk = meta.national_prefix or ""
+    if (meta.national_prefix_for_parsing or "") != trunk:
+        return None
+    desc = meta.general_desc
+    if desc is None:
+        return None
+    lengths = frozenset(desc.possible_length or ()) | frozenset(desc.possible_length_local_only or ())
+    idd = re.compile(meta.international_prefix) if meta.international_prefix else None
+    return trunk, str(meta.country_code), lengths, idd
+
+
+def _cannot_be_possible(digits: str, region: str) -> bool:
+    """True when no reading of ``digits`` in ``region`` has a possible length, so parsing
+    (~40 us) cannot find it valid or possible: an 8-digit order number is no US number.
+
+    Only digits that parsing reads as they are qualify: not opening with the region's
+    trunk prefix, country code or international call prefix ("00", "011"), which parsing
+    strips, in combinations that are not worth modelling here.
+    """
+    screen = _length_screen(region)
+    if screen is None:
+        return False
+    trunk, cc, lengths, idd = screen
+    if (
+        (trunk and digits.startswith(trunk))
+        or digits.startswith(cc)
+        or (idd is not None and idd.match(digits))
+    ):
+        return False
+    return len(digits) not in lengths
+
+
 def _parse(digits: str, international: bool, regions: tuple[str, ...]) -> list[PhoneNumber]:
     """Every reading of ``digits`` worth checking: one with a country code, else one per region."""
     if international:
@@ -42,7 +84,7 @@ def _parse(digits: str, international: bool, regions: tuple[str, ...]) -> list[P
             return []
     out: list[PhoneNumber] = []
     for region, trunk in _trunk_prefixes(regions):
-        if trunk == "0" and not digits.startswith("0"):
+        if (trunk == "0" and not digits.startswith("0")) or _cannot_be_possible(digits, region):
             continue
         try:
             out.append(phonenumbers.parse(digits, region))
