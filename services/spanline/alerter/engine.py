@@ -68,8 +68,8 @@ class Engine:
     def fold_local(self, score: Score, event_time_s: float, now: float) -> None:
         """Fold and merge in one process (no partial topic in between)."""
         self.folder.fold(score, event_time_s, "", 0)
-        for part in self.folder.drain():
-            decoded = decode_partial(part.to_wire())
+        for _key, value in self.folder.drain():
+            decoded = decode_partial(value)
             self.evaluator.merge(decoded.group_key, {}, decoded.entries, now)
 
     def evaluate(self, now: float) -> list[Transition]:

@@ -23,13 +23,17 @@ State = Literal["inactive", "pending", "firing"]
 Verdict = Literal["true", "false", "insufficient", "no_data"]
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Reading:
     verdict: Verdict
     value: float | None = None
     baseline: float | None = None
     change_pct: float | None = None
     samples: int = 0
+
+
+NO_READING = Reading("no_data")
+"""What a series read before its first evaluation (shared: readings are never changed)."""
 
 
 @dataclass(slots=True)
@@ -45,24 +49,26 @@ class Series:
     pending_since: float = 0.0
     active_at: float = 0.0
     last_true: float = 0.0
-    last: Reading = field(default_factory=lambda: Reading("no_data"))
+    last: Reading = NO_READING
 
     @property
     def fingerprint(self) -> str:
         return fingerprint(self.labels)
 
     def merge(self, bucket: int, wire: list[Any]) -> None:
-        slot = self.fine.get(bucket)
-        if slot is None:
-            slot = self.fine[bucket] = Agg(self.rule.needs_sketch)
-        slot.merge_wire(wire)
         change = self.rule.change
         if change is not None:
+            # first: the fine slot may take ownership of the wire's raw list
             cb = int(bucket // change.bucket * change.bucket)
             cslot = self.coarse.get(cb)
             if cslot is None:
                 cslot = self.coarse[cb] = Agg()
             cslot.merge_wire(wire)
+        slot = self.fine.get(bucket)
+        if slot is None:
+            self.fine[bucket] = Agg.of_wire(wire, self.rule.needs_sketch)
+        else:
+            slot.merge_wire(wire)
         if bucket < self.first_seen:
             self.first_seen = float(bucket)
 
@@ -268,18 +274,29 @@ class Evaluator:
             group = self.groups[group_key] = GroupState(group_key)
         if src and all(group.src.get(k, -1) >= v for k, v in src.items()):
             return False
-        for entry in entries:
-            rule = self.rules.get(entry.rule)
+        rules = self.rules
+        group_series = group.series
+        for rule_name, labels, bucket, agg, fp in entries:
+            rule = rules.get(rule_name)
             if rule is None:
                 continue
-            if entry.bucket + rule.bucket_s < now - rule.retention_s:
-                self.late_dropped += int(entry.agg[0])
+            if bucket + rule.bucket_s < now - rule.retention_s:
+                self.late_dropped += int(agg[0])
                 continue
-            fp = entry.fingerprint
-            series = group.series.get(fp)
+            series = group_series.get(fp)
             if series is None:
-                series = group.series[fp] = Series(rule, entry.labels)
-            series.merge(entry.bucket, entry.agg)
+                series = group_series[fp] = Series(rule, labels)
+            if rule.change is not None:
+                series.merge(bucket, agg)
+                continue
+            # Series.merge without the baseline's coarse buckets, inline (once per partial entry)
+            slot = series.fine.get(bucket)
+            if slot is None:
+                series.fine[bucket] = Agg.of_wire(agg, rule.needs_sketch)
+            else:
+                slot.merge_wire(agg)
+            if bucket < series.first_seen:
+                series.first_seen = float(bucket)
         for k, v in src.items():
             if group.src.get(k, -1) < v:
                 group.src[k] = v

@@ -29,6 +29,7 @@ from aiokafka import TopicPartition
 from google.protobuf.message import DecodeError
 
 from spanline.alerter import metrics
+from spanline.alerter.collector import gc_paused, tune_for_alerter
 from spanline.alerter.compiled import RuleIndex
 from spanline.alerter.config import AlerterSettings
 from spanline.alerter.dispatch import (
@@ -84,14 +85,22 @@ class FoldStrategy:
     def __init__(self, folder: Folder, partials_topic: str) -> None:
         self.folder = folder
         self.topic = partials_topic
+        self._sources: dict[int, str] = {}
+        """Score partition -> its key in a partial's ``src`` (made once, not per score)."""
 
     async def process(self, batch: Sequence[InMessage]) -> Outcome:
+        with gc_paused():
+            return self._process(batch)
+
+    def _process(self, batch: Sequence[InMessage]) -> Outcome:
         dlq: list[DlqEntry] = []
-        folder = self.folder
+        fold = self.folder.fold
+        decode = Score.FromString
+        sources = self._sources
         n = 0
         for msg in batch:
             try:
-                score = Score.FromString(msg.value)
+                score = decode(msg.value)
             except DecodeError:
                 dlq.append(DlqEntry(msg, "decode_error", "value is not a spanline.v1.Score protobuf"))
                 continue
@@ -99,10 +108,13 @@ class FoldStrategy:
                 dlq.append(DlqEntry(msg, "invalid_score", "score has no name"))
                 continue
             t = score.time_unix_nano / 1e9 if score.time_unix_nano else msg.timestamp_ms / 1000.0
-            folder.fold(score, t, f"{msg.partition}", msg.offset)
+            src = sources.get(msg.partition)
+            if src is None:
+                src = sources[msg.partition] = str(msg.partition)
+            fold(score, t, src, msg.offset)
             n += 1
         metrics.SCORES_FOLDED.inc(n)
-        records = [OutRecord(self.topic, p.to_wire(), p.group_key.encode("utf-8")) for p in folder.drain()]
+        records = [OutRecord(self.topic, value, key.encode("utf-8")) for key, value in self.folder.drain()]
         return Outcome(records=records, dlq=dlq)
 
     async def close(self) -> None:
@@ -116,6 +128,10 @@ class MergeStrategy:
         self.service = service
 
     async def process(self, batch: Sequence[InMessage]) -> Outcome:
+        with gc_paused():
+            return self._process(batch)
+
+    def _process(self, batch: Sequence[InMessage]) -> Outcome:
         svc = self.service
         now = time.time()
         touched: set[str] = set()
@@ -123,16 +139,19 @@ class MergeStrategy:
         if batch and batch[-1].timestamp_ms > 0:
             # partial-aggregate lag: how long the newest partial in this batch waited for the merge
             metrics.PARTIAL_LAG_SECONDS.set(max(0.0, now - batch[-1].timestamp_ms / 1000.0))
+        replayed = 0
         for msg in batch:
             try:
                 part = decode_partial(msg.value)
             except (ValueError, KeyError, TypeError, IndexError):
                 dlq.append(DlqEntry(msg, "decode_error", "value is not an alerter partial"))
                 continue
-            applied = svc.evaluator.merge(part.group_key, part.src, part.entries, now)
-            metrics.PARTIALS_MERGED.labels("applied" if applied else "replayed").inc()
-            if applied:
+            if svc.evaluator.merge(part.group_key, part.src, part.entries, now):
                 touched.add(part.group_key)
+            else:
+                replayed += 1
+        metrics.PARTIALS_MERGED.labels("applied").inc(len(batch) - len(dlq) - replayed)
+        metrics.PARTIALS_MERGED.labels("replayed").inc(replayed)
         late = svc.evaluator.late_dropped
         if late:
             metrics.LATE_DROPPED.inc(late)
@@ -604,8 +623,11 @@ class AlerterService:
 
 
 def build(settings: Settings) -> AlerterService:
+    """The service of ``spanline run alerter``: its own process, so it sets the collector too."""
     try:
         rules = load_rules(settings.alerter.rules_file)
     except RulesError as exc:
         raise RuntimeError(str(exc)) from None
-    return AlerterService(settings, rules)
+    service = AlerterService(settings, rules)
+    tune_for_alerter()
+    return service
