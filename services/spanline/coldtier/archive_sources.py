@@ -126,7 +126,7 @@ def hot_rows(
     timeout_s: float,
 ) -> pa.Table:
     """The hot rows the cold tier lacks (see the module doc), read by the hot store's owner."""
-    from spanline.coldtier.jobs import hot_owner_running, submit_hot_job
+    from spanline.coldtier.jobs import hot_owner_running, run_here, submit_hot_job
 
     keys_path, out_path = workdir / f"{table}.cold-keys.parquet", workdir / f"{table}.hot.parquet"
     pq.write_table(pa.table({"key": identity_keys(cold, table)}), keys_path)
@@ -141,27 +141,12 @@ def hot_rows(
     if hot_owner_running(settings):
         result = submit_hot_job(governance, "archive_read", args, timeout_s)
     else:
-        result = _read_here(settings, args)
+        database = settings.writer.database
+        result = run_here(
+            settings, lambda client: write_hot_rows(client, database, **args), {"rows": 0, "hot_rows": 0}
+        )
     if "error" in result:
         raise HotReadError(f"hot tier of {table}: {result['error']}")
     if not result["rows"]:
         return TABLES[table].arrow_schema().empty_table()
     return pq.read_table(out_path, schema=TABLES[table].arrow_schema())
-
-
-def _read_here(settings: Settings, args: dict[str, Any]) -> dict[str, Any]:
-    from spanline.writer.config import chdb_path, resolve_dsn
-    from spanline.writer.store import StoreError, connect
-
-    dsn = resolve_dsn(settings)
-    path = chdb_path(dsn)
-    if path is not None and not path.exists():
-        return {"rows": 0, "hot_rows": 0}  # no hot store in this data directory
-    try:
-        client = connect(dsn, database=None)
-    except StoreError as exc:
-        return {"error": str(exc)}
-    try:
-        return write_hot_rows(client, settings.writer.database, **args)
-    finally:
-        client.close()

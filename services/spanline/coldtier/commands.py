@@ -68,7 +68,8 @@ def _hot_holds(settings: Settings, gov: Any, timeout_s: float) -> int:
         )
         return 1
     held = ", ".join(result["held"]) or "none"
-    print(f"hot tier: retention deletes skip projects on hold ({held})")
+    note = f"; {result['note']}" if result.get("note") else ""
+    print(f"hot tier: retention deletes skip projects on hold ({held}){note}")
     return 0
 
 

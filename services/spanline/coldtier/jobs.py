@@ -21,6 +21,7 @@ import logging
 import time
 import uuid
 import weakref
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -246,17 +247,34 @@ def apply_hot_holds(
 ) -> dict[str, Any]:
     """After ``spanline hold set|release``: the hot store's owner (the running writer) or,
     offline, this process brings the TTLs up to date."""
-    from spanline.writer.config import resolve_dsn
-    from spanline.writer.store import StoreError, connect
-
     if hot_owner_running(settings):
         return submit_hot_job(governance, "holds", {}, timeout_s)
+    return run_here(
+        settings,
+        lambda client: sync_hot_holds(client, settings.writer.database, governance),
+        {"held": sorted(governance.held_projects()), "tables_changed": [], "note": "no hot store"},
+    )
+
+
+def run_here(
+    settings: Settings, work: Callable[[Any], dict[str, Any]], no_store: dict[str, Any]
+) -> dict[str, Any]:
+    """``work(client)`` on the hot store opened by this process (no owner runs), or
+    ``no_store`` when this data directory has no embedded store (none is created);
+    ``{"error": ...}`` when it cannot be opened (e.g. another process holds it)."""
+    from spanline.writer.config import chdb_path, resolve_dsn
+    from spanline.writer.store import StoreError, connect
+
+    dsn = resolve_dsn(settings)
+    path = chdb_path(dsn)
+    if path is not None and not path.exists():
+        return no_store
     try:
-        client = connect(resolve_dsn(settings), database=None)
+        client = connect(dsn, database=None)
     except StoreError as exc:
         return {"error": str(exc)}
     try:
-        return sync_hot_holds(client, settings.writer.database, governance)
+        return work(client)
     finally:
         client.close()
 

@@ -143,3 +143,19 @@ def test_running_writer_applies_holds_from_the_cli_and_at_start(
         while {v[1] for v in _holds_in_ttl(store).values()} != {frozenset()} and time.monotonic() < deadline:
             time.sleep(0.1)
         assert {v[1] for v in _holds_in_ttl(store).values()} == {frozenset()}
+
+
+def test_hold_on_a_data_dir_without_hot_store_creates_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SPANLINE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SPANLINE_WRITER_QUERY_PORT", str(free_port()))
+    assert main(["hold", "set", "p1", "--reason", "case", "--by", "legal"]) == 0
+    assert "(p1); no hot store" in capsys.readouterr().out
+    assert not (tmp_path / "clickhouse").exists()
+    store = open_store(_settings(tmp_path, 30))  # the writer's first start applies it
+    try:
+        _sync_holds(_settings(tmp_path, 30), store)
+        assert {v[1] for v in _holds_in_ttl(store).values()} == {frozenset({"p1"})}
+    finally:
+        store.close()
