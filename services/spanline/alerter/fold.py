@@ -46,30 +46,17 @@ class AlertSlot:
     """One alert (rule + group label values): who it is, and this batch's buckets of it.
 
     Made once per alert and kept across batches, so a score folded into a known alert
-    allocates nothing but, for a new time bucket, one aggregate.
+    allocates nothing but, for a new time bucket, one aggregate. It keeps only what a
+    partial needs: the JSON of its entries around bucket and aggregate, encoded once.
     """
 
-    __slots__ = (
-        "alert_key",
-        "buckets",
-        "group_json",
-        "group_key",
-        "head",
-        "labels",
-        "partial",
-        "rule",
-        "tail",
-    )
+    __slots__ = ("buckets", "group", "head", "partial", "tail")
 
-    def __init__(self, rule: CompiledRule, labels: dict[str, str], group_key: str) -> None:
-        self.rule = rule
-        self.labels = labels
-        self.alert_key = fingerprint(labels)
-        self.group_key = group_key
-        # the JSON of a partial entry around its bucket and aggregate, encoded once per alert
+    def __init__(self, rule: CompiledRule, labels: dict[str, str], group: tuple[str, str]) -> None:
+        self.group = group
+        """(notification group key, the key as JSON), shared by the group's alerts."""
         self.head = "[" + _json([rule.name, labels])[1:-1] + ","
-        self.tail = "," + _json(self.alert_key) + "]"
-        self.group_json = _json(group_key)
+        self.tail = "," + _json(fingerprint(labels)) + "]"
         self.buckets: dict[int, Agg] = {}
         """Time bucket -> aggregate, of the current batch (emptied when it is published)."""
         self.partial: GroupPartial | None = None
@@ -98,6 +85,7 @@ class GroupPartial:
     """Everything one batch contributed to one notification group."""
 
     group_key: str
+    group_json: str
     alerts: list[AlertSlot] = field(default_factory=list)
     src: dict[str, int] = field(default_factory=dict)
 
@@ -113,8 +101,8 @@ class GroupPartial:
             for bucket, agg in slot.buckets.items()
         ]
         src = ",".join([f"{_json_key(k)}:{v}" for k, v in self.src.items()])
-        head = self.alerts[0].group_json if self.alerts else _json(self.group_key)
-        return f'{{"v":{PARTIAL_VERSION},"g":{head},"src":{{{src}}},"e":[{",".join(entries)}]}}'.encode()
+        body = f'{{"v":{PARTIAL_VERSION},"g":{self.group_json},"src":{{{src}}},"e":[{",".join(entries)}]}}'
+        return body.encode()
 
 
 @dataclass(slots=True)
@@ -174,6 +162,8 @@ class Folder:
         self._folds: dict[str, RuleFold] = {}
         self._readers: dict[tuple[str, ...], LabelReader] = {}
         self._slot_count = 0
+        self._group_names: dict[str, tuple[str, str]] = {}
+        """Group key -> (key, key as JSON): one copy per group, not one per alert."""
 
     def _plan(self, name: str, kind: str) -> tuple[RuleFold, ...]:
         if self._plan_count >= PLAN_MEMO_LIMIT:
@@ -199,7 +189,11 @@ class Folder:
         labels = dict(zip(rule.group_by, values, strict=True))
         labels.update(rule.labels)
         labels["alertname"] = rule.name
-        slot = rf.slots[values] = AlertSlot(rule, labels, self.router.plan(labels).group_key(labels))
+        key = self.router.plan(labels).group_key(labels)
+        group = self._group_names.get(key)
+        if group is None:
+            group = self._group_names[key] = (key, _json(key))
+        slot = rf.slots[values] = AlertSlot(rule, labels, group)
         self._slot_count += 1
         return slot
 
@@ -234,10 +228,10 @@ class Folder:
                 slot = self._new_slot(rf, values)
             group = slot.partial
             if group is None:
-                key = slot.group_key
+                key, key_json = slot.group
                 group = self.groups.get(key)
                 if group is None:
-                    group = self.groups[key] = GroupPartial(key)
+                    group = self.groups[key] = GroupPartial(key, key_json)
                 slot.partial = group
                 group.alerts.append(slot)
             bucket = int(event_time_s // rf.bucket_s * rf.bucket_s)
@@ -266,5 +260,6 @@ class Folder:
         if self._slot_count > IDENTITY_MEMO_LIMIT:
             for rf in self._folds.values():
                 rf.slots = {}
+            self._group_names = {}
             self._slot_count = 0
         return out
