@@ -10,7 +10,9 @@ value the coldtier reads from ``spanline.redacted``.
 1. ``service``: the corpus is produced to ``spanline.redacted`` of a bundled broker and a
    real ``spanline run coldtier`` process drains it; the rate is counted from the first
    committed snapshot to the one holding every span (start-up excluded), read from the
-   snapshot summaries' ``total-records`` and commit times. Target >= 50k spans/s.
+   snapshot summaries' ``total-records`` and commit times. Target >= 50k spans/s. Then the
+   same run with one batch in flight (``coldtier.batches_in_flight=1``), back to back, for
+   the ratio of the shipped setting to it (``--no-in-flight-ab`` skips it).
 2. ``in_process``: the same messages through ``ColdStrategy.process`` in batches of
    ``--batch`` messages (no Kafka): what the build + Iceberg commit path costs.
 3. ``maintenance``: compaction (one file per (day, project) partition), expiry and orphan
@@ -63,10 +65,15 @@ def _snapshots(settings: Any) -> list[tuple[float, int]]:
     return sorted(out)
 
 
-def run_service(corpus: list[bytes], batch: int, timeout_s: float = 900) -> dict[str, Any]:
+def run_service(
+    corpus: list[bytes], batch: int, in_flight: int | None = None, timeout_s: float = 900
+) -> dict[str, Any]:
+    """``in_flight``: ``coldtier.batches_in_flight`` for this run; None = the shipped default."""
+    from spanline.coldtier.config import ColdtierSettings
     from spanline.settings import load_settings
 
     spans = len(corpus) * SPANS_PER_TRACE
+    shipped = ColdtierSettings().batches_in_flight
     with bench_pipeline_env("coldtier") as (broker, workdir, env):
         asyncio.run(_fill(broker.bootstrap, "bench.redacted", corpus))
         env.update(
@@ -76,6 +83,8 @@ def run_service(corpus: list[bytes], batch: int, timeout_s: float = 900) -> dict
                 "SPANLINE_COLDTIER_MAINTENANCE_INTERVAL_S": "0",
             }
         )
+        if in_flight is not None:
+            env["SPANLINE_COLDTIER_BATCHES_IN_FLIGHT"] = str(in_flight)
         settings = load_settings(None, data_dir=env["SPANLINE_DATA_DIR"], topics={"prefix": "bench"})
         service = start_service("coldtier", env, workdir)
         try:
@@ -98,6 +107,7 @@ def run_service(corpus: list[bytes], batch: int, timeout_s: float = 900) -> dict
     rate = (rows_last - rows_first) / window if window > 0 else 0.0
     return {
         "spans": spans,
+        "batches_in_flight": shipped if in_flight is None else in_flight,
         "commits": len(snaps),
         "window_s": round(window, 2),
         "spans_per_s": round(rate),
@@ -224,6 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spans", type=int, default=200_000)
     ap.add_argument("--batch", type=int, default=2_000, help="messages per Iceberg commit")
     ap.add_argument("--no-service", action="store_true", help="skip the broker + service run")
+    ap.add_argument(
+        "--no-in-flight-ab",
+        action="store_true",
+        help="skip the second service run with one batch in flight (the A/B against the shipped setting)",
+    )
     args = ap.parse_args(argv)
     corpus = build_corpus(args.spans)
     spans = len(corpus) * SPANS_PER_TRACE
@@ -231,6 +246,12 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {"spans": spans, "load_avg_1m": round(load, 2)}
     if not args.no_service:
         result["service"] = run_service(corpus, args.batch)
+        if not args.no_in_flight_ab:
+            # back to back with the run above, so the machine's load is alike for both
+            one = result["service_one_in_flight"] = run_service(corpus, args.batch, in_flight=1)
+            result["shipped_vs_one_in_flight"] = round(
+                result["service"]["spans_per_s"] / max(one["spans_per_s"], 1), 2
+            )
     with tempfile.TemporaryDirectory(prefix="spanline-bench-cold-") as tmp:
         result["in_process"], settings, tables = run_in_process(corpus, args.batch, Path(tmp))
         result["maintenance"] = run_maintenance(settings, tables, spans)
@@ -249,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         ("spans", str(spans)),
         ("service spans/s", str(result.get("service", {}).get("spans_per_s", "skipped"))),
+        ("one batch in flight", str(result.get("service_one_in_flight", {}).get("spans_per_s", "skipped"))),
         ("in-process spans/s", str(result["in_process"]["spans_per_s"])),
         ("bytes/span before -> after compaction", f"{result['maintenance']['bytes_per_span_before']} -> "
          f"{result['maintenance']['bytes_per_span_after']}"),

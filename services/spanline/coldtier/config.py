@@ -47,6 +47,12 @@ class ColdtierSettings(Section):
     batch_max_wait_s: float = Field(
         default=30.0, gt=0, le=3600, description="commit a non-empty batch this long after its first message"
     )
+    batches_in_flight: int = Field(
+        default=2,
+        ge=1,
+        le=4,
+        description="batches processed at once: the next is built while one commits (commits stay in order)",
+    )
     commit_retries: int = Field(default=10, ge=0, le=1000, description="retries of a conflicting commit")
     maintenance_interval_s: float = Field(
         default=3600.0, ge=0, description="run maintenance this often between batches; 0 = never in-process"

@@ -265,9 +265,9 @@ class ColdtierService:
                 max_records=c.batch_max_messages,
                 max_bytes=c.batch_max_bytes,
                 max_wait_s=c.batch_max_wait_s,
-                # Two batches in flight: one is built while the other commits (order kept
-                # by process(); what a snapshot already holds is skipped, see already_stored).
-                max_inflight=2,
+                # With two, one batch is built while the other commits (order kept by
+                # process(); what a snapshot already holds is skipped, see already_stored).
+                max_inflight=c.batches_in_flight,
             ),
         )
         log.info("coldtier ready", extra={"tables": sorted(tables), "cold_days": r.cold_days})
