@@ -86,7 +86,7 @@ class ScorerSettings(Section):
     max_open_bytes: int = Field(
         default=256 * 1024 * 1024,
         ge=1024,
-        description="bytes held by open traces per consumer: span facts (~0.4 KB a span), and the "
+        description="bytes held by open traces per consumer: span facts (~0.33 KB a span), and the "
         "messages too when the judge is on (oldest evicted)",
     )
     max_trace_bytes: int = Field(

@@ -49,7 +49,7 @@ _MODEL_OPERATIONS = LLM_OPERATIONS | {""}  # the trace's model: first call typed
 _TRUNCATION_REASONS = frozenset({"length", "max_tokens", "max_output_tokens", "model_length"})
 _ATTRIBUTE_KEYS = SCORE_KEYS + LABEL_KEYS + JSON_REQUEST_KEYS + INVOCATION_KEYS + ENVIRONMENT_KEYS
 
-SPAN_FACTS_BYTES = 360
+SPAN_FACTS_BYTES = 330
 """Bytes counted per held span (the object, its ints and list slot; measured with tracemalloc
 on loadgen traces, ids and short strings included)."""
 
@@ -319,6 +319,7 @@ def span_facts(
     event_feedback = dict(zip(with_feedback, _cells(events, with_feedback), strict=True))
 
     out: list[SpanFacts] = []
+    environments: dict[str, str] = {}
     no_answer: tuple[bool | None, bool, int] = (None, False, JSON_NOT_CHECKED)
     empty_map: dict[str, str] = {}
     for i in range(n):
@@ -329,6 +330,8 @@ def span_facts(
             for k in ENVIRONMENT_KEYS:
                 environment = span_res.get(k, "") or span_attrs.get(k, "")
                 if environment:
+                    # held with the span: one string object per distinct value (~250 B a trace)
+                    environment = environments.setdefault(environment, environment)
                     break
         feedback: tuple[tuple[int, float], ...] = _NO_FEEDBACK
         end_ns = end[i] or 0
@@ -390,6 +393,10 @@ class FactsReader:
     @property
     def builder_name(self) -> str:
         return self._rows.builder_name
+
+    def __len__(self) -> int:
+        """Rows added and not taken yet."""
+        return len(self._rows)
 
     def add(self, value: bytes, project_id: str, received_ns: int) -> int:
         """Rows the message adds; :class:`RowBuildError` when the span model refuses it (then

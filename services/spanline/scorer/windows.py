@@ -45,7 +45,7 @@ TraceKey = tuple[str, bytes]
 MESSAGE_OVERHEAD = 128
 """Bytes counted per kept message on top of its value (object headers, list slot)."""
 
-TRACE_OVERHEAD = 760
+TRACE_OVERHEAD = 640
 """Bytes counted per open trace: its record, key, index entries and lists (tracemalloc)."""
 
 
@@ -94,6 +94,7 @@ class TraceWindows:
         # per partition: (first, last) offsets of decided traces that may still reach past
         # the watermark (pruned once their last offset is below it)
         self._spans_of_decided: dict[Partition, list[tuple[int, int]]] = {}
+        self._partitions: dict[Partition, Partition] = {}
         self.open_bytes = 0
         self.late_messages = 0
 
@@ -115,7 +116,8 @@ class TraceWindows:
         of its log events) in its window; returns traces the bounds closed because of it
         (oversized, evicted)."""
         now = self.clock()
-        partition = (msg.topic, msg.partition)
+        # one tuple per partition, shared by its traces' records and keys
+        partition = self._partitions.setdefault((msg.topic, msg.partition), (msg.topic, msg.partition))
         slot = (partition, key)
         trace = self._open.get(slot)
         size = 0

@@ -188,3 +188,23 @@ def test_score_records_of_a_closed_trace_are_keyed_and_complete() -> None:
     assert {r.key for r in records} == {tid}
     assert len({s.score_id for s in scores}) == len(scores) >= 8
     assert all(s.span_id == scores[0].span_id and s.evaluator_kind == "heuristic" for s in scores)
+
+
+def test_a_batch_is_read_in_chunks_with_every_span_in_its_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    import spanline.scorer.service as service
+
+    monkeypatch.setattr(service, "READ_CHUNK_ROWS", 4)
+    st = _strategy()
+    ids = [os.urandom(16) for _ in range(7)]
+    batch = [message(tid, trace_spans(tid, i % 3), offset=i) for i, tid in enumerate(ids)]
+    asyncio.run(st.process(batch))
+    held = {t.trace_id: [f.span_id for f in t.spans] for t in st.windows._open.values()}
+    assert held == {tid: [s.span_id for s in trace_spans_of(m)] for tid, m in zip(ids, batch, strict=True)}
+
+
+def trace_spans_of(msg: InMessage) -> list[object]:
+    from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+
+    return [
+        s for rs in TracesData.FromString(msg.value).resource_spans for ss in rs.scope_spans for s in ss.spans
+    ]
