@@ -277,9 +277,11 @@ class _Hits:
 class Prefilter:
     """Hyperscan databases of detector triggers plus the patterns listed in the module doc.
 
-    Triggers come in groups, one database each: Hyperscan slows down several-fold when
-    patterns that start with a character class rather than a literal share a database
-    (the context-aware triggers of numbers, IBANs and emails), while each alone is cheap.
+    Triggers come in groups, one database each: every detector's triggers in one, and bulk
+    literal triggers (the name gazetteer: thousands of literals, which compile in
+    milliseconds alone but take seconds mixed with the others) in their own. One database
+    for all other triggers scans 10-30% faster than one per detector family on GenAI spans
+    (measured), and each database costs a call per scan.
     Shared by every project with the same detectors (like :class:`Scanner`); thread-safe
     (databases and scratch per thread).
     """

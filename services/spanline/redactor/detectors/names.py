@@ -225,8 +225,6 @@ class NameDetector:
     """Finds ``name``: see the module doc."""
 
     name = "name"
-    # Its context triggers (caseless alternations) get a prefilter database of their own.
-    trigger_group = "names"
     # Thousands of literal triggers (given name + space): compiled into Hyperscan databases
     # of their own by the scanner and the prefilter; a superset of the gazetteer rule.
     bulk_triggers: tuple[str, ...] = _gazetteer_literals()

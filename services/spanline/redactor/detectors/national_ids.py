@@ -184,7 +184,6 @@ class NationalIdDetector:
         self.triggers: tuple[tuple[str, bool], ...] = ((rule.trigger, rule.caseless),)
         if rule.left is not None:
             self.element_triggers = ((rule.left, rule.trigger, rule.caseless),)
-        self.trigger_group = "national_ids"
 
     def find(self, text: str, out: list[Finding]) -> None:
         rule = self._rule

@@ -203,24 +203,16 @@ class Scanner:
 
     def element_trigger_groups(self) -> list[list[tuple[str | None, str, bool]]]:
         """``(left, body, caseless)`` for every detector (see ``TextDetector``), for the prefilter:
-        the ordinary triggers in one group, each detector's own element triggers in another."""
-        plain: list[tuple[str | None, str, bool]] = []
-        own: list[list[tuple[str | None, str, bool]]] = []
-        shared: dict[str, list[tuple[str | None, str, bool]]] = {}
+        every detector's element triggers in one group, bulk literal triggers (the name
+        gazetteer) in groups of their own (see :class:`_Databases`)."""
+        merged: list[tuple[str | None, str, bool]] = []
+        bulk_groups: list[list[tuple[str | None, str, bool]]] = []
         for detector in self._detectors:
             bulk = getattr(detector, "bulk_triggers", ())
             if bulk:
-                own.append([(None, literal, False) for literal in bulk])
-            group = getattr(detector, "trigger_group", None)
-            if group is not None:
-                # Detectors naming a group share a database of their own (the national ids:
-                # character-class triggers that would slow the plain group down).
-                shared.setdefault(group, []).extend(trigger_specs(detector))
-            elif getattr(detector, "element_triggers", None) is not None:
-                own.append(trigger_specs(detector))
-            else:
-                plain.extend(trigger_specs(detector))
-        return [plain, *own, *shared.values()]
+                bulk_groups.append([(None, literal, False) for literal in bulk])
+            merged.extend(trigger_specs(detector))
+        return [merged, *bulk_groups]
 
     def _state(self) -> tuple[Any, list[int], Any]:
         state = getattr(self._local, "state", None)
@@ -315,11 +307,22 @@ class Scanner:
         return _resolve(found)
 
     def scan_triggered(self, text: str, detectors: set[int]) -> list[Finding]:
-        """:meth:`scan` with the detectors to run already known (from :meth:`flag_texts`)."""
+        """:meth:`scan` with the detectors to run already known (from :meth:`flag_texts`),
+        sharing its cache of short clean texts (a superset of the detectors that fire on
+        the text alone gives the same findings, so a clean verdict is the same either way)."""
+        short = len(text) <= _CLEAN_CACHE_MAX_LEN
+        if short and text in self._clean:
+            return []
         found: list[Finding] = []
         for index in sorted(detectors):
             self._detectors[index].find(text, found)
-        return _resolve(found) if found else found
+        if found:
+            return _resolve(found)
+        if short:
+            if len(self._clean) >= _CLEAN_CACHE_SIZE:
+                self._clean.clear()
+            self._clean.add(text)
+        return found
 
 
 def _resolve(found: list[Finding]) -> list[Finding]:
