@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from benchmarks.pipeline_bench import _ratios
-from benchmarks.pipeline_observe import Observer, Watched, where_time_went
+from benchmarks.pipeline_observe import Observer, Watched, _cpu_rss, where_time_went
 
 
 def _observer_with(
@@ -40,6 +40,13 @@ def test_wall_time_splits_into_cpu_batches_and_outside() -> None:
     assert split["records_per_batch"] == 500.0
     assert split["outside_batches_s"] == 7.0 and split["produce_wait_s"] == 1.0
     assert where_time_went({}, 1.0, 4.0) == {"wall_s": 4.0, "cpu_s": 1.0, "busy_share": 0.25}
+    assert where_time_went({}, 1.0, 4.0, cpu_wait_s=2.5)["waiting_for_cpu_s"] == 2.5
+
+
+def test_cpu_wait_is_read_for_every_thread_of_a_live_process() -> None:
+    cpu, rss, waited = _cpu_rss(os.getpid())
+    assert cpu > 0 and rss > 0 and waited >= 0.0
+    assert _cpu_rss(2**22 + 12345) == (0.0, 0, 0.0)  # no such process: nothing, no error
 
 
 def test_ratios_compare_only_figures_both_runs_have() -> None:
