@@ -107,6 +107,11 @@ class FoldStrategy:
             if not score.name:
                 dlq.append(DlqEntry(msg, "invalid_score", "score has no name"))
                 continue
+            if not (math.isfinite(score.score_value) and math.isfinite(score.sampling_weight)):
+                # inf/NaN would poison every sum and sketch of its group (ddsketch raises on
+                # them when raw samples spill into the sketch, in fold, merge or evaluation)
+                dlq.append(DlqEntry(msg, "invalid_score", "score value or sampling weight is not finite"))
+                continue
             t = score.time_unix_nano / 1e9 if score.time_unix_nano else msg.timestamp_ms / 1000.0
             src = sources.get(msg.partition)
             if src is None:

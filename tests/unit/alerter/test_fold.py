@@ -337,3 +337,32 @@ def test_tune_for_alerter_freezes_start_up_objects_and_spaces_full_collections()
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"score_value": math.inf},
+        {"score_value": -math.inf},
+        {"score_value": math.nan},
+        {"score_value": 1.0, "sampling_weight": math.inf},
+        {"score_value": 1.0, "sampling_weight": math.nan},
+    ],
+    ids=["inf", "-inf", "nan", "inf weight", "nan weight"],
+)
+async def test_non_finite_scores_go_to_the_dlq_and_fold_nothing(bad: dict[str, float]) -> None:
+    from spanline.alerter.service import FoldStrategy
+    from spanline.core.kafka import InMessage
+
+    rules = _rules()
+    strategy = FoldStrategy(Folder(RuleIndex.from_rules(rules), Router.from_rules(rules)), "partials")
+    good = Score(name="latency_ms", score_value=2.0, project_id="p", evaluator_kind="heuristic")
+    poison = Score(name="latency_ms", project_id="p", evaluator_kind="heuristic", **bad)
+    batch = [
+        InMessage("scores", 0, i, b"t", s.SerializeToString(), [], int(T0 * 1000))
+        for i, s in enumerate([good, poison, good])
+    ]
+    out = await strategy.process(batch)
+    assert [(d.message.offset, d.reason) for d in out.dlq] == [(1, "invalid_score")]
+    entries = [e for r in out.records for e in decode_partial(r.value).entries]
+    assert entries and all(math.isfinite(x) for e in entries for x in e[1:] if isinstance(x, float))
