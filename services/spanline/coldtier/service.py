@@ -35,7 +35,17 @@ from spanline.coldtier.ledger_filter import drop_erased
 from spanline.coldtier.offsets import Offsets, already_stored, batch_offsets, merge, table_offsets
 from spanline.coldtier.tables import SCORES, SPANS, ColdTable, ensure_tables, to_iceberg_arrow
 from spanline.core.consumer_service import ConsumerService
-from spanline.core.kafka import BatchPolicy, DlqEntry, InMessage, Outcome, RetryableError
+from spanline.core.kafka import (
+    BatchPolicy,
+    DlqEntry,
+    InMessage,
+    Outcome,
+    ProduceError,
+    Producer,
+    RetryableError,
+)
+from spanline.core.kafka import metrics as kafka_metrics
+from spanline.core.kafka.dlq import dlq_record
 from spanline.core.kafka.records import H_PROJECT, H_RECEIVED_AT, H_SIGNAL
 from spanline.settings import Settings
 from spanline.spans.pricing import PricingTable
@@ -60,8 +70,17 @@ class _MessageFailed(Exception):
 
 
 class ColdStrategy:
-    def __init__(self, settings: Settings, tables: dict[str, Table], governance: GovernanceStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        tables: dict[str, Table],
+        governance: GovernanceStore,
+        producer: Producer | None = None,
+    ) -> None:
+        """``producer``: dead letters are sent with it before the Iceberg commit (see
+        ``_dead_letter``); without one they are returned for the consumer to send."""
         self.settings = settings
+        self.producer = producer
         self.tables = tables
         self.governance = governance
         self.ledger = LedgerCache(governance, settings.coldtier.erasure_poll_s)
@@ -115,6 +134,7 @@ class ColdStrategy:
                     extra={"messages": len(stored), "batch": len(batch)},
                 )
                 outcome, work = self._prepare(batch, stored)
+            await self._dead_letter(outcome)
             try:
                 await asyncio.to_thread(self._commit_all, work)
             except Exception as exc:  # the rows are fine; the store is not: pause and retry
@@ -123,6 +143,22 @@ class ColdStrategy:
         self._blocked = False
         self._order.popleft()
         return outcome
+
+    async def _dead_letter(self, outcome: Outcome) -> None:
+        """Send the batch's dead letters before its offsets reach a snapshot.
+
+        A restart resumes from the snapshot, past every message of a committed batch; a
+        dead letter still unsent at a crash after the Iceberg commit would be lost. Sent
+        first, a failed commit may send it again (at least once, as the DLQ promises)."""
+        if self.producer is None or not outcome.dlq:
+            return
+        try:
+            await self.producer.send_all([dlq_record(e, ColdtierService.name) for e in outcome.dlq])
+        except ProduceError as exc:
+            raise RetryableError(f"dead letters not acknowledged: {exc}") from exc
+        for e in outcome.dlq:
+            kafka_metrics.DLQ_RECORDS.labels(e.message.topic + ".dlq", e.reason).inc()
+        outcome.dlq.clear()
 
     def _prepare(self, batch: Sequence[InMessage], stored: frozenset[int]) -> tuple[Outcome, _Work]:
         """The batch's rows per table without the messages in ``stored``, and its outcome.
@@ -253,9 +289,11 @@ class ColdtierService:
         _, tables = await asyncio.to_thread(ensure_tables, s)
         governance = await asyncio.to_thread(GovernanceStore.from_settings, s)
         await asyncio.to_thread(governance.key)
-        self.strategy = ColdStrategy(s, tables, governance)
+        producer = Producer(s.kafka)
+        self.strategy = ColdStrategy(s, tables, governance, producer)
         c = s.coldtier
         self.inner = ConsumerService(
+            producer=producer,
             name=self.name,
             kafka=s.kafka,
             topics=[s.topics.redacted, s.topics.scores],

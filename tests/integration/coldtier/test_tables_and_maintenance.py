@@ -220,3 +220,47 @@ def test_below_floor_override_is_logged_at_start(tmp_path: Any, caplog: pytest.L
     hits = [r for r in caplog.records if "below the legal floor" in r.getMessage()]
     assert hits and getattr(hits[0], "reason", None) == "not high-risk"
     assert getattr(hits[0], "cold_days", None) == 90
+
+
+class _RecordingProducer:
+    """Stands in for the Kafka producer: records what was sent and how many rows Iceberg
+    held at that moment, or fails like an unreachable broker."""
+
+    def __init__(self, table: Any, fail: bool = False) -> None:
+        self.table = table
+        self.fail = fail
+        self.sent: list[tuple[bytes, int]] = []
+
+    async def send_all(self, records: list[Any]) -> None:
+        from spanline.core.kafka import ProduceError
+
+        if self.fail:
+            raise ProduceError("timeout", "broker down")
+        self.table.refresh()
+        self.sent += [(r.value, self.table.scan().to_arrow().num_rows) for r in records]
+
+
+def test_dead_letters_are_acknowledged_before_the_iceberg_commit(tmp_path: Any) -> None:
+    """The snapshot takes the dead-lettered message's offset, and a restart resumes past it:
+    its dead letter must be in Kafka before that commit, or a crash in between loses it."""
+    from spanline.core.kafka import RetryableError
+
+    s = _settings(tmp_path)
+    _, tables = ensure_tables(s)
+    msgs = _msgs(s, 3)
+    msgs[1].value = b"\xff\x00 not protobuf"
+    down = _RecordingProducer(tables["spans"], fail=True)
+    strategy = ColdStrategy(s, tables, GovernanceStore.from_settings(s), down)  # type: ignore[arg-type]
+    with pytest.raises(RetryableError, match="dead letters"):
+        asyncio.run(strategy.process(msgs))
+    tables["spans"].refresh()
+    assert tables["spans"].current_snapshot() is None  # nothing committed without the DLQ
+
+    up = _RecordingProducer(tables["spans"])
+    strategy.producer = up  # type: ignore[assignment]
+    outcome = asyncio.run(strategy.process(msgs))
+    assert up.sent == [(msgs[1].value, 0)]  # sent while Iceberg held none of the batch
+    assert outcome.dlq == []  # already sent: the consumer must not send it again
+    tables["spans"].refresh()
+    assert tables["spans"].scan().to_arrow().num_rows == 4
+    assert table_offsets(tables["spans"]) == {s.topics.redacted: {0: 3}}
