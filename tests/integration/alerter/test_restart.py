@@ -84,8 +84,12 @@ async def test_sigkill_mid_incident_then_resolve_while_down(
         assert _texts(fake) == ["[FIRING:1] alertname=err project=shop"]  # no duplicate firing message
         alerter.kill()
         await keep_scoring(settings, 0.0, "shop", 4.0)  # resolves while the alerter is down
+        # the healthy scores go on after the restart: a start slowed by a loaded machine must
+        # not let the 5 s window empty before the first evaluation (no data keeps the state)
+        healthy = asyncio.create_task(keep_scoring(settings, 0.0, "shop", 8.0))
         await alerter.start()
         await fake.wait_for(HOOK_PATH, 2, timeout=30)
+        await healthy
         await asyncio.sleep(2.0)
         assert _texts(fake) == [
             "[FIRING:1] alertname=err project=shop",
