@@ -210,7 +210,8 @@ class ScorerStrategy:
         self.windows = TraceWindows(self.settings, clock, keep_messages=judge is not None)
         pricing = PricingTable.load(self.settings.pricing_file)
         self.reader = FactsReader(pricing, self.settings.span_builder, self.settings.heuristics_for)
-        self.decoder = TraceDecoder(pricing, self.settings.span_builder)
+        # the judge reads traces whole; without it no second builder (its key table is ~4 MB)
+        self.decoder = TraceDecoder(pricing, self.settings.span_builder) if judge is not None else None
         self.judge = judge
         self._clock = clock
         self._pending: dict[int, _Pending] = {}
@@ -402,6 +403,7 @@ class ScorerStrategy:
     def _judge_closed(self, closed: list[tuple[ClosedTrace, TraceFacts]]) -> None:
         """Hand closed traces to the judge, read whole from their held messages (the judge
         reads content; the deterministic scores are already out)."""
+        assert self.decoder is not None
         full, dlq = self.decoder.decode([c for c, _ in closed])
         if dlq:  # the same span model took them on arrival: not expected
             log.warning("held messages not decodable at close", extra={"messages": len(dlq)})
