@@ -15,6 +15,7 @@ import traceback
 
 BENCHMARKS = (
     "benchmarks.ingest_bench",
+    "benchmarks.ingest_http_bench",
     "benchmarks.redactor_bench",
     "benchmarks.redactor_accuracy",
     "benchmarks.redaction_recall",
