@@ -81,6 +81,28 @@ the query surface uses anyway."""
 _INSERT_SETTINGS_SQL = ", ".join(f"{k} = {v}" for k, v in INSERT_SETTINGS.items())
 
 
+ENGINE_OPTIONS: dict[str, int] = {
+    "mark_cache_size": 64 << 20,
+    "index_mark_cache_size": 16 << 20,
+    "primary_index_cache_size": 16 << 20,
+    "uncompressed_cache_size": 0,
+    "index_uncompressed_cache_size": 0,
+    "query_condition_cache_size": 16 << 20,
+    "compiled_expression_cache_size": 16 << 20,
+    "merges_mutations_memory_usage_soft_limit": 256 << 20,
+    "max_server_memory_usage": 512 << 20,
+}
+"""Server settings of the embedded engine (chdb reads them from its connection string; every
+client of the process passes the same ones). ClickHouse sizes its caches for a server: 5 GiB
+each for marks, skip-index marks and primary indexes, and 90 % of RAM for all queries and
+merges together. The writer shares its process with the engine, so each is bounded here:
+caches in the tens of MiB (measured empty after the write benchmark and 300 trace and
+aggregate queries, so the bound costs nothing there), merges stop being scheduled past
+256 MiB, and the engine's tracked memory is capped at 512 MiB: an insert that would pass it
+fails with MEMORY_LIMIT_EXCEEDED and is retried like any transient error (see
+docs/storage.md, *Memory of the embedded engine*)."""
+
+
 class StoreError(Exception):
     """Base of store failures; messages never contain credentials or row values."""
 
@@ -182,7 +204,9 @@ def connect(
         if path is not None:
             path.mkdir(parents=True, exist_ok=True)
         try:
-            return clickhouse_connect.get_client(dsn=dsn, settings=client_settings, database=database)
+            return clickhouse_connect.get_client(
+                dsn=dsn, settings=client_settings, database=database, chdb_options=ENGINE_OPTIONS
+            )
         except ClickHouseError as exc:
             if path is not None and chdb_dir_locked(path):
                 raise EngineLocked(engine_locked_message(path)) from None
