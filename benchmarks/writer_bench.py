@@ -15,11 +15,15 @@ Reported: rows/s end to end, sequential (build, then insert, then build...) and 
 the two stages separately, and bytes on disk per span (``system.parts`` of the spans table
 after a final merge). A 200-message warm-up is excluded. Target: >= 50k rows/s.
 
-Then the service itself (``--service``, on by default): the same messages are produced to
-``spanline.redacted`` of a bundled broker, a real ``spanline run writer`` process drains the
-topic, and the rate is counted from the first row visible to the last (consumer start-up
-excluded), with the writer's CPU seconds per span over the same window. This is the figure a
-deployment sees: Kafka fetch and decompression, headers, batching and commits included.
+Then the service itself (``--service``, on by default): ``--service-spans`` of the same corpus
+(500k: 20 inserts of 25k spans) are produced to ``spanline.redacted`` of a bundled broker, a
+real ``spanline run writer`` process drains the topic, and the rate is counted from the first
+row visible to the last (consumer start-up excluded), with the writer's CPU seconds per span
+over the same window. This is the figure a deployment sees: Kafka fetch and decompression,
+headers, batching and commits included. The run must be long: the window starts once the
+first insert is visible, so a run of one full batch and a partial one (30k spans) measures
+only the partial batch, which waits ``batch_max_wait_s`` before it is flushed. Peak RSS (and
+its anonymous part) is sampled over the same drain, the heaviest load the writer sees.
 
 The machine is shared with other sessions, so each mode runs ``--repeat`` times and the
 best run is reported (the median too), together with the build's CPU time per span
@@ -41,14 +45,18 @@ import statistics
 import tempfile
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
 from benchmarks.harness import (
+    RssSampler,
     bench_pipeline_env,
     cpu_seconds,
+    metric_value,
     print_table,
     start_service,
     verdicts,
@@ -69,6 +77,7 @@ from spanline.writer.store import ClickHouseStore, RetryPolicy, connect
 
 SEED = 20261122
 TARGET_ROWS_PER_S = 50_000
+TARGET_PEAK_RSS_MB = 500
 SPANS_PER_TRACE = 10
 MODELS = [
     ("openai", "gpt-4o-mini-2024-07-18"),
@@ -253,8 +262,35 @@ async def _fill(bootstrap: str, topic: str, corpus: list[bytes]) -> None:
         await producer.stop()
 
 
+@dataclass
+class MemorySampler(RssSampler):
+    """Peak RSS of a process, and how much of it was anonymous (heap, buffers, the engine's
+    allocations) rather than file-backed (mapped library code: the chdb library alone is
+    ~220 MB of it, resident from the moment it is loaded)."""
+
+    peak_anon_bytes: int = 0
+
+    def sample(self) -> tuple[int, int]:
+        """(rss, anonymous) bytes now."""
+        info = psutil.Process(self.pid).memory_info()
+        return int(info.rss), int(info.rss - info.shared)
+
+    def _rss(self) -> int:
+        try:
+            rss, anon = self.sample()
+        except psutil.Error:
+            return 0
+        self.peak_anon_bytes = max(self.peak_anon_bytes, anon)
+        return rss
+
+
 def run_service(corpus: list[bytes], timeout_s: float = 600) -> dict[str, object]:
-    """A real writer process draining a prefilled ``spanline.redacted`` topic."""
+    """A real writer process draining a prefilled ``spanline.redacted`` topic.
+
+    Draining a full topic is the heaviest load a writer sees (every batch full, two in
+    flight, merges running behind), so its memory is sampled over the same run: the idle
+    figure once the writer is ready, the peak until every row is visible.
+    """
     spans = len(corpus) * SPANS_PER_TRACE
     with bench_pipeline_env("writer") as (broker, workdir, env):
         query_port = free_port()
@@ -270,25 +306,42 @@ def run_service(corpus: list[bytes], timeout_s: float = 600) -> dict[str, object
             cpu_at_first = cpu_seconds(service.pid)
 
         try:
-            seen = wait_for_rows(
-                query_port,
-                "SELECT count() FROM spans",
-                spans,
-                timeout_s=timeout_s,
-                interval_s=0.1,
-                on_first=window_starts,
-            )
-            cpu = cpu_seconds(service.pid) - cpu_at_first
+            with MemorySampler(service.pid) as memory:
+                idle_rss, idle_anon = memory.sample()
+                seen = wait_for_rows(
+                    query_port,
+                    "SELECT count() FROM spans",
+                    spans,
+                    timeout_s=timeout_s,
+                    interval_s=0.1,
+                    on_first=window_starts,
+                )
+                cpu = cpu_seconds(service.pid) - cpu_at_first
+            metrics = service.metrics()
         finally:
             service.stop()
     counted = seen.rows - seen.first_rows
     # None: everything landed between two polls (too few spans to see a rate)
     rate = round(counted / (seen.last_at - seen.first_at)) if counted > 0 else None
+    mb = 1e6
+    window = (
+        f"from the first row visible to the last of a {spans}-span drain: the first insert, start-up "
+        "and the group join excluded; a partial last batch would wait batch_max_wait_s first"
+    )
     return {
+        "service_window": window,
         "service_spans": spans,
         "service_spans_visible": seen.rows,
         "service_rows_per_s": rate,
+        "service_rows_in_window": counted,
+        "service_window_s": round(seen.last_at - seen.first_at, 2),
         "service_cpu_us_per_span": round(cpu / counted * 1e6, 1) if counted > 0 else None,
+        "service_inserts": int(metric_value(metrics, "spanline_writer_insert_seconds_count", table="spans")),
+        "service_insert_failures": int(metric_value(metrics, "spanline_writer_insert_failures_total")),
+        "service_idle_rss_mb": round(idle_rss / mb),
+        "service_idle_anon_mb": round(idle_anon / mb),
+        "service_peak_rss_mb": round(memory.peak_bytes / mb),
+        "service_peak_anon_mb": round(memory.peak_anon_bytes / mb),
     }
 
 
@@ -374,6 +427,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--service", action=argparse.BooleanOptionalAction, default=True, help="also run the writer service"
     )
+    parser.add_argument(
+        "--service-spans",
+        type=int,
+        default=500_000,
+        help="spans the service drains: 20 inserts of 25k, so one slow poll or batch moves the rate little",
+    )
     args = parser.parse_args(argv)
     result = run(args.spans, args.batch_rows, args.repeat)
     result |= compare_builders(build_corpus(args.spans), args.batch_rows, args.repeat)
@@ -382,14 +441,19 @@ def main(argv: list[str] | None = None) -> None:
         "storage_path_rows_per_s": (target, float(str(result["rows_per_s_pipelined"])) >= TARGET_ROWS_PER_S)
     }
     if args.service:
-        service = run_service(build_corpus(args.spans))
+        service = run_service(build_corpus(args.service_spans))
         result |= service
         rate = service["service_rows_per_s"]
         # the target is the writer's, so it is judged on the service, Kafka included
-        all_visible = service["service_spans_visible"] == args.spans
+        all_visible = service["service_spans_visible"] == args.service_spans
         checks["service_rows_per_s"] = (
             target,
             isinstance(rate, int) and rate >= TARGET_ROWS_PER_S and all_visible,
+        )
+        peak = service["service_peak_rss_mb"]
+        checks["service_peak_rss_mb"] = (
+            f"< {TARGET_PEAK_RSS_MB}",
+            isinstance(peak, int) and peak < TARGET_PEAK_RSS_MB,
         )
     result |= verdicts(checks)
     print_table(
