@@ -73,23 +73,30 @@ async def make_topics(settings: Settings) -> None:
     await create_topics(settings.kafka, settings.topics, settings.retention)
 
 
-async def send_scores(settings: Settings, name: str, value: float, project: str, n: int) -> None:
+async def produce_scores(
+    settings: Settings, name: str, points: list[tuple[float, float]], project: str
+) -> None:
+    """Scores at the given (event time, value) points, one producer for the lot."""
     producer = Producer(settings.kafka)
-    now = time.time()
     records = []
-    for i in range(n):
+    for i, (at, value) in enumerate(points):
         s = Score(
-            score_id=f"{project}-{now}-{i}",
+            score_id=f"{project}-{name}-{at}-{i}",
             name=name,
             score_value=value,
             project_id=project,
             evaluator_kind="heuristic",
             trace_id=os.urandom(16),
-            time_unix_nano=int(now * 1e9),
+            time_unix_nano=int(at * 1e9),
         )
         records.append(OutRecord(settings.topics.scores, s.SerializeToString(), s.trace_id))
     await producer.send_all(records)
     await producer.stop()
+
+
+async def send_scores(settings: Settings, name: str, value: float, project: str, n: int) -> None:
+    """`n` scores of one value, stamped now."""
+    await produce_scores(settings, name, [(time.time(), value)] * n, project)
 
 
 async def keep_scoring(settings: Settings, value: float, project: str, seconds: float) -> None:

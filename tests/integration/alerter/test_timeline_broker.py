@@ -2,8 +2,10 @@
 
 fire -> still firing (nothing new) -> a second alert joins the group -> everything
 resolves -> fires again (PagerDuty gets a new trigger on the same dedup_key, which opens
-a new incident). The engine-level timelines (flap inside group_wait, repeat, inhibition,
-min_samples, baselines) are in tests/unit/alerter/test_timelines.py.
+a new incident). The other timelines on the broker: flap inside group_wait and inhibition
+in test_policy_broker.py; repeat after repeat_interval, min_samples not met and
+change-vs-baseline with a small baseline in test_guards_broker.py. Their engine-level
+versions are in tests/unit/alerter/test_timelines.py.
 """
 
 from __future__ import annotations
