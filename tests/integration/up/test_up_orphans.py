@@ -7,7 +7,6 @@ a CI timeout) left the whole pipeline running, holding its ports.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import psutil
