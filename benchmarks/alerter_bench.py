@@ -30,13 +30,14 @@ from typing import Any
 import psutil
 
 from benchmarks.harness import broker, print_table, verdicts, write_result
-from spanline.alerter.collector import FULL_COLLECTION_EVERY, gc_paused, tune_for_alerter
+from spanline.alerter.collector import FULL_COLLECTION_EVERY, tune_for_alerter
 from spanline.alerter.compiled import RuleIndex
 from spanline.alerter.evaluate import Evaluator
 from spanline.alerter.fold import Folder, decode_partial
 from spanline.alerter.routing import Router
 from spanline.alerter.rules import parse_rules
 from spanline.alerter.service import FoldStrategy
+from spanline.core.collector import gc_paused
 from spanline.core.kafka import InMessage
 from spanline.v1.spanline_pb2 import Score
 

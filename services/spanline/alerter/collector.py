@@ -8,7 +8,8 @@ generations, reach the old one as if they were long-lived, and every few batches
 collection rescans every alert the instance holds: measured, a third to a half of the
 fold+merge CPU time with 20,000 alert series. Two settings, both kept here:
 
-- :func:`gc_paused` over each batch of both stages: reference counting frees the batch's
+- ``spanline.core.collector.gc_paused`` over each batch of both stages: reference
+  counting frees the batch's
   objects when it ends; one young-generation collection afterwards (paid by the batch)
   settles what survived (new series and buckets). The block must not await, or other
   tasks would run with the collector off.
@@ -21,25 +22,9 @@ fold+merge CPU time with 20,000 alert series. Two settings, both kept here:
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 FULL_COLLECTION_EVERY = 100
 """Second-generation collections between full ones (Python's default: 10)."""
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Collector off for the block (if it was on), then one young-generation collection."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-        gc.collect(0)
 
 
 def tune_for_alerter() -> None:

@@ -29,7 +29,7 @@ from aiokafka import TopicPartition
 from google.protobuf.message import DecodeError
 
 from spanline.alerter import metrics
-from spanline.alerter.collector import gc_paused, tune_for_alerter
+from spanline.alerter.collector import tune_for_alerter
 from spanline.alerter.compiled import RuleIndex
 from spanline.alerter.config import AlerterSettings
 from spanline.alerter.dispatch import (
@@ -56,6 +56,7 @@ from spanline.alerter.routing import Router
 from spanline.alerter.rules import RulesError, RulesFile, load_rules
 from spanline.alerter.silences import SilenceSet
 from spanline.alerter.topics_io import partition_of, read_to_end
+from spanline.core.collector import gc_paused
 from spanline.core.kafka import (
     BatchPolicy,
     DlqEntry,

@@ -21,12 +21,13 @@ import yaml
 
 from spanline.alerter import fold as fold_module
 from spanline.alerter.aggregate import RAW_LIMIT, Agg
-from spanline.alerter.collector import FULL_COLLECTION_EVERY, gc_paused, tune_for_alerter
+from spanline.alerter.collector import FULL_COLLECTION_EVERY, tune_for_alerter
 from spanline.alerter.compiled import CompiledRule, RuleIndex
 from spanline.alerter.evaluate import Evaluator
 from spanline.alerter.fold import Folder, decode_partial
 from spanline.alerter.routing import Router, fingerprint
 from spanline.alerter.rules import compare, parse_rules
+from spanline.core.collector import gc_paused
 from spanline.scorer.scores import KIND_LLM_JUDGE
 from spanline.v1.spanline_pb2 import Score
 
