@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from spanline.coldtier.erasure import ErasureRequest, new_request_id
+from spanline.coldtier.governance import GovernanceStore, utc_now_iso
 from spanline.coldtier.tables import ensure_tables
 from spanline.core.broker import free_port
 from spanline.core.kafka.admin import create_topics
@@ -157,3 +159,16 @@ def s3_coldtier(moto: MotoServer, prefix: str) -> dict[str, Any]:
         "s3_secret_access_key": "testing",
         "s3_path_style": True,
     }
+
+
+def erasure_request(gov: GovernanceStore, user_id: str, projects: list[str] | None = None) -> ErasureRequest:
+    """A user-id erasure request as `spanline erase` files it (all projects when None)."""
+    return ErasureRequest(
+        request_id=new_request_id(),
+        kind="user_id",
+        forms=[user_id],
+        subject_hmac=gov.digest("user_id", user_id),
+        requester="dpo@example.org",
+        projects=projects,
+        created_at=utc_now_iso(),
+    )

@@ -26,7 +26,7 @@ from spanline.spans.rows import SpanRows
 from spanline.writer.config import chdb_path, resolve_dsn
 from spanline.writer.service import WriteStrategy
 from spanline.writer.store import open_store
-from tests.integration.coldtier.conftest import MotoServer, s3_coldtier, trace_value
+from tests.integration.coldtier.conftest import MotoServer, erasure_request, s3_coldtier, trace_value
 
 VICTIM = "victim-4711@example.org"
 
@@ -38,18 +38,6 @@ def _messages(settings: Settings) -> list[InMessage]:
         value = trace_value(os.urandom(16), 3, user=user, conversation=f"conv-{i}")
         msgs.append(InMessage(settings.topics.redacted, 0, i, b"k", value, [("spanline-project", b"p1")], 0))
     return msgs
-
-
-def _request(gov: GovernanceStore, project: str | None = None) -> ErasureRequest:
-    return ErasureRequest(
-        request_id=new_request_id(),
-        kind="user_id",
-        forms=[VICTIM],
-        subject_hmac=gov.digest("user_id", VICTIM),
-        requester="dpo@example.org",
-        projects=[project] if project else None,
-        created_at=utc_now_iso(),
-    )
 
 
 def _cold_users(settings: Settings) -> list[str]:
@@ -102,11 +90,11 @@ def test_erase_offline_both_tiers_and_replay(tmp_path: Path) -> None:
         gov = GovernanceStore.from_settings(s)
         gov.set_hold("p1", "litigation", None, "legal")
         with pytest.raises(HoldActive, match="p1"):
-            erase(s, _request(gov, "p1"))
+            erase(s, erasure_request(gov, VICTIM, ["p1"]))
         gov.release_hold("p1", "legal", "closed")
 
         assert _cold_users(s).count(VICTIM) == 6
-        status = erase(s, _request(gov))
+        status = erase(s, erasure_request(gov, VICTIM))
         assert status["state"] == "verified", status
         assert status["cold"]["rows"]["spans"] == 6
         assert status["hot"]["rows"]["spans"] == 6
@@ -150,7 +138,7 @@ def test_erase_cold_on_moto_s3(tmp_path: Path, moto: MotoServer) -> None:
     msgs = _messages(s)
     _fill(s, msgs)
     gov = GovernanceStore.from_settings(s)
-    status = erase(s, _request(gov))
+    status = erase(s, erasure_request(gov, VICTIM))
     assert status["state"] == "verified", status
     assert status["cold"]["verify"]["files_scanned"] > 0
     assert VICTIM not in _cold_users(s)

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 
-from spanline.coldtier.erasure import ErasureRequest, new_request_id
-from spanline.coldtier.governance import GovernanceStore, utc_now_iso
+from spanline.coldtier.governance import GovernanceStore
 from spanline.coldtier.jobs import erase
 from spanline.coldtier.ledger_filter import drop_erased
 from spanline.coldtier.service import ColdStrategy
@@ -22,7 +21,7 @@ from spanline.spans.pricing import PricingTable
 from spanline.spans.rows import SpanRows
 from spanline.writer.service import WriteStrategy
 from spanline.writer.store import open_store
-from tests.integration.coldtier.conftest import trace_value
+from tests.integration.coldtier.conftest import erasure_request, trace_value
 
 VICTIM = "victim-held@example.org"
 HELD = "held-proj"
@@ -39,18 +38,6 @@ def _messages(settings: Settings) -> list[InMessage]:
             InMessage(settings.topics.redacted, 0, i, b"k", value, [("spanline-project", project.encode())])
         )
     return msgs
-
-
-def _request(gov: GovernanceStore, projects: list[str] | None) -> ErasureRequest:
-    return ErasureRequest(
-        request_id=new_request_id(),
-        kind="user_id",
-        forms=[VICTIM],
-        subject_hmac=gov.digest("user_id", VICTIM),
-        requester="dpo@example.org",
-        projects=projects,
-        created_at=utc_now_iso(),
-    )
 
 
 def _cold_victims(settings: Settings) -> dict[str, int]:
@@ -80,7 +67,7 @@ def test_erase_without_project_leaves_held_projects_records_replayable(tmp_path:
         gov = GovernanceStore.from_settings(s)
         gov.set_hold(HELD, "litigation 12/7", None, "legal")
 
-        status = erase(s, _request(gov, None))
+        status = erase(s, erasure_request(gov, VICTIM))
         assert status["state"] == "verified", status
         assert status["skipped_projects_on_hold"] == [HELD]
         # verification checked every file except the held project's, which keep the subject
@@ -140,7 +127,7 @@ def test_erase_with_project_scopes_the_ledger_to_that_project(tmp_path: Path) ->
     msgs = _messages(s)
     _cold_fill(s, msgs)
     gov = GovernanceStore.from_settings(s)
-    status = erase(s, _request(gov, ["p1"]))
+    status = erase(s, erasure_request(gov, VICTIM, ["p1"]))
     assert status["state"] == "verified", status
     assert _cold_victims(s) == {HELD: 3}
     _cold_fill(s, [dataclasses.replace(m, offset=m.offset + len(msgs)) for m in msgs])
