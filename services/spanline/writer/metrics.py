@@ -6,7 +6,21 @@ models as free text, or payload values.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from enum import StrEnum
+
 from prometheus_client import Counter, Histogram
+
+from spanline.core.metric_series import create_series
+
+
+class InsertOutcome(StrEnum):
+    """The ``outcome`` label of ``spanline_writer_insert_failures_total``."""
+
+    RETRIED = "retried"  # one attempt failed; the next one may succeed
+    UNAVAILABLE = "unavailable"  # ClickHouse unreachable after every retry: the batch is replayed
+    REJECTED = "rejected"  # ClickHouse refused the batch or the schema: no retry can fix it
+
 
 ROWS_WRITTEN = Counter("spanline_writer_rows_written_total", "Rows inserted into ClickHouse", ["table"])
 BYTES_WRITTEN = Counter(
@@ -32,3 +46,8 @@ INSERT_FAILURES = Counter(
 QUERIES = Counter(
     "spanline_query_requests_total", "Queries served by the local read-only endpoint", ["outcome"]
 )
+
+
+def create_known_series(tables: Iterable[str]) -> None:
+    """Insert-failure series at 0 from start-up, so the first failure is an increase."""
+    create_series(INSERT_FAILURES, tables, InsertOutcome)

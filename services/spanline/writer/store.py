@@ -37,6 +37,7 @@ from spanline.writer.metrics import (
     INSERT_FAILURES,
     INSERT_SECONDS,
     ROWS_WRITTEN,
+    InsertOutcome,
 )
 from spanline.writer.migrate import apply_migrations
 
@@ -294,15 +295,15 @@ class ClickHouseStore:
                 return attempt()
             except (ClickHouseError, pa.ArrowException, TypeError, ValueError) as exc:
                 if is_permanent(exc):
-                    INSERT_FAILURES.labels(table=what, outcome="rejected").inc()
+                    INSERT_FAILURES.labels(table=what, outcome=InsertOutcome.REJECTED).inc()
                     raise StoreRejected(f"{what}: ClickHouse rejected the request: {_short(exc)}") from None
                 if n == len(delays):
-                    INSERT_FAILURES.labels(table=what, outcome="unavailable").inc()
+                    INSERT_FAILURES.labels(table=what, outcome=InsertOutcome.UNAVAILABLE).inc()
                     raise StoreUnavailable(
                         f"{what}: ClickHouse at {redact_dsn(self.dsn)} unavailable after "
                         f"{len(delays) + 1} attempts: {_short(exc)}"
                     ) from None
-                INSERT_FAILURES.labels(table=what, outcome="retried").inc()
+                INSERT_FAILURES.labels(table=what, outcome=InsertOutcome.RETRIED).inc()
                 log.warning(
                     "ClickHouse request failed, retrying", extra={"what": what, "retry_in_s": delays[n]}
                 )
