@@ -97,8 +97,12 @@ def start_service(name: str, env: dict[str, str], workdir: Path) -> ServiceProc:
     port = free_port()
     log = workdir / f"{name}.log"
     with open(log, "ab") as out:
+        # BENCH_PROFILE_DIR=dir: each service runs under cProfile and leaves dir/<name>.prof
+        # when it stops (where a stage's CPU goes; the overhead skews absolute figures)
+        profile_dir = os.environ.get("BENCH_PROFILE_DIR")
+        profiler = ["-m", "cProfile", "-o", f"{profile_dir}/{name}.prof"] if profile_dir else []
         proc = subprocess.Popen(
-            [sys.executable, "-m", "spanline.cli.main", "run", name, "--http-port", str(port)],
+            [sys.executable, *profiler, "-m", "spanline.cli.main", "run", name, "--http-port", str(port)],
             env={**os.environ, **env},
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -1067,6 +1067,20 @@ cdef class WireSpans:
             ipos = iend
         return out
 
+    cdef bint _both_message_payloads(self, int n):
+        """gen_ai.input.messages and gen_ai.output.messages both present with non-empty text."""
+        cdef int i, seen = 0
+        cdef Attr* a
+        for i in range(n):
+            a = &self.attrs[i]
+            if a.bits & F_PAYLOAD and a.tlen > 0:
+                key = <object>a.info.pykey
+                if key == "gen_ai.input.messages":
+                    seen |= 1
+                elif key == "gen_ai.output.messages":
+                    seen |= 2
+        return seen == 3
+
     cdef int _row(self, bytes value, const uint8_t* p, Span* sp, int ri, int si, int pi) except -1:
         cdef int i, flags = 0, n = sp.n_attrs
         cdef bint dup = False, general = sp.extras
@@ -1087,7 +1101,12 @@ cdef class WireSpans:
                 a = &self.attrs[i]
                 self._decode(p, self.attr_pos[2 * i], self.attr_pos[2 * i + 1], a, values, &dup)
                 flags |= a.bits
-            general = dup or (flags & (F_FLAT | F_ODD)) != 0
+            general = dup or (flags & F_ODD) != 0
+            if not general and flags & F_FLAT:
+                # flattened message lists only fill the message columns the OTel GenAI keys
+                # left empty (genai_fields._extract_payloads); with both filled they are
+                # plain map entries, as agents that emit both conventions send them
+                general = not self._both_message_payloads(n)
         if general:
             got = self.general(value, ri, si, pi)
             g, events_json, links_json, keys, vals = got

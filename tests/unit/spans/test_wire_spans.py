@@ -331,3 +331,53 @@ def test_a_build_whose_constants_differ_from_genai_fields_is_refused() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "does not match genai_fields" in out
+
+
+class _CountingGeneral(CompiledSpanBuilder):
+    """Counts the spans the compiled loop hands to the Python builder's general path."""
+
+    general_calls = 0
+
+    def _general(self, value: bytes, ri: int, si: int, pi: int) -> Any:
+        self.general_calls += 1
+        return super()._general(value, ri, si, pi)
+
+
+def test_both_conventions_with_flattened_lists_stay_on_the_compiled_path(tmp_path: Path) -> None:
+    """Agents instrumented with both conventions send OpenInference's flattened message lists
+    next to gen_ai.input/output.messages; the lists then fill no column and are plain map
+    entries, so such a span needs no general path. Where a list does fill a column (the
+    output messages missing), the general path builds it; rows are the reference's either way."""
+    from spanline.loadgen.genai_traces import build_requests
+
+    offloader = PayloadOffloader(LocalObjectStore(tmp_path), 300)
+    pricing = PricingTable.load()
+    ref, compiled = SpanBuilder(pricing, offloader.offload), _CountingGeneral(pricing, offloader.offload, 300)
+    corpus = [
+        TracesData(resource_spans=r.resource_spans).SerializeToString()
+        for r in build_requests(500, 100, seed=3, start_time_ns=1_763_000_000_000_000_000, profile="heavy")
+    ]
+    assert feed(compiled.add, corpus) == feed(ref.add, corpus)
+    assert len(ref) == 500
+    assert_same_tables(ref.to_arrow(), compiled.to_arrow())
+    # only spans with events (the failed chats' exception events) take the general path
+    assert 0 < compiled.general_calls < 0.1 * len(ref)
+
+    # a flattened output list with no gen_ai.output.messages fills output_messages: general path
+    message = _message(
+        [
+            ("gen_ai.operation.name", "chat"),
+            ("gen_ai.input.messages", '[{"role":"user","content":"hi"}]'),
+            ("llm.output_messages.0.message.role", "assistant"),
+            ("llm.output_messages.0.message.content", "hello"),
+        ]
+    )
+    ref2, compiled2 = (
+        SpanBuilder(pricing, offloader.offload),
+        _CountingGeneral(pricing, offloader.offload, 300),
+    )
+    assert compiled2.add(message, "p", 1) == ref2.add(message, "p", 1) == 1
+    assert compiled2.general_calls == 1
+    table = compiled2.to_arrow()
+    assert "hello" in table.column("output_messages")[0].as_py()
+    assert_same_tables(ref2.to_arrow(), table)
