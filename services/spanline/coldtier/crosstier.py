@@ -8,15 +8,29 @@ table). Three rules from measurement:
   ``*.metadata.json`` on disk, which a failed commit can leave behind;
 - both branches are cast explicitly to one type per column, or ClickHouse makes a
   ``Variant`` of ``UInt64``/``Int64`` and ``sum()`` fails;
-- the watermark is a UTC midnight (``hot_days`` back), the same day boundary as the hot TTL,
-  so a span is counted in exactly one branch.
+- the watermark is the hot TTL's own boundary, ``now() - hot_days`` (the TTL deletes a span
+  once ``start_time + hot_days`` has passed, at insert or at a TTL merge): a hot span at or
+  after it cannot have been deleted yet, so it comes from the hot branch, and every span
+  before it from the cold branch; each span once. (A UTC-midnight watermark missed up to a
+  day of spans: expired in the hot tier, after the watermark so not read from the cold.)
+
+Who runs the statement: ``--tier all`` needs the hot store, so under ``spanline up`` the
+writer's query endpoint (``spanline.query.endpoint``) runs it on the engine it owns; with
+nothing running the CLI opens the store itself. ``--tier cold`` needs no hot store and runs
+in the caller's own in-memory engine, so a long cold scan never takes memory from the
+writer's capped engine.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import re
+import sys
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -27,9 +41,22 @@ from spanline.coldtier.tables import TABLES, ColdTable
 if TYPE_CHECKING:
     from pyiceberg.table import Table
 
+    from spanline.query.readonly import QueryResult
     from spanline.settings import Settings
 
 TIERS = ("hot", "cold", "all")
+
+
+class ColdTierUnavailable(Exception):
+    """The cold tier cannot be read (no catalog or table yet, catalog unreachable, or this
+    platform cannot give the query its own working directory); the message says which."""
+
+
+def check_tier(tier: str) -> str:
+    """``tier`` if it is one of :data:`TIERS`, else ValueError naming them."""
+    if tier not in TIERS:
+        raise ValueError(f"unknown tier {tier!r}: use hot, cold or all")
+    return tier
 
 
 def _sql_str(value: str) -> str:
@@ -88,10 +115,13 @@ def table_function(settings: Settings, table: Table) -> str:
 
 
 def watermark_sql(hot_days: int) -> str:
-    return f"toDateTime64(toStartOfDay(now('UTC')) - INTERVAL {int(hot_days)} DAY, 6, 'UTC')"
+    """The hot TTL's boundary at query time (``now()`` is one value per query)."""
+    return f"toDateTime64(now('UTC') - INTERVAL {int(hot_days)} DAY, 6, 'UTC')"
 
 
-def source_sql(settings: Settings, tables: dict[str, Table], name: str, tier: str, database: str) -> str:
+def source_sql(
+    settings: Settings, tables: dict[str, Table], name: str, tier: str, database: str, *, final: bool = True
+) -> str:
     cold = TABLES[name]
     select = _select_list(cold)
     t = cold.time_column
@@ -99,83 +129,193 @@ def source_sql(settings: Settings, tables: dict[str, Table], name: str, tier: st
     cold_branch = f"SELECT {select} FROM {table_function(settings, tables[name])}"
     if tier == "cold":
         return cold_branch
-    hot_branch = f"SELECT {select} FROM `{database}`.`{name}` FINAL WHERE `{t}` >= {wm}"
+    dedupe = " FINAL" if final else ""
+    hot_branch = f"SELECT {select} FROM `{database}`.`{name}`{dedupe} WHERE `{t}` >= {wm}"
     return f"{hot_branch} UNION ALL {cold_branch} WHERE `{t}` < {wm}"
 
 
-def wrap(settings: Settings, tables: dict[str, Table], sql: str, tier: str, database: str) -> str:
-    """The user's statement with ``spans``/``scores`` bound to the chosen tier."""
-    ctes = ", ".join(f"`{n}` AS ({source_sql(settings, tables, n, tier, database)})" for n in TABLES)
+def wrap(
+    settings: Settings, tables: dict[str, Table], sql: str, tier: str, database: str, *, final: bool = True
+) -> str:
+    """The user's statement with ``spans``/``scores`` (also spelled ``<database>.spans``, as
+    the trace view does) bound to the chosen tier."""
+    ctes = ", ".join(
+        f"`{n}` AS ({source_sql(settings, tables, n, tier, database, final=final)})" for n in TABLES
+    )
     body = sql.strip().rstrip(";")
+    for name in TABLES:
+        body = re.sub(rf"(?<![\w`.]){re.escape(database)}\.{name}\b", name, body)
     if body[:4].upper() == "WITH" and body[4:5].isspace():
         return f"WITH {ctes}, {body[5:]}"
     return f"WITH {ctes} {body}"
 
 
-def run_tier_query(settings: Settings, sql: str, tier: str, *, max_rows: int | None = None) -> Any:
-    """Run ``sql`` over the cold tier (an in-memory engine) or over both tiers (the hot
-    engine itself); returns spanline.query.readonly.QueryResult."""
-    from spanline.coldtier.tables import ensure_tables
+def open_catalog_readonly(settings: Settings) -> Any:
+    """The Iceberg catalog, opened to read: unlike ``tables.open_catalog`` it creates no
+    directory, catalog table or sqlite file, so the writer can hold it beside the coldtier."""
+    from pyiceberg.catalog import load_catalog
+
+    from spanline.coldtier.config import resolve_catalog_properties
+
+    props = resolve_catalog_properties(settings)
+    if props["type"] == "sql":
+        props["init_catalog_tables"] = "false"
+        uri = props["uri"]
+        if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
+            raise ColdTierUnavailable(
+                f"the cold tier has no catalog yet ({uri[len('sqlite:///') :]}): the coldtier service "
+                "creates it when it starts"
+            )
+    try:
+        return load_catalog(settings.coldtier.catalog_name, **props)
+    except Exception as exc:  # a REST/Glue catalog out of reach: say so, not a stack trace
+        raise ColdTierUnavailable(f"cannot open the Iceberg catalog: {_first_line(exc)}") from None
+
+
+def load_cold_tables(settings: Settings, catalog: Any | None = None) -> dict[str, Table]:
+    """``spans`` and ``scores`` at the catalog's current metadata, never created here."""
+    from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+
+    catalog = catalog if catalog is not None else open_catalog_readonly(settings)
+    ns = settings.coldtier.namespace
+    tables = {}
+    for name in TABLES:
+        try:
+            tables[name] = catalog.load_table((ns, name))
+        except (NoSuchTableError, NoSuchNamespaceError):
+            raise ColdTierUnavailable(
+                f"the cold tier has no table {ns}.{name} yet: the coldtier service creates it when it starts"
+            ) from None
+        except Exception as exc:  # sqlite without catalog tables, a catalog out of reach
+            raise ColdTierUnavailable(
+                f"cannot load {ns}.{name} from the Iceberg catalog: {_first_line(exc)}"
+            ) from None
+    return tables
+
+
+def tier_statement(
+    settings: Settings, sql: str, tier: str, tables: dict[str, Table], *, final: bool = True
+) -> str:
+    """The checked user statement bound to ``tier``; QueryRejected names what is not allowed.
+
+    The check runs on the user's part only: the wrapping itself uses table functions the
+    query surface refuses to the user."""
+    from spanline.query.readonly import check_readonly_sql
+
+    return wrap(settings, tables, check_readonly_sql(sql), tier, settings.writer.database, final=final)
+
+
+def run_statement(
+    client: Any, settings: Settings, statement: str, *, max_rows: int, timeout_s: float
+) -> QueryResult:
+    """Run a :func:`tier_statement` on ``client`` (read-only); engine errors propagate."""
+    from spanline.query.readonly import QueryResult
+
+    with warehouse_cwd(local_warehouse(settings)):
+        result = client.query(
+            statement,
+            settings={
+                "max_result_rows": max_rows,
+                "result_overflow_mode": "break",
+                "max_execution_time": max(1, int(timeout_s)),
+            },
+        )
+    rows = result.result_rows
+    return QueryResult(
+        columns=list(result.column_names),
+        types=[t.name for t in result.column_types],
+        rows=[list(r) for r in rows[:max_rows]],
+        truncated=len(rows) > max_rows,
+    )
+
+
+def run_tier_query(
+    settings: Settings, sql: str, tier: str, *, max_rows: int | None = None, final: bool = True
+) -> QueryResult:
+    """Run ``sql`` in this process: over the cold tier in an in-memory engine, or over both
+    tiers on the hot store opened here (so not while a running pipeline owns an embedded
+    one: ``spanline.query.client.open_backend(settings, tier="all")`` goes through its
+    endpoint then)."""
     from spanline.query.client import QueryError, endpoint_alive, endpoint_url
-    from spanline.query.readonly import QueryRejected, QueryResult, check_readonly_sql
+    from spanline.query.readonly import QueryRejected, check_readonly_sql
     from spanline.writer.config import dsn_is_embedded, resolve_dsn
     from spanline.writer.store import StoreError
 
-    try:
-        check_readonly_sql(sql)  # the user's part: the same surface as the hot tier
-    except QueryRejected as exc:
-        raise QueryError(str(exc)) from None
     w = settings.writer
-    _, tables = ensure_tables(settings)
-    for t in tables.values():
-        t.refresh()
+    try:
+        check_tier(tier)
+        check_readonly_sql(sql)  # a refused statement is named before the catalog is read
+        tables = load_cold_tables(settings)
+        statement = tier_statement(settings, sql, tier, tables, final=final)
+    except (QueryRejected, ColdTierUnavailable, ValueError) as exc:
+        raise QueryError(str(exc)) from None
     dsn = resolve_dsn(settings)
     if tier == "cold":
         dsn = "chdb://"  # in memory: the hot store may be owned by a running writer
     elif dsn_is_embedded(dsn) and endpoint_alive(endpoint_url(settings)):
         raise QueryError(
-            "--tier all joins the embedded hot store, which the running pipeline owns: use --tier hot "
-            "and --tier cold separately while `spanline up` runs, or a ClickHouse server DSN"
+            "--tier all reads the embedded hot store, which the running pipeline owns: its query "
+            "endpoint runs the query (spanline query --tier all does so)"
         )
-    statement = wrap(settings, tables, sql, tier, w.database)
     try:
-        client = _client(settings, dsn, w.query_timeout_s)
+        client = _client(dsn, w.query_timeout_s)
     except StoreError as exc:
         raise QueryError(str(exc)) from None
-    limit = max_rows or w.query_max_rows
     try:
-        with _cwd(_local_warehouse(settings)):
-            result = client.query(
-                statement,
-                settings={
-                    "max_result_rows": limit,
-                    "result_overflow_mode": "break",
-                    "max_execution_time": max(1, int(w.query_timeout_s)),
-                },
-            )
+        return run_statement(
+            client, settings, statement, max_rows=max_rows or w.query_max_rows, timeout_s=w.query_timeout_s
+        )
+    except ColdTierUnavailable as exc:
+        raise QueryError(str(exc)) from None
     except Exception as exc:
-        raise QueryError(
-            str(exc).strip().splitlines()[0][:1000] if str(exc).strip() else type(exc).__name__
-        ) from None
+        from spanline.query.readonly import engine_error_text
+
+        raise QueryError(engine_error_text(exc, statement)) from None
     finally:
         client.close()
-    rows = result.result_rows
-    return QueryResult(
-        columns=list(result.column_names),
-        types=[t.name for t in result.column_types],
-        rows=[list(r) for r in rows[:limit]],
-        truncated=len(rows) > limit,
-    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:500] if text else type(exc).__name__
+
+
+# unshare(2) flag: the calling thread stops sharing cwd, root and umask with the process
+_CLONE_FS = 0x00000200
+
+
+def _own_cwd_for_this_thread() -> bool:
+    """Give the calling thread a working directory of its own (Linux ``unshare(CLONE_FS)``);
+    False where that is impossible (another OS, or a seccomp profile that refuses it)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.unshare(_CLONE_FS)) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 @contextlib.contextmanager
-def _cwd(path: str | None) -> Iterator[None]:
-    """The embedded engine lets ``icebergLocal`` read only below its ``user_files_path``,
-    which is ``.`` (the working directory) for an engine directory created without one, as
-    the writer's is; the query therefore runs from the warehouse root."""
-    if path is None:
+def warehouse_cwd(path: str | None) -> Iterator[None]:
+    """Run the block with the working directory at ``path`` (a local warehouse).
+
+    The embedded engine lets ``icebergLocal`` read only below its ``user_files_path``, which
+    clickhouse-local (so chdb) fixes to the working directory; a ``user_files_path`` in the
+    engine's options is accepted but not used (measured with chdb 26.9). The check is made
+    in the thread that sends the query, so that thread alone moves: ``unshare(CLONE_FS)``
+    gives it its own working directory and the rest of the process (the writer's consumer,
+    its other queries) keeps the one it had. A warehouse already below the working directory
+    needs no move; a single-threaded process (the CLI) may simply change directory."""
+    if path is None or _below(path, os.getcwd()):
         yield
         return
+    if not _own_cwd_for_this_thread() and threading.active_count() > 1:
+        raise ColdTierUnavailable(
+            f"the local cold tier ({path}) is outside this process's working directory and this "
+            "platform cannot give one thread its own (unshare(CLONE_FS) refused): start "
+            "`spanline up` from a directory above the warehouse, or query it with nothing running"
+        )
     before = os.getcwd()
     os.chdir(path)
     try:
@@ -184,33 +324,37 @@ def _cwd(path: str | None) -> Iterator[None]:
         os.chdir(before)
 
 
-def _client(settings: Settings, dsn: str, timeout_s: float) -> Any:
-    from spanline.writer.store import connect
+def _below(path: str, root: str) -> bool:
+    p, r = os.path.normpath(path), os.path.normpath(root)
+    return r == "/" or p == r or p.startswith(r + "/")
 
-    return connect(dsn, readonly=True, timeout_s=timeout_s)
 
-
-def _local_warehouse(settings: Settings) -> str | None:
+def local_warehouse(settings: Settings) -> str | None:
+    """The warehouse directory of a ``file://`` warehouse, None for object storage."""
     from spanline.coldtier.config import resolve_warehouse
 
     warehouse = resolve_warehouse(settings)
     return urlsplit(warehouse).path if warehouse.startswith("file://") else None
 
 
+def _client(dsn: str, timeout_s: float) -> Any:
+    from spanline.writer.store import connect
+
+    return connect(dsn, readonly=True, timeout_s=timeout_s)
+
+
 class TierBackend:
     """A query backend (``spanline.query.client.QueryBackend``) over the cold tier or both,
-    so ``spanline trace`` renders a cold trace with the hot tier's own code."""
+    run in this process, so ``spanline trace`` renders a cold trace with the hot tier's own
+    code."""
 
     def __init__(self, settings: Settings, tier: str) -> None:
         self.settings = settings
-        self.tier = tier
+        self.tier = check_tier(tier)
         self.database = settings.writer.database
 
-    def query(self, sql: str, *, final: bool = True) -> Any:
-        # the trace view names `<database>.spans`; here spans/scores are the tier's CTEs
-        for name in TABLES:
-            sql = sql.replace(f"{self.database}.{name}", name)
-        return run_tier_query(self.settings, sql, self.tier)
+    def query(self, sql: str, *, final: bool = True) -> QueryResult:
+        return run_tier_query(self.settings, sql, self.tier, final=final)
 
     def close(self) -> None:
         return None

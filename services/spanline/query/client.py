@@ -2,7 +2,9 @@
 
 For the embedded engine the local endpoint is tried first (``spanline up`` owns the data
 directory); when nothing answers, the directory is opened directly, read-only. A server DSN
-is always queried directly.
+is always queried directly. The tier decides too: ``all`` follows the hot store (through
+the endpoint while a pipeline owns it), ``cold`` needs no hot store and always runs in this
+process's own in-memory engine (:mod:`spanline.coldtier.crosstier`).
 """
 
 from __future__ import annotations
@@ -71,25 +73,30 @@ class DirectBackend:
 
 
 class HttpBackend:
-    """Queries through the local endpoint of the process that owns the engine."""
+    """Queries through the local endpoint of the process that owns the engine; ``tier``
+    (hot, cold, all) is sent along and must come back, or the endpoint predates tiers."""
 
-    def __init__(self, url: str, database: str, *, timeout_s: float) -> None:
+    def __init__(self, url: str, database: str, *, timeout_s: float, tier: str = "hot") -> None:
         self.url = url.rstrip("/")
         self.database = database
         self.timeout_s = timeout_s
+        self.tier = tier
 
     def query(self, sql: str, *, final: bool = True) -> QueryResult:
         try:
             check_readonly_sql(sql)  # same message as the direct path, without a round trip
         except QueryRejected as exc:
             raise QueryError(str(exc)) from None
-        body = json.dumps({"sql": sql, "final": final}).encode("utf-8")
+        payload: dict[str, Any] = {"sql": sql, "final": final}
+        if self.tier != "hot":
+            payload["tier"] = self.tier
+        body = json.dumps(payload).encode("utf-8")
         request = urllib.request.Request(  # noqa: S310 - loopback URL built from settings
             self.url + "/query", data=body, headers={"Content-Type": "application/json"}, method="POST"
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s + 5) as response:  # noqa: S310
-                return QueryResult.from_json(json.loads(response.read()))
+                answer = json.loads(response.read())
         except urllib.error.HTTPError as exc:
             try:
                 detail = json.loads(exc.read()).get("error", exc.reason)
@@ -98,6 +105,12 @@ class HttpBackend:
             raise QueryError(str(detail)) from None
         except (urllib.error.URLError, OSError) as exc:
             raise QueryError(f"query endpoint {self.url} failed: {exc}") from None
+        if answer.get("tier", "hot") != self.tier:
+            raise QueryError(
+                f"the running pipeline's query endpoint ({self.url}) does not serve --tier {self.tier}: "
+                "restart `spanline up` with this version of spanline"
+            )
+        return QueryResult.from_json(answer)
 
     def close(self) -> None:
         return None
@@ -118,18 +131,29 @@ def endpoint_alive(url: str, timeout_s: float = 0.5) -> bool:
         return False
 
 
-def open_backend(settings: Settings, *, notice: Callable[[str], None] | None = None) -> QueryBackend:
+def open_backend(
+    settings: Settings, *, notice: Callable[[str], None] | None = None, tier: str = "hot"
+) -> QueryBackend:
     """The endpoint when a pipeline serves one, else a direct read-only connection.
 
     A `spanline up` started from another directory (so with another ``data_dir``) is found
     through its state file when this data directory has nothing; ``notice`` is told which
-    pipeline answers, so the person knows whose data they see."""
+    pipeline answers, so the person knows whose data they see. ``tier`` cold is always read
+    here (an in-memory engine, no hot store); ``all`` goes where the hot store is."""
+    from spanline.coldtier.crosstier import TierBackend, check_tier
+
+    try:
+        check_tier(tier)
+    except ValueError as exc:
+        raise QueryError(str(exc)) from None
     w = settings.writer
     dsn = resolve_dsn(settings)
+    if tier == "cold" or (tier == "all" and not dsn_is_embedded(dsn)):
+        return TierBackend(settings, tier)
     if dsn_is_embedded(dsn):
         url = endpoint_url(settings)
         if endpoint_alive(url):
-            return HttpBackend(url, w.database, timeout_s=w.query_timeout_s)
+            return HttpBackend(url, w.database, timeout_s=w.query_timeout_s, tier=tier)
         path = chdb_path(dsn)
         if path is not None:
             data_dir = settings.data_dir.resolve()
@@ -141,7 +165,7 @@ def open_backend(settings: Settings, *, notice: Callable[[str], None] | None = N
                         f"no pipeline serves {data_dir}; using the running `spanline up` of "
                         f"{other.data_dir} (pid {other.pid}, {other.query_url}). " + _POINT_ELSEWHERE
                     )
-                return HttpBackend(other.query_url, w.database, timeout_s=w.query_timeout_s)
+                return HttpBackend(other.query_url, w.database, timeout_s=w.query_timeout_s, tier=tier)
             if ups and notice is not None:  # old data here, the live pipeline elsewhere
                 notice(
                     f"showing the data in {data_dir}; the running `spanline up` (pid {ups[0].pid}) "
@@ -157,6 +181,8 @@ def open_backend(settings: Settings, *, notice: Callable[[str], None] | None = N
                     engine_locked_message(path) + f" Nothing answered at {url}: is writer.query_port the "
                     "port the running pipeline uses?"
                 )
+    if tier == "all":  # nothing owns the embedded store: open it here
+        return TierBackend(settings, tier)
     try:
         client = connect(dsn, readonly=True, timeout_s=w.query_timeout_s, database=w.database)
     except EngineLocked as exc:

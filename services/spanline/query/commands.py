@@ -21,13 +21,8 @@ def run_query(
     from spanline.query.formatting import format_result
 
     try:
-        backend: QueryBackend
-        if tier == "hot":
-            backend = open_backend(settings, notice=_notice("query"))
-        else:  # cold tier or both: spanline.coldtier.crosstier binds spans/scores to the tier
-            from spanline.coldtier.crosstier import TierBackend
-
-            backend = TierBackend(settings, tier)
+        # cold: this process reads Iceberg; all: through the running pipeline's endpoint, else here
+        backend: QueryBackend = open_backend(settings, notice=_notice("query"), tier=tier)
         try:
             result = backend.query(sql, final=final)
         finally:
@@ -82,11 +77,14 @@ def run_trace(settings: Settings, trace_id: str, *, as_json: bool = False, proje
         print(f"spanline trace: {exc}", file=sys.stderr)
         return 1
     if not view.spans and not view.scores:
-        # older than the hot window: the cold tier holds every trace
-        from spanline.coldtier.crosstier import TierBackend
-
+        # older than the hot window: the cold tier holds every trace (read here, while
+        # `spanline up` runs too: the cold tier needs no hot store)
         try:
-            view = fetch_trace(TierBackend(settings, "cold"), trace_id, project=project)
+            cold = open_backend(settings, tier="cold")
+            try:
+                view = fetch_trace(cold, trace_id, project=project)
+            finally:
+                cold.close()
         except QueryError as exc:
             print(
                 f"spanline trace: trace {view.trace_id} not found in the hot tier; the cold tier "
@@ -127,11 +125,13 @@ def _cmd_trace(args: argparse.Namespace) -> int:
 def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = subparsers.add_parser(
         "query",
-        help="run read-only SQL against the hot store (works while `spanline up` runs)",
+        help="run read-only SQL on the hot store, the cold tier or both (works while `spanline up` runs)",
         description=(
             "Runs one read-only statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS). Tables: "
             "spans, logs, scores, alerts, audit in the writer.database. Results are deduplicated "
-            "(SETTINGS final=1) unless --no-final."
+            "(SETTINGS final=1) unless --no-final. With --tier cold|all, spans and scores name the "
+            "cold tier (Iceberg) or both tiers; --tier all runs in the running pipeline's writer "
+            "while `spanline up` runs, --tier cold always in this process."
         ),
     )
     p.add_argument("sql", help='the statement, e.g. "SELECT name, count() FROM spans GROUP BY name"')
@@ -141,13 +141,16 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
         "--tier",
         choices=["hot", "cold", "all"],
         default="hot",
-        help="hot: ClickHouse; cold: Iceberg (spans, scores); all: hot rows newer than the hot window's "
-        "watermark plus cold rows older, each span once",
+        help="hot: ClickHouse; cold: Iceberg (spans, scores); all: hot rows at or after the hot window's "
+        "watermark (UTC midnight retention.hot_days back) plus cold rows before it, each span once",
     )
     _config_arg(p)
     p.set_defaults(func=_cmd_query)
 
-    p = subparsers.add_parser("trace", help="print one trace as a span tree with timings, cost and scores")
+    p = subparsers.add_parser(
+        "trace",
+        help="print one trace as a span tree with timings, cost and scores (hot tier, else the cold tier)",
+    )
     p.add_argument("trace_id", help="32 hex characters")
     p.add_argument("--json", action="store_true", help="machine-readable, payloads inlined")
     p.add_argument("--project", default=None, help="only this project's spans")

@@ -6,6 +6,13 @@ the owner serves ``POST /query`` on 127.0.0.1 and the CLI talks to that. The end
 its own client with ``readonly=2`` (enforced by the engine) plus the statement check of
 :mod:`spanline.query.readonly`.
 
+A request may name a tier (``"tier": "hot" | "cold" | "all"``, default hot). For cold and
+all the endpoint binds ``spans``/``scores`` to the cold tier or to both
+(:mod:`spanline.coldtier.crosstier`), loading the Iceberg catalog read-only and pinning each
+table's current metadata file per request, so ``spanline query --tier all`` works while the
+writer owns the hot store. The answer names the tier it ran, so a client can tell an
+endpoint that ignored the field.
+
 Browser safety: requests must be ``Content-Type: application/json`` (a cross-site page
 cannot send that without a CORS preflight, which is never granted) and name a loopback
 ``Host`` (defeats DNS rebinding).
@@ -22,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from spanline.query.readonly import QueryRejected, engine_error_text, run_readonly
+from spanline.query.readonly import QueryRejected, check_readonly_sql, engine_error_text, run_readonly
 from spanline.writer.metrics import QUERIES
 
 if TYPE_CHECKING:
@@ -48,8 +55,11 @@ class QueryEndpoint:
         max_rows: int = 100_000,
         timeout_s: float = 30.0,
         own_client: bool = True,
+        settings: Settings | None = None,
     ) -> None:
         self.client = client
+        # the pipeline's settings: the cold tier's catalog and the hot window; None serves hot only
+        self.settings = settings
         self.database = database
         self.host = host
         self.port = port
@@ -92,12 +102,39 @@ class QueryEndpoint:
             except Exception:  # closing must not mask the shutdown
                 log.debug("closing query client failed", exc_info=True)
 
-    def execute(self, sql: str, final: bool) -> dict[str, Any]:
-        with self._lock:
-            result = run_readonly(
-                self.client, sql, max_rows=self.max_rows, timeout_s=self.timeout_s, final=final
-            )
-        return result.to_json()
+    def execute(self, sql: str, final: bool, tier: str = "hot") -> dict[str, Any]:
+        """QueryRejected for a statement or tier the surface refuses, ColdTierUnavailable when
+        the cold tier cannot be read, ClickHouseError (hot) or TierQueryFailed (cold, all)
+        from the engine."""
+        if tier == "hot":
+            with self._lock:
+                result = run_readonly(
+                    self.client, sql, max_rows=self.max_rows, timeout_s=self.timeout_s, final=final
+                )
+            return {**result.to_json(), "tier": tier}
+        from spanline.coldtier.crosstier import check_tier, load_cold_tables, run_statement, tier_statement
+
+        try:
+            check_tier(tier)
+        except ValueError as exc:
+            raise QueryRejected(str(exc)) from None
+        if self.settings is None:
+            raise QueryRejected("this endpoint serves the hot tier only")
+        check_readonly_sql(sql)  # a refused statement is named before the catalog is read
+        tables = load_cold_tables(self.settings)  # catalog I/O outside the engine lock
+        statement = tier_statement(self.settings, sql, tier, tables, final=final)
+        try:
+            with self._lock:
+                result = run_statement(
+                    self.client, self.settings, statement, max_rows=self.max_rows, timeout_s=self.timeout_s
+                )
+        except ClickHouseError as exc:  # positions and text refer to the bound statement
+            raise TierQueryFailed(engine_error_text(exc, statement)) from None
+        return {**result.to_json(), "tier": tier}
+
+
+class TierQueryFailed(Exception):
+    """The engine refused a cold/all statement; the message is the engine's, made readable."""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -153,16 +190,29 @@ class _Handler(BaseHTTPRequestHandler):
             request = json.loads(self.rfile.read(length))
             sql = request["sql"]
             final = bool(request.get("final", True))
+            tier = request.get("tier", "hot")
             if not isinstance(sql, str):
                 raise TypeError("sql must be a string")
+            if not isinstance(tier, str):
+                raise TypeError("tier must be a string")
         except (ValueError, KeyError, TypeError) as exc:
             self._send(HTTPStatus.BAD_REQUEST, {"error": f"expected JSON {{'sql': '...'}}: {exc}"})
             return
+        from spanline.coldtier.crosstier import ColdTierUnavailable
+
         try:
-            payload = self.owner.execute(sql, final)
+            payload = self.owner.execute(sql, final, tier)
         except QueryRejected as exc:
             QUERIES.labels(outcome="rejected").inc()
             self._send(HTTPStatus.BAD_REQUEST, {"error": str(exc), "kind": "rejected"})
+            return
+        except ColdTierUnavailable as exc:
+            QUERIES.labels(outcome="error").inc()
+            self._send(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc), "kind": "cold_tier"})
+            return
+        except TierQueryFailed as exc:
+            QUERIES.labels(outcome="error").inc()
+            self._send(HTTPStatus.UNPROCESSABLE_ENTITY, {"error": str(exc), "kind": "clickhouse"})
             return
         except ClickHouseError as exc:
             QUERIES.labels(outcome="error").inc()
@@ -191,6 +241,7 @@ def start_query_endpoint(settings: Settings, *, port: int | None = None) -> Quer
         port=w.query_port if port is None else port,
         max_rows=w.query_max_rows,
         timeout_s=w.query_timeout_s,
+        settings=settings,
     )
     try:
         endpoint.start()
