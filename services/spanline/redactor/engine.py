@@ -265,17 +265,21 @@ def _walk_traces(walk: MessageWalk, data: TracesData) -> None:
             for span in ss.spans:
                 only: list[int] | None = None
                 unverified: set[int] = set()
+                found: tuple[list[bytes], dict[int, list[tuple[int, int]]]] | None = None
                 if fast:
                     if dirty is not None and index not in dirty:
                         index += 1
                         continue
-                    only = p.dirty_elements(span_attribute_bytes(parts[index]), unverified)
+                    found = (span_attribute_bytes(parts[index]), {})
+                    only = p.dirty_elements(found[0], unverified, found[1])
+                    if only is None:
+                        found = None  # too many matches: they were not all located
                     located = located or only is None or bool(only)
                 index += 1
                 new = text(span.name)
                 if new is not None:
                     span.name = new
-                walk.attributes(span.attributes, only, unverified)
+                walk.attributes(span.attributes, only, unverified, found)
                 for event in span.events:
                     new = text(event.name)
                     if new is not None:
@@ -310,18 +314,22 @@ def _walk_logs(walk: MessageWalk, data: LogsData) -> None:
             for record in sl.log_records:
                 dirty: list[int] | None = None
                 unverified: set[int] = set()
+                found: tuple[list[bytes], dict[int, list[tuple[int, int]]]] | None = None
                 if skip is not None:
                     serialized = record.SerializeToString()
                     if skip(serialized) and (not record.event_name or p.text_is_clean(record.event_name)):
                         continue
-                    dirty = p.dirty_elements(log_record_attribute_bytes(serialized), unverified)
+                    found = (log_record_attribute_bytes(serialized), {})
+                    dirty = p.dirty_elements(found[0], unverified, found[1])
+                    if dirty is None:
+                        found = None  # too many matches: they were not all located
                 if record.HasField("body"):
                     walk.dropped = False
                     walk.any_value(record.body, None)
                     if walk.dropped:
                         record.ClearField("body")
                     walk.dropped = False
-                walk.attributes(record.attributes, dirty, unverified)
+                walk.attributes(record.attributes, dirty, unverified, found)
                 if record.event_name:
                     new = text(record.event_name)
                     if new is not None:

@@ -257,6 +257,27 @@ def log_record_attribute_bytes(serialized_record: bytes) -> list[bytes]:
     return list(view.attributes)
 
 
+UNKNOWN_DETECTOR: Final = -1
+PROTOBUF_ONLY: Final = -2
+SENSITIVE_KEY_HIT: Final = -3
+
+
+def text_hits(hits: list[tuple[int, int]] | None) -> list[tuple[int, int]] | None:
+    """Located matches as they matter in a JSON document's text: ``(end, detector)`` for
+    the triggers (the detector -1 when unknown), None if a sensitive key closes there (or
+    ``hits`` is None); matches of protobuf-only patterns are left out."""
+    if hits is None:
+        return None
+    out: list[tuple[int, int]] = []
+    for hit in hits:
+        code = hit[1]
+        if code >= UNKNOWN_DETECTOR:
+            out.append(hit)
+        elif code == SENSITIVE_KEY_HIT:
+            return None
+    return out
+
+
 class _Hits:
     """Per-thread scan state: one bound handler instead of a closure per scan.
 
@@ -294,9 +315,13 @@ class Prefilter:
         json_nesting: int,
         max_bytes: int,
         identifier_keys: Sequence[str] = (),
+        owners: Sequence[int] = (),
     ) -> None:
         """``identifier_keys``: attribute keys whose value the walk always replaces (by a
-        pseudonym), matched as the serialised key of a ``KeyValue`` followed by its value."""
+        pseudonym), matched as the serialised key of a ``KeyValue`` followed by its value.
+        ``owners``: the detector of each trigger, in the order of ``trigger_groups``
+        (:meth:`Scanner.element_trigger_owners`); without them :meth:`locate_in_text`
+        names no detectors."""
         if not HYPERSCAN_AVAILABLE:
             raise RuntimeError("the prefilter needs hyperscan")
         groups: list[list[tuple[bytes, bool]]] = [
@@ -312,12 +337,27 @@ class Prefilter:
         if sensitive_keys:
             element.insert(0, (ELEMENT_PATTERNS[0], False))
         element += [(identifier_key_pattern(k), False) for k in identifier_keys]
+        # Ids of the sensitive-key patterns (a key word closing a JSON key), right after
+        # the triggers of the first group.
+        first = len(groups[0]) - (len(TEXT_PATTERNS) if sensitive_keys else 0)
+        self._key_ids = range(first, len(groups[0]))
         numbered: list[list[tuple[bytes, bool, int]]] = []
         next_id = 0
         for group in groups:
             numbered.append([(p, c, next_id + i) for i, (p, c) in enumerate(group)])
             next_id += len(group)
         self._text_count = next_id
+        # What a located match of each pattern id means in text (see text_hits): the index of
+        # the detector owning the trigger (UNKNOWN_DETECTOR without owners), SENSITIVE_KEY_HIT,
+        # or PROTOBUF_ONLY for the patterns that only mean something in serialised protobuf.
+        code_of = [UNKNOWN_DETECTOR] * next_id + [PROTOBUF_ONLY] * len(element)
+        for i in self._key_ids:
+            code_of[i] = SENSITIVE_KEY_HIT
+        trigger_ids = [i for i in range(next_id) if i not in self._key_ids]
+        if len(owners) == len(trigger_ids):
+            for i, owner in zip(trigger_ids, owners, strict=True):
+                code_of[i] = owner
+        self._code_of = code_of
         numbered[0] += [(p, c, next_id + i) for i, (p, c) in enumerate(element)]
         self._groups = [group for group in numbered if group]
         self._patterns_all = [p for group in self._groups for p in group]
@@ -347,22 +387,52 @@ class Prefilter:
             return True
         return False
 
-    def _locate_state(self) -> tuple[list[Any], list[int], Any]:
+    def _locate_state(self) -> tuple[list[Any], list[tuple[int, int]], Any]:
         state = getattr(self._local, "locate", None)
         if state is None:
-            ends: list[int] = []
-            append = ends.append
+            hits: list[tuple[int, int]] = []
+            append = hits.append
+            code_of = self._code_of
 
-            def on_match(_index: int, _start: int, end: int, _flags: int, _ctx: object) -> bool:
-                append(end)
-                return len(ends) >= MAX_LOCATED_MATCHES
+            def on_match(index: int, _start: int, end: int, _flags: int, _ctx: object) -> bool:
+                append((end, code_of[index]))
+                return len(hits) >= MAX_LOCATED_MATCHES
 
-            # Every match reported, to tell which element it is in.
-            state = ([compile_database(group, 0) for group in self._groups], ends, on_match)
+            # Every match reported, to tell which element (and which literal) it is in.
+            state = ([compile_database(group, 0) for group in self._groups], hits, on_match)
             self._local.locate = state
         return state  # type: ignore[no-any-return]
 
-    def flag_elements(self, serialized: Sequence[bytes], escaped: set[int]) -> set[int] | None:
+    def _located(self, data: bytes) -> list[tuple[int, int]] | None:
+        """Every match in ``data`` as ``(end offset, code)``, by offset; None if too many."""
+        dbs, hits, on_match = self._locate_state()
+        hits.clear()
+        try:
+            for db in dbs:
+                db.scan(data, match_event_handler=on_match)
+        except _hs.ScanTerminated:
+            return None
+        hits.sort()
+        return list(hits)
+
+    def locate_in_text(self, data: bytes) -> list[tuple[int, int]] | None:
+        """Where the triggers match in ``data`` (a JSON document's raw UTF-8, escapes as they
+        are): ``(end offset, detector index or -1)`` of each match, by end offset; None if
+        a sensitive key closes there or there are too many matches to be worth locating.
+
+        Only the raw text is scanned: what its JSON escapes decode to is the caller's to
+        check (the string literals holding a backslash).
+        """
+        if len(data) > self._max_bytes:
+            return None
+        return text_hits(self._located(data))
+
+    def flag_elements(
+        self,
+        serialized: Sequence[bytes],
+        escaped: set[int],
+        hits_out: dict[int, list[tuple[int, int]]] | None = None,
+    ) -> set[int] | None:
         """Indices of the elements that are not clean (see :meth:`clean_element`), in one pass
         per database.
 
@@ -370,6 +440,9 @@ class Prefilter:
         those without a hit as they are are added to ``escaped`` (the caller checks their
         JSON documents, which decodes them once). None means "all of them" (so many hits
         that looking element by element is pointless).
+        ``hits_out`` receives, per element with a match, ``(end offset in the element, code)``
+        of its matches (see :func:`text_hits`), so that the JSON documents in it need no scan
+        of their own.
         """
         data = b"\n".join(serialized)
         flagged: set[int] = set()
@@ -390,15 +463,14 @@ class Prefilter:
         else:
             segments = list(serialized)
         starts = joined_starts(segments)
-        dbs, ends, on_match = self._locate_state()
-        for db in dbs:
-            ends.clear()
-            try:
-                db.scan(data, match_event_handler=on_match)
-            except _hs.ScanTerminated:
-                return None
-            for end in ends:
-                flagged.add(part_of(starts, end))
+        hits = self._located(data)
+        if hits is None:
+            return None
+        for end, code in hits:
+            element = part_of(starts, end)
+            flagged.add(element)
+            if hits_out is not None:
+                hits_out.setdefault(element, []).append((end - starts[element], code))
         if undecoded:
             escaped.update(undecoded - flagged)
             flagged |= undecoded

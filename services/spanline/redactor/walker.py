@@ -35,9 +35,10 @@ from spanline.redactor.detectors import (
     mask_label,
 )
 from spanline.redactor.errors import RedactionError
+from spanline.redactor.json_literals import candidate_values, nesting_depth
 from spanline.redactor.ner import FREE_TEXT_KEY, BatchNer
 from spanline.redactor.policy import KeyFilter, ResolvedPolicy
-from spanline.redactor.prefilter import Prefilter
+from spanline.redactor.prefilter import Prefilter, text_hits
 from spanline.redactor.pseudonym import IDENTIFIER_KEYS, IDENTIFIER_PSEUDONYM, identifier_pseudonym, pseudonym
 
 REDACTION_ATTR: Final = "spanline.redaction"
@@ -67,6 +68,17 @@ class _NotJson:
 
 
 _NOT_JSON: Final = _NotJson()
+
+
+class _Walk:
+    pass
+
+
+# The located path cannot tell: parse and walk the document.
+_WALK: Final = _Walk()
+_scanstring: Final = json.decoder.scanstring  # type: ignore[attr-defined]
+# A serialised KeyValue and the prefilter's (end offset, code) matches in it.
+Located = tuple[bytes, list[tuple[int, int]]]
 
 
 class CompiledPolicy:
@@ -141,6 +153,7 @@ class CompiledPolicy:
                     json_nesting=limits.max_json_nesting,
                     max_bytes=limits.max_string_chars,
                     identifier_keys=sorted(self.identifier_keys),
+                    owners=scanner.element_trigger_owners(),
                 )
                 if prefilters is not None:
                     prefilters[key] = prefilter
@@ -152,12 +165,18 @@ class CompiledPolicy:
         """True if redacting ``text`` as a value (or as plain text) would change nothing."""
         return self.prefilter is not None and self.prefilter.clean_text(text)
 
-    def dirty_elements(self, serialized: list[bytes], escaped: set[int]) -> list[int] | None:
+    def dirty_elements(
+        self,
+        serialized: list[bytes],
+        escaped: set[int],
+        hits_out: dict[int, list[tuple[int, int]]] | None = None,
+    ) -> list[int] | None:
         """Ascending indices of the elements (spans, attributes... serialised by upb) the walk
-        may change; None for all of them. ``escaped``: see :meth:`Prefilter.flag_elements`."""
+        may change; None for all of them. ``escaped`` and ``hits_out``: see
+        :meth:`Prefilter.flag_elements`."""
         if self.prefilter is None:
             return None
-        flagged = self.prefilter.flag_elements(serialized, escaped)
+        flagged = self.prefilter.flag_elements(serialized, escaped, hits_out)
         if flagged is None:
             return None
         for lit in self._removed_key_literals:
@@ -336,10 +355,19 @@ class MessageWalk:
             return None
         return self._apply(s, findings)
 
-    def string(self, s: str, key: str | None, nesting: int = 0, prechecked: bool = False) -> str | None:
+    def string(
+        self,
+        s: str,
+        key: str | None,
+        nesting: int = 0,
+        prechecked: bool = False,
+        located: Located | None = None,
+    ) -> str | None:
         """Redact a string value found under ``key``: whole-value credential, JSON, or text.
 
         ``prechecked``: the prefilter already said the value may need redaction.
+        ``located``: the serialised ``KeyValue`` holding ``s`` and the prefilter's matches
+        in it (:meth:`Prefilter.flag_elements`), so a JSON document in it is not scanned again.
         """
         if not s:
             return None
@@ -354,9 +382,11 @@ class MessageWalk:
         if (first == "{" or first == "[") and nesting < p.limits.max_json_nesting:
             if len(s) > p.limits.max_string_chars:
                 raise RedactionError("a string value exceeds redactor.max_string_chars")
-            if not prechecked and p.prefilter is not None and p.prefilter.clean_text(s):
-                return None  # parsed or not, nothing in it can be found
-            result = self._json(s, nesting)
+            result = _WALK if p.prefilter is None else self._located_json(s, nesting, located)
+            if result is _WALK:
+                if not prechecked and p.prefilter is not None and p.prefilter.clean_text(s):
+                    return None  # parsed or not, nothing in it can be found
+                result = self._json(s, nesting)
             if result is not _NOT_JSON:
                 return result  # type: ignore[return-value]
         if key is not None and p.id_context_keys and len(s) <= 64 and p.is_id_context_key(key):
@@ -377,6 +407,72 @@ class MessageWalk:
         if -100_000_000 < value < 100_000_000:
             return None
         return self.text(str(value))  # with the message's memo of findings
+
+    def _located_json(self, s: str, nesting: int, located: Located | None) -> str | _NotJson | _Walk | None:
+        """Redact a JSON document through the string literals the prefilter located
+        (:mod:`spanline.redactor.json_literals`): each is decoded and redacted as the walk
+        would redact that leaf, the others are not looked at. ``_WALK`` when the document
+        needs the walk (a sensitive key, a match outside member values, too deep...).
+
+        The result is what the walk returns: the document re-serialised by :func:`_dump`
+        when something changed (parsed again after the redacted literals are put in).
+        """
+        p = self.p
+        assert p.prefilter is not None
+        data = s.encode("utf-8", "surrogatepass")
+        ends: list[tuple[int, int]] | None
+        if located is not None and (offset := len(located[0]) - len(data)) > 0 and located[0].endswith(data):
+            # The document closes its serialised KeyValue: its matches are already located.
+            ends = text_hits([(end - offset, code) for end, code in located[1] if end > offset])
+        else:
+            ends = p.prefilter.locate_in_text(data)
+        if ends is None:
+            return _WALK
+        if not ends and b"\\" not in data:
+            return None  # parsed or not, nothing in it can be found
+        try:
+            obj = json.loads(s)
+        except (ValueError, RecursionError):
+            return _NOT_JSON
+        if not isinstance(obj, dict | list):
+            return _NOT_JSON
+        if (
+            data.count(b"[") + data.count(b"{") > p.limits.max_json_depth
+            and nesting_depth(data) > p.limits.max_json_depth
+        ):
+            return _WALK
+        found = candidate_values(data, ends)
+        if found is None:
+            return _WALK
+        replaced: list[tuple[int, int, str]] = []
+        memo = self.findings
+        id_key = p.is_id_context_key if p.id_context_keys else None
+        for start, end, key, detectors in found:
+            raw = data[start:end].decode("utf-8", "surrogatepass")
+            if detectors is None:
+                new = self.string(_scanstring(raw, 1)[0], key, nesting + 1)
+            else:
+                value = raw[1:-1]
+                if _may_hold_json(value) or (id_key is not None and len(value) <= 64 and id_key(key)):
+                    new = self.string(value, key, nesting + 1)
+                else:
+                    # What string() -> text() does, with the detectors already known.
+                    findings = memo.get(value)
+                    if findings is None:
+                        findings = memo[value] = p.scanner.scan_triggered(value, detectors)
+                    new = self._apply(value, findings) if findings else None
+            if new is not None:
+                replaced.append((start, end, new))
+        if not replaced:
+            return None
+        pieces: list[bytes] = []
+        last = 0
+        for start, end, new in replaced:
+            pieces.append(data[last:start])
+            pieces.append(json.dumps(new, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+            last = end
+        pieces.append(data[last:])
+        return _dump(json.loads(b"".join(pieces).decode("utf-8", "surrogatepass")), s)
 
     def _json(self, s: str, nesting: int) -> str | _NotJson | None:
         remember = self.p.fast_paths and nesting == 0 and s[:1] == "[" and s[-1:] == "]"
@@ -662,13 +758,18 @@ class MessageWalk:
 
     # -- OTLP ----------------------------------------------------------------------------
 
-    def any_value(self, root: AnyValue, key: str | None, prechecked: bool = False) -> None:
+    def any_value(
+        self, root: AnyValue, key: str | None, prechecked: bool = False, located: Located | None = None
+    ) -> None:
         stack: list[tuple[AnyValue, str | None]] = [(root, key)]
         while stack:
             v, k = stack.pop()
             kind = v.WhichOneof("value")
             if kind == "string_value":
-                new = self.string(v.string_value, k, 0, prechecked and v is root)
+                if v is root:
+                    new = self.string(v.string_value, k, 0, prechecked, located)
+                else:
+                    new = self.string(v.string_value, k, 0)
                 if new is not None:
                     v.string_value = new
             elif kind == "kvlist_value":
@@ -709,13 +810,18 @@ class MessageWalk:
         self.counts[IDENTIFIER] = self.counts.get(IDENTIFIER, 0) + 1
 
     def attributes(
-        self, attrs: Any, only: Iterable[int] | None = None, unverified: Container[int] = ()
+        self,
+        attrs: Any,
+        only: Iterable[int] | None = None,
+        unverified: Container[int] = (),
+        located: tuple[list[bytes], dict[int, list[tuple[int, int]]]] | None = None,
     ) -> None:
         """Apply the key policy and redact every value of a repeated ``KeyValue`` field.
 
         ``only``: ascending indices of the attributes to look at, when the others are
         known to need nothing (:meth:`CompiledPolicy.dirty_elements`); the prefilter has
-        already looked at them, except those in ``unverified``.
+        already looked at them, except those in ``unverified``. ``located``: the serialised
+        attributes that were looked at, and the matches in each (see :meth:`string`).
         """
         keep = self.p.key_filter.keep
         identifiers = self.p.identifier_keys
@@ -738,7 +844,12 @@ class MessageWalk:
                 self._identifier(kv.value, key)
                 continue
             self.dropped = False
-            self.any_value(kv.value, key, only is not None and idx not in unverified)
+            self.any_value(
+                kv.value,
+                key,
+                only is not None and idx not in unverified,
+                None if located is None else (located[0][idx], located[1].get(idx, [])),
+            )
             if self.dropped:
                 remove = remove or []
                 remove.append(idx)

@@ -27,6 +27,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 from spanline.redactor.detectors import BUILTIN_DETECTORS, SENSITIVE_KEY, Scanner, builtin_detectors
 from spanline.redactor.detectors.scanner import HYPERSCAN_AVAILABLE
 from spanline.redactor.engine import REDACTION_ATTR, Limits, RedactionError, Redactor
+from spanline.redactor.json_literals import candidate_values
 from spanline.redactor.policy import parse_policy
 from spanline.redactor.prefilter import SENSITIVE_KEY_ENDINGS, Prefilter, json_view_list, unescape_json
 
@@ -577,3 +578,40 @@ def test_over_long_json_leaf_fails_the_same_way() -> None:
             except RedactionError as exc:
                 outcomes.append(("error", str(exc)))  # type: ignore[arg-type]
         assert outcomes[0] == outcomes[1] and outcomes[0][0] == "error", value
+
+
+def test_candidate_values_locate_member_values_and_escaped_literals() -> None:
+    """A match inside a member value names that literal and its key; a literal with escapes is
+    returned without detectors (its decoded text needs a scan); a match in a key, in an array
+    item or outside any literal leaves the document to the walk."""
+    doc = json.dumps([{"role": "user", "content": "call 0301234567"}, {"content": "caf\u00e9", "n": 7}])
+    data = doc.encode()
+    at = data.index(b"0301234567") + 10
+    found = candidate_values(data, [(at, 5)])
+    assert found is not None
+    assert [(data[a:b], key, dets) for a, b, key, dets in found] == [
+        (b'"call 0301234567"', "content", {5}),
+        (b'"caf\\u00e9"', "content", None),
+    ]
+    assert candidate_values(data, [(data.index(b"role") + 2, 1)]) is None  # in a key
+    assert candidate_values(data, [(data.index(b"7}") + 1, 1)]) is None  # in a number
+    items = json.dumps({"items": ["call 0301234567"]}).encode()
+    assert candidate_values(items, [(items.index(b"567") + 3, 5)]) is None  # in an array item
+    quoted = json.dumps({"a": 'say "hi" 0301234567', "b": "x"}).encode()
+    found = candidate_values(quoted, [(quoted.index(b"567") + 3, 5)])
+    assert found is not None and [(quoted[a:b], k) for a, b, k, _ in found] == [
+        (b'"say \\"hi\\" 0301234567"', "a")
+    ]
+
+
+def test_many_matches_in_a_span_still_find_the_pii_in_its_json() -> None:
+    """Past the located-match cap the span's matches are not all known: its JSON documents are
+    then scanned on their own, not judged by the partial list."""
+    text = " ".join(f"on 2024-03-{d % 28 + 1:02d} build {1000000 + d}" for d in range(400))
+    doc = json.dumps([{"role": "user", "content": text + " mail alice@example.com"}])
+    td = TracesData()
+    span = td.resource_spans.add().scope_spans.add().spans.add(name="chat")
+    span.attributes.append(KeyValue(key="gen_ai.input.messages", value=AnyValue(string_value=doc)))
+    for redactor in _pair("default"):
+        out, report = redactor.redact_payload(td.SerializeToString(), "traces", "p")
+        assert b"alice@example.com" not in out and report.counts == {("email", "mask"): 1}

@@ -214,6 +214,16 @@ class Scanner:
             merged.extend(trigger_specs(detector))
         return [merged, *bulk_groups]
 
+    def element_trigger_owners(self) -> list[int]:
+        """The index of the detector owning each trigger of :meth:`element_trigger_groups`, in
+        the order of its groups (for :meth:`scan_triggered` on located literals)."""
+        merged: list[int] = []
+        bulk: list[int] = []
+        for index, detector in enumerate(self._detectors):
+            bulk.extend([index] * len(getattr(detector, "bulk_triggers", ())))
+            merged.extend([index] * len(trigger_specs(detector)))
+        return merged + bulk
+
     def _state(self) -> tuple[Any, list[int], Any]:
         state = getattr(self._local, "state", None)
         if state is None:
