@@ -77,6 +77,7 @@ class _Walk:
 # The located path cannot tell: parse and walk the document.
 _WALK: Final = _Walk()
 _scanstring: Final = json.decoder.scanstring  # type: ignore[attr-defined]
+_quoted: Final = json.encoder.encode_basestring  # type: ignore[attr-defined]
 # A serialised KeyValue and the prefilter's (end offset, code) matches in it.
 Located = tuple[bytes, list[tuple[int, int]]]
 
@@ -265,16 +266,21 @@ def _may_hold_json(s: str) -> bool:
     return first == "{" or first == "["
 
 
+# One encoder per style (ensure_ascii, spaced): json.dumps with arguments builds one per call.
+_ENCODERS: Final = {
+    (ascii_only, spaced): json.JSONEncoder(
+        ensure_ascii=ascii_only, separators=(", ", ": ") if spaced else (",", ":"), allow_nan=True
+    )
+    for ascii_only in (False, True)
+    for spaced in (False, True)
+}
+
+
 def _dump(obj: Any, original: str) -> str:
     """Re-serialise in roughly the style of the original (escaping, separators)."""
     head = original[:512]
     spaced = '": ' in head or '", ' in head or ", " in head
-    return json.dumps(
-        obj,
-        ensure_ascii="\\u" in original,
-        separators=(", ", ": ") if spaced else (",", ":"),
-        allow_nan=True,
-    )
+    return _ENCODERS["\\u" in original, spaced].encode(obj)
 
 
 class MessageWalk:
@@ -469,7 +475,7 @@ class MessageWalk:
         last = 0
         for start, end, new in replaced:
             pieces.append(data[last:start])
-            pieces.append(json.dumps(new, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+            pieces.append(_quoted(new).encode("utf-8", "surrogatepass"))
             last = end
         pieces.append(data[last:])
         return _dump(json.loads(b"".join(pieces).decode("utf-8", "surrogatepass")), s)

@@ -4,10 +4,12 @@ the words it must leave alone (model names, "Hi there", "Dear Customer")."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from spanline.redactor.detectors import BUILTIN_DETECTORS, Scanner, builtin_detectors
+from spanline.redactor.detectors.names import _UNICODE_SPACE
 from spanline.redactor.engine import Redactor
 
 SCANNER = Scanner(builtin_detectors(frozenset(BUILTIN_DETECTORS)))
@@ -64,3 +66,34 @@ def test_name_in_chat_json_is_masked_and_json_stays_valid() -> None:
     out, report = Redactor().redact_text(doc, "p", key="gen_ai.input.messages")
     assert json.loads(out)[0]["content"] == "Regards,\n<NAME>"
     assert report.by_detector() == {"name": 1}
+
+
+@pytest.mark.parametrize(
+    "text,name",
+    [
+        # (given names outside the gazetteer, so that only the rule under test can find them)
+        ("my\u00a0name is Xavira Quenk", "Xavira Quenk"),  # inside the intro phrase
+        ("my name is\u00a0Xavira Quenk", "Xavira Quenk"),  # between the intro and the name
+        ("Mit\u2009freundlichen Grüßen\nOdalric Brannoc", "Odalric Brannoc"),
+        ("Best\u3000regards,\nOdalric Brannoc", "Odalric Brannoc"),
+        ("Hello\u00a0Ysolde, the parcel is late", "Ysolde"),
+        ("Dear Mr.\u00a0Whitfield, thank you", "Whitfield"),
+        ("Dr.\u00a0Okafor will call back", "Okafor"),
+    ],
+)
+def test_no_break_and_other_unicode_spaces_do_not_hide_a_name(text: str, name: str) -> None:
+    """Python's ``\\s`` matches U+00A0 and the other Unicode spaces, Hyperscan's only ASCII:
+    the triggers spell them out, and the rules accept a no-break space before the name."""
+    assert name in names(text)
+    for doc in (json.dumps([{"content": text}]), json.dumps([{"content": text}], ensure_ascii=False)):
+        out, _ = Redactor().redact_text(doc, "p", key="gen_ai.input.messages")
+        assert name not in json.loads(out)[0]["content"], doc
+
+
+def test_trigger_space_class_is_pythons_whitespace() -> None:
+    """Every character Python's ``\\s`` matches on str, and no other, as the triggers spell it."""
+    pattern = re.compile(_UNICODE_SPACE.encode())
+    for c in range(0x110000):
+        if 0xD800 <= c <= 0xDFFF:
+            continue
+        assert bool(pattern.fullmatch(chr(c).encode())) == bool(re.match(r"\s", chr(c))), hex(c)

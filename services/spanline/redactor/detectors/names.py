@@ -104,6 +104,16 @@ def _alt(phrases: tuple[str, ...]) -> str:
 
 # Non-ASCII characters that Python's re.IGNORECASE matches to these ASCII letters, in UTF-8.
 _FOLDS = {"i": "(?:i|\\xc4\\xb0|\\xc4\\xb1)", "k": "(?:k|\\xe2\\x84\\xaa)", "s": "(?:s|\\xc5\\xbf)"}
+# What Python's ``\s`` matches on str, in UTF-8 (Hyperscan's ``\s`` is ASCII only): the ASCII
+# spaces and separators, U+0085, the no-break space U+00A0, U+1680, U+2000-U+200A,
+# U+2028/2029, U+202F, U+205F and U+3000.
+_UNICODE_SPACE = (
+    "(?:[\\t-\\r \\x1c-\\x1f]|\\xc2[\\x85\\xa0]|\\xe1\\x9a\\x80|\\xe2\\x80[\\x80-\\x8a\\xa8\\xa9\\xaf]"
+    "|\\xe2\\x81\\x9f|\\xe3\\x80\\x80)"
+)
+# Where the rules allow a space between a phrase and the name: a no-break space counts too.
+_GAP = "[ \\t\u00a0]"
+_NBSP_UTF8 = "\\xc2\\xa0"
 
 
 def _bytes_alt(phrases: tuple[str, ...]) -> str:
@@ -117,7 +127,7 @@ def _bytes_alt(phrases: tuple[str, ...]) -> str:
             if ch in _FOLDS
             else ch
             if ch.isascii() and ch.isalnum()
-            else "\\s+"
+            else _UNICODE_SPACE + "+"
             if ch == " "
             else "(?:[\\xc0-\\xff][\\x80-\\xbf])"
             if not ch.isascii()
@@ -134,30 +144,30 @@ def _bytes_alt(phrases: tuple[str, ...]) -> str:
 _RULES: tuple[tuple[str, re.Pattern[str], tuple[str, ...], bool], ...] = (
     (
         "n",
-        re.compile(rf"(?i:(?<![\w])(?:{_alt(_STRONG_INTROS)}))[ \t]*(?P<n>{_NAME})"),
+        re.compile(rf"(?i:(?<![\w])(?:{_alt(_STRONG_INTROS)})){_GAP}*(?P<n>{_NAME})"),
         tuple({max(p.split(), key=len) for p in _STRONG_INTROS}),
         True,
     ),
     (
         "w",
-        re.compile(rf"(?i:(?<![\w])(?:{_alt(_WEAK_INTROS)}))[ \t]*(?P<w>{_NAME})"),
+        re.compile(rf"(?i:(?<![\w])(?:{_alt(_WEAK_INTROS)})){_GAP}*(?P<w>{_NAME})"),
         tuple({max(p.split(), key=len) for p in _WEAK_INTROS}),
         True,
     ),
     (
         "s",
         re.compile(
-            rf"(?:^|(?<=[\n\r>])|(?<=\\n)|(?<=[.!?][ ]))[ \t]*(?i:{_alt(_SALUTATIONS)})[ ,]+"
-            rf"(?:(?i:frau|herr|mr\.?|mrs\.?|ms\.?|dr\.?)[ ]+)?(?P<s>{_NAME})",
+            rf"(?:^|(?<=[\n\r>])|(?<=\\n)|(?<=[.!?][ ]))[ \t]*(?i:{_alt(_SALUTATIONS)})[ ,\u00a0]+"
+            rf"(?:(?i:frau|herr|mr\.?|mrs\.?|ms\.?|dr\.?)[ \u00a0]+)?(?P<s>{_NAME})",
             re.MULTILINE,
         ),
-        (*(p.split()[0] for p in _SALUTATIONS if p != "hi"), "hi ", "hi,"),
+        (*(p.split()[0] for p in _SALUTATIONS if p != "hi"), "hi ", "hi,", "hi\u00a0"),
         True,
     ),
     (
         "t",
-        re.compile(rf"(?<![\w])(?:{_TITLE})\.?[ ]+(?P<t>{_NAME})"),
-        tuple(t + sep for t in _TITLE.split("|") for sep in (". ", " ", ".  ")),
+        re.compile(rf"(?<![\w])(?:{_TITLE})\.?[ \u00a0]+(?P<t>{_NAME})"),
+        tuple(t + sep for t in _TITLE.split("|") for sep in (". ", " ", ".  ", ".\u00a0", "\u00a0")),
         False,
     ),
     (
@@ -235,16 +245,16 @@ class NameDetector:
     # element trigger (see TextDetector) it must not follow a word character, which also
     # fires at the start of a protobuf string whatever its length byte is.
     _salutation = (
-        r"(?i:" + _bytes_alt(_SALUTATIONS) + r")[ ,]+"
+        r"(?i:" + _bytes_alt(_SALUTATIONS) + r")(?:[ ,]|" + _NBSP_UTF8 + r")+"
         # (the optional title, "Frau", "Mr.": any short word, so that Unicode case folds
         # such as "mr" + U+017F long s stay covered)
-        r"(?:[^ ,]{1,8}[ ]+)?" + _UPPER_LOWER_UTF8
+        r"(?:[^ ,]{1,8}(?:[ ]|" + _NBSP_UTF8 + r")+)?" + _UPPER_LOWER_UTF8
     )
     element_triggers: tuple[tuple[str | None, str, bool], ...] = (
         (None, r"(?:" + _bytes_alt(_STRONG_INTROS) + r")", True),
         ("A-Za-z0-9_", _salutation, False),
         (None, r"\\n" + _salutation, False),
-        (None, r"(?:" + _TITLE + r")\.?[ ]+" + _UPPER_LOWER_UTF8, False),
+        (None, r"(?:" + _TITLE + r")\.?(?:[ ]|" + _NBSP_UTF8 + r")+" + _UPPER_LOWER_UTF8, False),
         (None, r"(?:" + _bytes_alt(_SIGN_OFFS) + r")[ \t]*[,!.]?[ \t]*(?:\r?\n|\\n|\\r\\n)", True),
     )
     triggers: tuple[tuple[str, bool], ...] = tuple(
