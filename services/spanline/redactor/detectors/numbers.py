@@ -141,11 +141,13 @@ class NumberDetector:
         limit = ext_at if ext_at >= 0 else len(raw)
         spans = [(g.start(), g.end()) for g in _GROUP.finditer(raw, 0, limit)]
         n = len(spans)
+        dates = _date_groups(raw, spans)
+        if len(dates) == n:
+            return  # only dates ("2025-11-16"): every window holds a date group
         # Digits before group k; windows with too few or too many digits are skipped unread.
         cum = [0]
         for s, e in spans:
             cum.append(cum[-1] + e - s)
-        dates = _date_groups(raw, spans)
         i = 0
         while i < n:
             found = False
