@@ -99,8 +99,13 @@ def start_service(name: str, env: dict[str, str], workdir: Path) -> ServiceProc:
     with open(log, "ab") as out:
         # BENCH_PROFILE_DIR=dir: each service runs under cProfile and leaves dir/<name>.prof
         # when it stops (where a stage's CPU goes; the overhead skews absolute figures)
+        # BENCH_SAMPLE_DIR=dir: sampled stacks of every thread in dir/<name>.txt
+        # (benchmarks/stack_sampler.py: sees the worker threads cProfile misses)
         profile_dir = os.environ.get("BENCH_PROFILE_DIR")
+        sample_dir = os.environ.get("BENCH_SAMPLE_DIR")
         profiler = ["-m", "cProfile", "-o", f"{profile_dir}/{name}.prof"] if profile_dir else []
+        if sample_dir:
+            profiler = ["-m", "benchmarks.stack_sampler", f"{sample_dir}/{name}.txt"]
         proc = subprocess.Popen(
             [sys.executable, *profiler, "-m", "spanline.cli.main", "run", name, "--http-port", str(port)],
             env={**os.environ, **env},
