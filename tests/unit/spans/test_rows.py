@@ -349,3 +349,28 @@ def test_each_rejected_message_is_counted_once_per_table() -> None:
     with pytest.raises(RowBuildError, match="score_id is empty"):
         ScoreRows().add_bytes(Score(trace_id=b"\x01" * 16).SerializeToString(), "p", 1)
     assert count("scores") == before + 1
+
+
+def test_score_bytes_and_score_messages_make_the_same_rows() -> None:
+    """add_bytes has a fast path of its own; it must build exactly what add() builds."""
+    messages = [
+        Score(
+            score_id=f"s{i}",
+            project_id="own" if i % 2 else "",
+            trace_id=bytes([i + 1]) * 16,
+            span_id=b"\x02" * 8 if i % 3 else b"",
+            name="latency_ms",
+            score_value=i * 1.5,
+            evaluator_kind="heuristic",
+            sampling_weight=2.0,
+            time_unix_nano=0 if i == 4 else T0 + i,
+            attributes={"b": "2", "a": str(i)} if i % 2 else {},
+        )
+        for i in range(6)
+    ]
+    by_bytes, by_message = ScoreRows(), ScoreRows()
+    for m in messages:
+        assert by_bytes.add_bytes(m.SerializeToString(), "p", T0) == 1
+        by_message.add(m, "p", T0)
+    assert by_bytes.approx_bytes == sum(m.ByteSize() for m in messages)
+    assert by_bytes.take().to_pylist() == by_message.take().to_pylist()
