@@ -112,7 +112,13 @@ class QueryEndpoint:
                     self.client, sql, max_rows=self.max_rows, timeout_s=self.timeout_s, final=final
                 )
             return {**result.to_json(), "tier": tier}
-        from spanline.coldtier.crosstier import check_tier, load_cold_tables, run_statement, tier_statement
+        from spanline.coldtier.crosstier import (
+            OWNER_QUERY_MAX_MEMORY,
+            check_tier,
+            load_cold_tables,
+            run_statement,
+            tier_statement,
+        )
 
         try:
             check_tier(tier)
@@ -126,7 +132,12 @@ class QueryEndpoint:
         try:
             with self._lock:
                 result = run_statement(
-                    self.client, self.settings, statement, max_rows=self.max_rows, timeout_s=self.timeout_s
+                    self.client,
+                    self.settings,
+                    statement,
+                    max_rows=self.max_rows,
+                    timeout_s=self.timeout_s,
+                    max_memory=OWNER_QUERY_MAX_MEMORY,  # the inserts beside it keep their share
                 )
         except ClickHouseError as exc:  # positions and text refer to the bound statement
             raise TierQueryFailed(engine_error_text(exc, statement)) from None

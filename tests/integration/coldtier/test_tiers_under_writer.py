@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from spanline.coldtier.crosstier import OWNER_QUERY_MAX_MEMORY
 from spanline.coldtier.governance import GovernanceStore
 from spanline.coldtier.service import ColdStrategy
 from spanline.coldtier.tables import ensure_tables
@@ -117,6 +118,9 @@ def test_query_all_and_trace_while_the_writer_owns_the_hot_store(tmp_path: Path)
         assert done.stdout.splitlines()[1] == str(expected)
         status, answer = _post(url, {"sql": "SELECT count() FROM spans", "tier": "hot"})
         assert (status, answer["rows"], answer["tier"]) == (200, [[12]], "hot")
+        # the writer's cross-tier statements have their own memory cap below the engine's
+        status, answer = _post(url, {"sql": "SELECT getSetting('max_memory_usage')", "tier": "all"})
+        assert (status, answer["rows"]) == (200, [[OWNER_QUERY_MAX_MEMORY]])
 
         done = _cli(env, "trace", only_cold.hex())
         assert done.returncode == 0, done.stderr
