@@ -6,7 +6,22 @@ integration kinds from its receivers; never group label values (projects, models
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from enum import StrEnum
+
 from prometheus_client import Counter, Gauge, Histogram
+
+from spanline.core.metric_series import create_series
+
+
+class NotificationOutcome(StrEnum):
+    """The ``outcome`` label of ``spanline_alerter_notifications_total``."""
+
+    SENT = "sent"
+    FAILED = "failed"  # retries exhausted: the group is tried again on a later flush
+    REJECTED = "rejected"  # the receiver refused it for good (4xx)
+    LOGGED = "logged"  # recorded in the notification log only (send_resolved off)
+
 
 SCORES_FOLDED = Counter("spanline_alerter_scores_folded_total", "Scores folded into partial aggregates")
 PARTIALS_MERGED = Counter(
@@ -45,3 +60,10 @@ PARTIAL_LAG_SECONDS = Gauge(
     "Age of the newest partial aggregate when the merge stage read it (fold -> merge delay)",
 )
 OWNED_GROUPS = Gauge("spanline_alerter_owned_groups", "Notification groups this instance evaluates")
+
+
+def create_known_series(integrations: Iterable[tuple[str, str]]) -> None:
+    """Notification series at 0 from start-up for each configured (receiver, kind), so the
+    delivery panel shows 0 and the first failure is an increase."""
+    for receiver, kind in set(integrations):
+        create_series(NOTIFICATIONS, [receiver], [kind], NotificationOutcome)

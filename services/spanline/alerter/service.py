@@ -44,6 +44,7 @@ from spanline.alerter.dispatch import (
 from spanline.alerter.engine import integrations_of
 from spanline.alerter.evaluate import Evaluator, Transition
 from spanline.alerter.fold import Folder, decode_partial
+from spanline.alerter.metrics import NotificationOutcome
 from spanline.alerter.receivers import (
     ChannelPacer,
     ConsoleSender,
@@ -60,6 +61,7 @@ from spanline.core.collector import gc_paused
 from spanline.core.kafka import (
     BatchPolicy,
     DlqEntry,
+    DlqReason,
     InMessage,
     Outcome,
     OutRecord,
@@ -103,15 +105,17 @@ class FoldStrategy:
             try:
                 score = decode(msg.value)
             except DecodeError:
-                dlq.append(DlqEntry(msg, "decode_error", "value is not a spanline.v1.Score protobuf"))
+                dlq.append(DlqEntry(msg, DlqReason.DECODE_ERROR, "value is not a spanline.v1.Score protobuf"))
                 continue
             if not score.name:
-                dlq.append(DlqEntry(msg, "invalid_score", "score has no name"))
+                dlq.append(DlqEntry(msg, DlqReason.INVALID_SCORE, "score has no name"))
                 continue
             if not (math.isfinite(score.score_value) and math.isfinite(score.sampling_weight)):
                 # inf/NaN would poison every sum and sketch of its group (ddsketch raises on
                 # them when raw samples spill into the sketch, in fold, merge or evaluation)
-                dlq.append(DlqEntry(msg, "invalid_score", "score value or sampling weight is not finite"))
+                dlq.append(
+                    DlqEntry(msg, DlqReason.INVALID_SCORE, "score value or sampling weight is not finite")
+                )
                 continue
             t = score.time_unix_nano / 1e9 if score.time_unix_nano else msg.timestamp_ms / 1000.0
             src = sources.get(msg.partition)
@@ -150,7 +154,7 @@ class MergeStrategy:
             try:
                 part = decode_partial(msg.value)
             except (ValueError, KeyError, TypeError, IndexError):
-                dlq.append(DlqEntry(msg, "decode_error", "value is not an alerter partial"))
+                dlq.append(DlqEntry(msg, DlqReason.DECODE_ERROR, "value is not an alerter partial"))
                 continue
             if svc.evaluator.merge(part.group_key, part.src, part.entries, now):
                 touched.add(part.group_key)
@@ -191,6 +195,9 @@ class AlerterService:
         self.router.group_wait_override = self.cfg.group_wait_s
         self.evaluator = Evaluator(self.index.by_rule())
         self.integrations = integrations_of(rules)
+        metrics.create_known_series(
+            (i.receiver, i.kind) for items in self.integrations.values() for i in items
+        )
         self.dispatcher = Dispatcher(self.router, self.integrations)
         self.silences = SilenceSet()
         self._muted_by_inhibition = make_inhibitor(list(rules.inhibit_rules), self._firing_labels)
@@ -564,7 +571,7 @@ class AlerterService:
                 if not note.send:
                     await self.producer.send_all([self._nflog_event(REC_RESULT, note, job.resolved, {})])
                     delivered[key] = {}
-                    metrics.NOTIFICATIONS.labels(integ.receiver, integ.kind, "logged").inc()
+                    metrics.NOTIFICATIONS.labels(integ.receiver, integ.kind, NotificationOutcome.LOGGED).inc()
                     continue
                 await self.producer.send_all([self._nflog_event(REC_INTENT, note, job.resolved, {})])
             except ProduceError as exc:
@@ -577,7 +584,7 @@ class AlerterService:
             if result.ok:
                 delivered[key] = result.data
                 self.notified.append((integ.id, note.status, len(note.firing), len(note.resolved)))
-                metrics.NOTIFICATIONS.labels(integ.receiver, integ.kind, "sent").inc()
+                metrics.NOTIFICATIONS.labels(integ.receiver, integ.kind, NotificationOutcome.SENT).inc()
                 self._failures[integ.id] = 0
                 with contextlib.suppress(ProduceError):
                     await self.producer.send_all(
@@ -585,7 +592,7 @@ class AlerterService:
                     )
             else:
                 delivered[key] = None
-                outcome = "rejected" if result.permanent else "failed"
+                outcome = NotificationOutcome.REJECTED if result.permanent else NotificationOutcome.FAILED
                 metrics.NOTIFICATIONS.labels(integ.receiver, integ.kind, outcome).inc()
                 await self._count_failure(integ, result)
         self.dispatcher.complete(job, delivered, time.time())

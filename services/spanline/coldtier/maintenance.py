@@ -14,6 +14,7 @@ import warnings
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -228,6 +229,16 @@ def remove_orphans(settings: Settings, table: Table, min_age_s: float, report: S
     report.add("bytes_freed", freed)
 
 
+class MaintenanceStep(StrEnum):
+    """The steps of :func:`run_maintenance`, in the order it runs them; also the ``step``
+    label of the maintenance metrics."""
+
+    COMPACT = "compact"
+    RETENTION = "retention"
+    EXPIRE = "expire"
+    ORPHANS = "orphans"
+
+
 def _timed(report: MaintenanceReport, step: str, table: str) -> StepReport:
     r = StepReport(step, table)
     report.steps.append(r)
@@ -239,7 +250,7 @@ def run_maintenance(
     tables: dict[str, Table],
     governance: GovernanceStore,
     *,
-    steps: tuple[str, ...] = ("compact", "retention", "expire", "orphans"),
+    steps: tuple[str, ...] = tuple(MaintenanceStep),
     now: datetime | None = None,
 ) -> MaintenanceReport:
     c = settings.coldtier
@@ -252,13 +263,13 @@ def run_maintenance(
             r = _timed(report, step, name)
             started = time.monotonic()
             try:
-                if step == "compact":
+                if step == MaintenanceStep.COMPACT:
                     compact(settings, table, cold, r)
-                elif step == "retention":
+                elif step == MaintenanceStep.RETENTION:
                     apply_retention(settings, table, cold, held, r, now)
-                elif step == "expire":
+                elif step == MaintenanceStep.EXPIRE:
                     expire(table, (now or datetime.now(UTC)) - timedelta(seconds=c.snapshot_keep_s), r)
-                elif step == "orphans":
+                elif step == MaintenanceStep.ORPHANS:
                     remove_orphans(settings, table, c.orphan_min_age_s, r)
             except Exception as exc:
                 metrics.MAINTENANCE_FAILURES.labels(step).inc()

@@ -6,7 +6,11 @@ project names or payload values.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge, Histogram
+
+from spanline.core.metric_series import create_series
 
 ROWS_COMMITTED = Counter("spanline_coldtier_rows_committed_total", "Rows committed to Iceberg", ["table"])
 BYTES_COMMITTED = Counter(
@@ -49,3 +53,8 @@ MAINTENANCE_FAILURES = Counter(
 LAST_MAINTENANCE = Gauge(
     "spanline_coldtier_last_maintenance_timestamp_seconds", "When maintenance last completed"
 )
+
+
+def create_known_series(steps: Iterable[str]) -> None:
+    """Maintenance-failure series at 0 from start-up, one per step."""
+    create_series(MAINTENANCE_FAILURES, steps)

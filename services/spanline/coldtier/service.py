@@ -38,6 +38,7 @@ from spanline.core.consumer_service import ConsumerService
 from spanline.core.kafka import (
     BatchPolicy,
     DlqEntry,
+    DlqReason,
     InMessage,
     Outcome,
     ProduceError,
@@ -45,7 +46,7 @@ from spanline.core.kafka import (
     RetryableError,
 )
 from spanline.core.kafka import metrics as kafka_metrics
-from spanline.core.kafka.dlq import dlq_record
+from spanline.core.kafka.dlq import dlq_record, dlq_topic
 from spanline.core.kafka.records import H_PROJECT, H_RECEIVED_AT, H_SIGNAL
 from spanline.settings import Settings
 from spanline.spans.pricing import PricingTable
@@ -157,7 +158,7 @@ class ColdStrategy:
         except ProduceError as exc:
             raise RetryableError(f"dead letters not acknowledged: {exc}") from exc
         for e in outcome.dlq:
-            kafka_metrics.DLQ_RECORDS.labels(e.message.topic + ".dlq", e.reason).inc()
+            kafka_metrics.DLQ_RECORDS.labels(dlq_topic(e.message.topic), e.reason).inc()
         outcome.dlq.clear()
 
     def _prepare(self, batch: Sequence[InMessage], stored: frozenset[int]) -> tuple[Outcome, _Work]:
@@ -175,7 +176,8 @@ class ColdStrategy:
             except _MessageFailed as exc:
                 failed[exc.index] = exc.kind
         outcome.dlq.extend(
-            DlqEntry(batch[i], "processing_error", f"unhandled {kind}") for i, kind in sorted(failed.items())
+            DlqEntry(batch[i], DlqReason.PROCESSING_ERROR, f"unhandled {kind}")
+            for i, kind in sorted(failed.items())
         )
         work = [
             (SPANS, self._spans.take(), batch_offsets(batch, self._redacted)),
@@ -217,10 +219,10 @@ class ColdStrategy:
                 elif msg.topic == self._scores:
                     scores.add_bytes(msg.value, project, received_ns)
             except RowBuildError as exc:
-                outcome.dlq.append(DlqEntry(msg, "parse_error", str(exc)[:300]))
+                outcome.dlq.append(DlqEntry(msg, DlqReason.PARSE_ERROR, str(exc)[:300]))
                 log.warning(
                     "message dead-lettered",
-                    extra={"reason": "parse_error", "topic": msg.topic, "offset": msg.offset},
+                    extra={"reason": DlqReason.PARSE_ERROR, "topic": msg.topic, "offset": msg.offset},
                 )
             except Exception as exc:
                 log.error(
@@ -279,6 +281,9 @@ class ColdtierService:
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
+        from spanline.coldtier.maintenance import MaintenanceStep
+
+        metrics.create_known_series(MaintenanceStep)
         s = self.settings
         r = s.retention
         if r.allow_below_floor:

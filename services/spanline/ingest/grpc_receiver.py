@@ -39,6 +39,8 @@ _CODES = {
     Failure.THROTTLED: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Failure.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
 }
+CODES = tuple(c.name for c in (grpc.StatusCode.OK, *_CODES.values(), grpc.StatusCode.INTERNAL))
+"""Every code this receiver counts in ``spanline_ingest_requests_total``."""
 
 
 class GrpcReceiver:
@@ -95,7 +97,7 @@ class GrpcReceiver:
 
     async def _export(self, request: bytes, context: grpc.aio.ServicerContext, signal: Signal) -> bytes:  # type: ignore[type-arg]
         started = time.monotonic()
-        code = "OK"
+        code = grpc.StatusCode.OK.name
         try:
             response = await self._pipeline.export(
                 signal,

@@ -59,6 +59,11 @@ _STATUS = {
     Failure.THROTTLED: (429, Code.RESOURCE_EXHAUSTED),
     Failure.UNAVAILABLE: (503, Code.UNAVAILABLE),
 }
+_OK, _INTERNAL = 200, 500
+CODES = tuple(str(status) for status in (_OK, *(status for status, _ in _STATUS.values()), _INTERNAL))
+"""The statuses of ``spanline_ingest_requests_total`` created at start-up: success, the
+shared pipeline's refusals and a crash (this receiver's own 413 and 415 refusals appear
+when first given)."""
 
 
 class _Refused(Exception):
@@ -125,7 +130,7 @@ class HttpReceiver:
     async def _export(self, request: web.Request, signal: Signal) -> web.Response:
         started = time.monotonic()
         media = _CONTENT_TYPES.get(request.content_type)
-        status = 200
+        status = _OK
         try:
             if media is None:
                 raise _Refused(
@@ -155,7 +160,7 @@ class HttpReceiver:
             status = refused.status
             return _error(status, refused.code, refused.details, refused.retry_after_s, media)
         except Exception:
-            status = 500
+            status = _INTERNAL
             raise
         finally:
             metrics.observe_request(PROTOCOL, signal.name, str(status), time.monotonic() - started)

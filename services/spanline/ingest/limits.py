@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
@@ -22,13 +23,26 @@ class Limits:
     max_items: int
 
 
+class RejectReason(StrEnum):
+    """Why one span / log record was rejected: the ``reason`` label of
+    ``spanline_ingest_items_rejected_total`` (every member's series exists from start-up)."""
+
+    INVALID_TRACE_ID = "invalid_trace_id"
+    INVALID_SPAN_ID = "invalid_span_id"
+    INVALID_PARENT_SPAN_ID = "invalid_parent_span_id"
+    TOO_MANY_ATTRIBUTES = "too_many_attributes"
+    VALUE_TOO_LARGE = "value_too_large"
+    TOO_MANY_SPANS = "too_many_spans"
+    TOO_LARGE = "too_large"
+
+
 @dataclass(slots=True)
 class Rejections:
     """Counts by reason; the first few reasons become the partial_success message."""
 
-    by_reason: dict[str, int] = field(default_factory=dict)
+    by_reason: dict[RejectReason, int] = field(default_factory=dict)
 
-    def add(self, reason: str, n: int = 1) -> None:
+    def add(self, reason: RejectReason, n: int = 1) -> None:
         self.by_reason[reason] = self.by_reason.get(reason, 0) + n
 
     @property
@@ -43,23 +57,23 @@ class Rejections:
 
 
 _REASON_TEXT = {
-    "invalid_trace_id": "trace_id must be 16 bytes and not all zero",
-    "invalid_span_id": "span_id must be 8 bytes and not all zero",
-    "invalid_parent_span_id": "parent_span_id must be empty or 8 bytes",
-    "too_many_attributes": "too many attributes (limit spanline ingest.max_attributes_per_span)",
-    "value_too_large": "an attribute value exceeds ingest.max_attribute_value_bytes",
-    "too_many_spans": "request holds more spans than ingest.max_spans_per_request",
-    "too_large": "a single item exceeds the Kafka message size limit",
+    RejectReason.INVALID_TRACE_ID: "trace_id must be 16 bytes and not all zero",
+    RejectReason.INVALID_SPAN_ID: "span_id must be 8 bytes and not all zero",
+    RejectReason.INVALID_PARENT_SPAN_ID: "parent_span_id must be empty or 8 bytes",
+    RejectReason.TOO_MANY_ATTRIBUTES: "too many attributes (limit spanline ingest.max_attributes_per_span)",
+    RejectReason.VALUE_TOO_LARGE: "an attribute value exceeds ingest.max_attribute_value_bytes",
+    RejectReason.TOO_MANY_SPANS: "request holds more spans than ingest.max_spans_per_request",
+    RejectReason.TOO_LARGE: "a single item exceeds the Kafka message size limit",
 }
 
 
-def check_ids(trace_id: bytes, span_id: bytes, parent_span_id: bytes) -> str | None:
+def check_ids(trace_id: bytes, span_id: bytes, parent_span_id: bytes) -> RejectReason | None:
     if len(trace_id) != 16 or trace_id == _ZERO_TRACE:
-        return "invalid_trace_id"
+        return RejectReason.INVALID_TRACE_ID
     if len(span_id) != 8 or span_id == _ZERO_SPAN:
-        return "invalid_span_id"
+        return RejectReason.INVALID_SPAN_ID
     if parent_span_id and len(parent_span_id) != 8:
-        return "invalid_parent_span_id"
+        return RejectReason.INVALID_PARENT_SPAN_ID
     return None
 
 
@@ -76,13 +90,15 @@ def _value_too_large(value: AnyValue, limit: int) -> bool:
     return False
 
 
-def check_attributes(encoded_size: int, attributes: Sequence[KeyValue], limits: Limits) -> str | None:
+def check_attributes(
+    encoded_size: int, attributes: Sequence[KeyValue], limits: Limits
+) -> RejectReason | None:
     """Attribute count and value size. Values are only walked when the item is big enough
     to hold an oversized one, which keeps the common path free of Python loops."""
     if len(attributes) > limits.max_attributes:
-        return "too_many_attributes"
+        return RejectReason.TOO_MANY_ATTRIBUTES
     if encoded_size > limits.max_value_bytes:
         for kv in attributes:
             if _value_too_large(kv.value, limits.max_value_bytes):
-                return "value_too_large"
+                return RejectReason.VALUE_TOO_LARGE
     return None

@@ -6,7 +6,12 @@ terms: a gRPC status name (`OK`, `UNAVAILABLE`, ...) or an HTTP status (`200`, `
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 from prometheus_client import Counter, Gauge, Histogram
+
+from spanline.core.metric_series import create_series
+from spanline.ingest.limits import RejectReason
 
 REQUESTS = Counter(
     "spanline_ingest_requests_total", "OTLP Export calls by outcome", ["protocol", "signal", "code"]
@@ -42,3 +47,12 @@ EXPORT_SECONDS = Histogram(
 def observe_request(protocol: str, signal: str, code: str, seconds: float) -> None:
     REQUESTS.labels(protocol, signal, code).inc()
     EXPORT_SECONDS.labels(protocol, signal).observe(seconds)
+
+
+def create_known_series(codes_by_protocol: Mapping[str, Iterable[str]], signals: Iterable[str]) -> None:
+    """Request and rejection series at 0 from start-up, for each receiver that runs: the
+    back-pressure and rejection panels and alerts read a 0, not "No data"."""
+    signals = tuple(signals)
+    for protocol, codes in codes_by_protocol.items():
+        create_series(REQUESTS, [protocol], signals, codes)
+        create_series(ITEMS_REJECTED, [protocol], signals, RejectReason)

@@ -13,8 +13,9 @@ import logging
 
 from spanline.core.envelope import Sealer, parse_key
 from spanline.core.kafka import ProduceError, Producer
+from spanline.ingest import grpc_receiver, http_receiver, metrics
 from spanline.ingest.auth import ApiKeyAuth
-from spanline.ingest.export import ExportPipeline
+from spanline.ingest.export import LOGS, TRACES, ExportPipeline
 from spanline.ingest.grpc_receiver import LOGS_SERVICE, TRACE_SERVICE, GrpcReceiver
 from spanline.ingest.http_receiver import HttpReceiver
 from spanline.settings import Settings
@@ -54,6 +55,10 @@ class IngestService:
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
         cfg = self.settings.ingest
+        codes = {grpc_receiver.PROTOCOL: grpc_receiver.CODES}
+        if self._http is not None:
+            codes[http_receiver.PROTOCOL] = http_receiver.CODES
+        metrics.create_known_series(codes, (TRACES.name, LOGS.name))
         if not self.auth.enabled:
             log.warning(
                 "no API keys configured: every export goes to the default project",

@@ -23,7 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from spanline.ingest.limits import Limits, Rejections, check_attributes, check_ids
+from spanline.ingest.limits import Limits, Rejections, RejectReason, check_attributes, check_ids
 
 # TracesData/LogsData, ResourceSpans/ResourceLogs and ScopeSpans/ScopeLogs share one
 # layout: field 1 = the repeated child (or the resource/scope), 2 = children, 3 = schema_url.
@@ -94,7 +94,7 @@ def _head(tag_child: bytes, child: Any, has_child: bool, schema_url: str) -> byt
 
 def _split(
     groups: Iterable[tuple[Any, str, Iterable[tuple[Any, str, Iterable[Any]]]]],
-    validate: Callable[[Any, int], str | None],
+    validate: Callable[[Any, int], RejectReason | None],
     key_of: Callable[[Any], bytes],
     limits: Limits,
     max_record_bytes: int,
@@ -111,12 +111,12 @@ def _split(
             overhead = len(resource_head) + len(scope_head) + 24
             for item in items:
                 if result.accepted >= limits.max_items:
-                    result.rejected.add("too_many_spans")
+                    result.rejected.add(RejectReason.TOO_MANY_SPANS)
                     continue
                 encoded = item.SerializeToString()
                 reason = validate(item, len(encoded))
                 if reason is None and len(encoded) + overhead > max_record_bytes:
-                    reason = "too_large"
+                    reason = RejectReason.TOO_LARGE
                 if reason is not None:
                     result.rejected.add(reason)
                     continue
@@ -141,7 +141,7 @@ def _split(
 
 
 def split_traces(request: ExportTraceServiceRequest, limits: Limits, max_record_bytes: int) -> SplitResult:
-    def validate(span: Span, size: int) -> str | None:
+    def validate(span: Span, size: int) -> RejectReason | None:
         return check_ids(span.trace_id, span.span_id, span.parent_span_id) or check_attributes(
             size, span.attributes, limits
         )
@@ -162,14 +162,14 @@ def split_logs(
 ) -> SplitResult:
     """Like :func:`split_traces`; records without a trace id are keyed by project."""
 
-    def validate(record: LogRecord, size: int) -> str | None:
+    def validate(record: LogRecord, size: int) -> RejectReason | None:
         reason = _check_log_ids(record) or check_attributes(size, record.attributes, limits)
         if (
             reason is None
             and size > limits.max_value_bytes
             and record.body.ByteSize() > limits.max_value_bytes
         ):
-            reason = "value_too_large"
+            reason = RejectReason.VALUE_TOO_LARGE
         return reason
 
     groups = (
@@ -186,9 +186,9 @@ def split_logs(
     return _split(groups, validate, lambda record: record.trace_id or project_key, limits, max_record_bytes)
 
 
-def _check_log_ids(record: LogRecord) -> str | None:
+def _check_log_ids(record: LogRecord) -> RejectReason | None:
     if record.trace_id and (len(record.trace_id) != 16 or record.trace_id == bytes(16)):
-        return "invalid_trace_id"
+        return RejectReason.INVALID_TRACE_ID
     if record.span_id and len(record.span_id) != 8:
-        return "invalid_span_id"
+        return RejectReason.INVALID_SPAN_ID
     return None

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 from prometheus_client import Counter, Histogram
+
+from spanline.core.kafka import DlqReason
+from spanline.core.metric_series import create_series
+
+DlqReasonLabel = Literal[DlqReason.DECODE_ERROR, DlqReason.REDACTION_FAILED]
+"""The dead-letter reasons the redactor gives (its ``_dead`` accepts no other)."""
 
 MESSAGES = Counter(
     "spanline_redactor_messages",
@@ -21,7 +29,7 @@ REDACTIONS = Counter(
 )
 DLQ = Counter(
     "spanline_redactor_dlq",
-    "Messages sent to the dead-letter topic, by reason (decode | redaction | oversize)",
+    "Messages sent to the dead-letter topic, by reason (decode_error | redaction_failed)",
     ["reason"],
 )
 LATENCY = Histogram(
@@ -34,3 +42,8 @@ LATENCY = Histogram(
 def record_redactions(by_detector: dict[str, int]) -> None:
     for detector, n in by_detector.items():
         REDACTIONS.labels(detector=detector).inc(n)
+
+
+def create_known_series() -> None:
+    """Dead-letter series at 0 from start-up: a panel and an alert see the first failure."""
+    create_series(DLQ, get_args(DlqReasonLabel))

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from spanline.core.consumer_service import ConsumerService
 from spanline.core.envelope import EnvelopeError, Opener, parse_key
-from spanline.core.kafka import BatchPolicy, DlqEntry, InMessage, Outcome, OutRecord
+from spanline.core.kafka import BatchPolicy, DlqEntry, DlqReason, InMessage, Outcome, OutRecord
 from spanline.core.kafka.records import H_ENCRYPTION, H_PROJECT, H_SIGNAL
 from spanline.redactor import metrics
 from spanline.redactor.engine import RedactionError, Redactor, UndecodableError
@@ -46,13 +46,15 @@ class RedactStrategy:
                 payload = self._open(msg)
                 redacted, report = self.redactor.redact_payload(payload, signal, project)  # type: ignore[arg-type]
             except (UndecodableError, EnvelopeError) as exc:
-                self._dead(outcome, msg, "decode_error", str(exc), signal)
+                self._dead(outcome, msg, DlqReason.DECODE_ERROR, str(exc), signal)
                 continue
             except RedactionError as exc:
-                self._dead(outcome, msg, "redaction_failed", str(exc), signal)
+                self._dead(outcome, msg, DlqReason.REDACTION_FAILED, str(exc), signal)
                 continue
             except Exception as exc:  # fail closed on anything unexpected, too
-                self._dead(outcome, msg, "redaction_failed", f"internal error ({type(exc).__name__})", signal)
+                self._dead(
+                    outcome, msg, DlqReason.REDACTION_FAILED, f"internal error ({type(exc).__name__})", signal
+                )
                 continue
             finally:
                 metrics.LATENCY.observe(time.perf_counter() - t0)
@@ -78,7 +80,9 @@ class RedactStrategy:
         return self.opener.open(header, msg.value, associated=msg.key or b"")
 
     @staticmethod
-    def _dead(outcome: Outcome, msg: InMessage, reason: str, detail: str, signal: str) -> None:
+    def _dead(
+        outcome: Outcome, msg: InMessage, reason: metrics.DlqReasonLabel, detail: str, signal: str
+    ) -> None:
         outcome.dlq.append(DlqEntry(msg, reason, detail))
         metrics.DLQ.labels(reason).inc()
         metrics.MESSAGES.labels(signal if signal in ("traces", "logs") else "unknown", "dlq").inc()
@@ -104,6 +108,7 @@ def _opener(settings: Settings) -> Opener | None:
 
 
 def build(settings: Settings, redactor: Redactor | None = None) -> ConsumerService:
+    metrics.create_known_series()
     topics = settings.topics
     strategy = RedactStrategy(
         redactor or Redactor.from_settings(settings.redactor),

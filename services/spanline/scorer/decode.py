@@ -16,7 +16,7 @@ import pyarrow as pa
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 
-from spanline.core.kafka import DlqEntry, InMessage
+from spanline.core.kafka import DlqEntry, DlqReason, InMessage
 from spanline.scorer import metrics
 from spanline.scorer.trace import CompletedTrace, LogView, SpanView
 from spanline.scorer.windows import ClosedTrace
@@ -73,7 +73,7 @@ class TraceDecoder:
                         "held message not decodable; dead-lettered, trace scored without it",
                         extra={"partition": msg.partition, "offset": msg.offset},
                     )
-                    dlq.append(DlqEntry(msg, "parse_error", str(exc)[:300]))
+                    dlq.append(DlqEntry(msg, DlqReason.PARSE_ERROR, str(exc)[:300]))
                     continue
                 owners.extend([i] * added)
         spans: list[list[SpanView]] = [[] for _ in closed]
@@ -181,7 +181,7 @@ def _log_views(messages: Sequence[InMessage], trace_id: bytes, dlq: list[DlqEntr
         except DecodeError:
             # parsed on arrival, so this does not happen unless the bytes changed
             metrics.UNDECODABLE.inc()
-            dlq.append(DlqEntry(msg, "decode_error", "value is not an OTLP LogsData protobuf"))
+            dlq.append(DlqEntry(msg, DlqReason.DECODE_ERROR, "value is not an OTLP LogsData protobuf"))
             continue
         for rl in logs.resource_logs:
             for sl in rl.scope_logs:

@@ -30,7 +30,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 
 from spanline.core.collector import gc_paused
 from spanline.core.consumer_service import ConsumerService
-from spanline.core.kafka import BatchPolicy, DlqEntry, InMessage, Outcome, OutRecord, Partition
+from spanline.core.kafka import BatchPolicy, DlqEntry, DlqReason, InMessage, Outcome, OutRecord, Partition
 from spanline.core.kafka.records import H_PROJECT, H_RECEIVED_AT, H_SCHEMA, H_SIGNAL, SCHEMA_VERSION
 from spanline.scorer import metrics
 from spanline.scorer.config import ScorerSettings
@@ -67,7 +67,7 @@ loadgen traces: ~17 MB each); a pass's fixed cost is ~0.3 ms."""
 class BadMessage(ValueError):
     """A message that cannot be held: (dead-letter reason, detail without payload values)."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: DlqReason, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
 
@@ -92,7 +92,7 @@ def read_message(msg: InMessage) -> tuple[bool, dict[bytes, bool], Feedback]:
         try:
             logs = LogsData.FromString(msg.value)
         except (DecodeError, ValueError):
-            raise BadMessage("decode_error", "value is not an OTLP LogsData protobuf") from None
+            raise BadMessage(DlqReason.DECODE_ERROR, "value is not an OTLP LogsData protobuf") from None
         out: dict[bytes, bool] = {}
         feedback: Feedback = {}
         for rl in logs.resource_logs:
@@ -108,18 +108,20 @@ def read_message(msg: InMessage) -> tuple[bool, dict[bytes, bool], Feedback]:
                             feedback.setdefault(rec.trace_id, []).append((time_ns, value))
         return True, out, feedback
     if signal != b"traces":
-        raise BadMessage("decode_error", "unknown spanline-signal header")
+        raise BadMessage(DlqReason.DECODE_ERROR, "unknown spanline-signal header")
     try:
         data = MirrorTracesData.FromString(msg.value)
     except (DecodeError, ValueError):
-        raise BadMessage("decode_error", "value is not an OTLP TracesData protobuf") from None
+        raise BadMessage(DlqReason.DECODE_ERROR, "value is not an OTLP TracesData protobuf") from None
     found: dict[bytes, bool] = {}
     for rs in data.resource_spans:
         for ss in rs.scope_spans:
             for span in ss.spans:
                 tid = span.trace_id
                 if len(tid) != 16 or len(span.span_id) != 8:
-                    raise BadMessage("parse_error", "span with a trace id not 16 or span id not 8 bytes")
+                    raise BadMessage(
+                        DlqReason.PARSE_ERROR, "span with a trace id not 16 or span id not 8 bytes"
+                    )
                 root = not span.parent_span_id and span.end_time_unix_nano > 0
                 found[tid] = found.get(tid, False) or root
     return False, found, {}
@@ -307,7 +309,7 @@ class ScorerStrategy:
             "message not decodable by the span model; dead-lettered",
             extra={"partition": msg.partition, "offset": msg.offset},
         )
-        dlq.append(DlqEntry(msg, "parse_error", str(exc)[:300]))
+        dlq.append(DlqEntry(msg, DlqReason.PARSE_ERROR, str(exc)[:300]))
 
     async def tick(self) -> Outcome:
         with gc_paused():

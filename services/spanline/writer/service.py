@@ -23,7 +23,7 @@ import pyarrow as pa
 from spanline.coldtier.governance import GovernanceStore, LedgerCache
 from spanline.coldtier.ledger_filter import drop_erased
 from spanline.core.consumer_service import ConsumerService
-from spanline.core.kafka import BatchPolicy, DlqEntry, InMessage, Outcome, RetryableError
+from spanline.core.kafka import BatchPolicy, DlqEntry, DlqReason, InMessage, Outcome, RetryableError
 from spanline.core.kafka.records import H_PROJECT, H_RECEIVED_AT, H_SIGNAL
 from spanline.core.startup import StartupError, is_addr_in_use, port_in_use
 from spanline.settings import Settings
@@ -38,8 +38,9 @@ from spanline.spans.rows import (
     ScoreRows,
     SpanRows,
 )
+from spanline.writer import metrics
 from spanline.writer.config import dsn_is_embedded, resolve_dsn, resolve_object_store_url
-from spanline.writer.store import ClickHouseStore, EngineLocked, StoreUnavailable, open_store
+from spanline.writer.store import TABLES, ClickHouseStore, EngineLocked, StoreUnavailable, open_store
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +116,10 @@ class WriteStrategy:
             try:
                 self._add(rows, msg, project, received_ns)
             except RowBuildError as exc:
-                outcome.dlq.append(DlqEntry(msg, "parse_error", str(exc)[:300]))
+                outcome.dlq.append(DlqEntry(msg, DlqReason.PARSE_ERROR, str(exc)[:300]))
                 log.warning(
                     "message dead-lettered",
-                    extra={"reason": "parse_error", "topic": msg.topic, "offset": msg.offset},
+                    extra={"reason": DlqReason.PARSE_ERROR, "topic": msg.topic, "offset": msg.offset},
                 )
             except ObjectStoreError as exc:
                 raise RetryableError(f"object store unavailable: {type(exc).__name__}") from None
@@ -165,6 +166,7 @@ class WriterService:
 
     async def start(self) -> None:
         s = self.settings
+        metrics.create_known_series(TABLES)
         started = time.monotonic()
         try:
             self.store = await asyncio.to_thread(open_store, s)

@@ -11,6 +11,7 @@ from spanline.core.kafka.producer import ProduceError, Producer
 from spanline.core.kafka.records import Headers, InMessage, OutRecord
 from spanline.core.kafka.strategy import (
     DlqEntry,
+    DlqReason,
     HoldingStrategy,
     Outcome,
     Partition,
@@ -21,6 +22,7 @@ from spanline.core.kafka.strategy import (
 __all__ = [
     "BatchPolicy",
     "DlqEntry",
+    "DlqReason",
     "Headers",
     "HoldingStrategy",
     "InMessage",

@@ -28,11 +28,12 @@ from aiokafka.errors import CommitFailedError, KafkaError
 
 from spanline.core.kafka import metrics
 from spanline.core.kafka.connection import common_kwargs
-from spanline.core.kafka.dlq import dlq_record
+from spanline.core.kafka.dlq import dlq_record, dlq_topic
 from spanline.core.kafka.producer import ProduceError, Producer
 from spanline.core.kafka.records import InMessage
 from spanline.core.kafka.strategy import (
     DlqEntry,
+    DlqReason,
     HoldingStrategy,
     Outcome,
     Partition,
@@ -93,6 +94,7 @@ class StreamConsumer:
     ) -> None:
         self.settings = settings
         self.topics = list(topics)
+        metrics.create_consumer_series(self.topics)
         self.group_id = group_id
         self.strategy = strategy
         self.producer = producer
@@ -327,7 +329,7 @@ class StreamConsumer:
                     if outcome.dlq:
                         await self.producer.send_all([dlq_record(e, self.service) for e in outcome.dlq])
                         for e in outcome.dlq:
-                            metrics.DLQ_RECORDS.labels(e.message.topic + ".dlq", e.reason).inc()
+                            metrics.DLQ_RECORDS.labels(dlq_topic(e.message.topic), e.reason).inc()
                     return True
                 except (RetryableError, ProduceError) as exc:
                     metrics.RETRIES.inc()
@@ -369,7 +371,7 @@ class StreamConsumer:
                     extra={"error": type(exc).__name__, "topic": batch[0].topic, "offset": batch[0].offset},
                 )
                 return Outcome(
-                    dlq=[DlqEntry(batch[0], "processing_error", f"unhandled {type(exc).__name__}")]
+                    dlq=[DlqEntry(batch[0], DlqReason.PROCESSING_ERROR, f"unhandled {type(exc).__name__}")]
                 )
             log.error("batch failed processing; isolating messages", extra={"error": type(exc).__name__})
         merged = Outcome()

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge, Histogram
+
+from spanline.core.kafka.dlq import dlq_topic
+from spanline.core.kafka.strategy import DlqReason
+from spanline.core.metric_series import create_series
 
 PRODUCED_RECORDS = Counter(
     "spanline_kafka_produced_records_total", "Records acknowledged by Kafka", ["topic"]
@@ -38,3 +44,8 @@ BATCH_SECONDS = Histogram(
     "Processing + produce + commit time of one batch",
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+
+
+def create_consumer_series(topics: Iterable[str]) -> None:
+    """A consumer's dead-letter series at 0, for each topic it reads and every reason."""
+    create_series(DLQ_RECORDS, [dlq_topic(t) for t in topics], DlqReason)

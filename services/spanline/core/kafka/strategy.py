@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
 from spanline.core.kafka.records import InMessage, OutRecord
@@ -20,16 +21,27 @@ class RetryableError(Exception):
     """A downstream dependency is unavailable; the batch should be retried later."""
 
 
+class DlqReason(StrEnum):
+    """Why a message was dead-lettered: the ``spanline-error-reason`` header and the
+    ``reason`` label of ``spanline_dlq_records_total`` (every member's series is created at 0
+    when a consumer starts, so this is the one list of them)."""
+
+    DECODE_ERROR = "decode_error"  # not the protobuf / envelope the topic carries
+    PARSE_ERROR = "parse_error"  # decodes, but the row builders or span model refuse it
+    INVALID_SCORE = "invalid_score"  # a score without a name or with a non-finite value
+    REDACTION_FAILED = "redaction_failed"  # the redactor could not redact it (fail closed)
+    PROCESSING_ERROR = "processing_error"  # the service raised on this message alone
+
+
 @dataclass(slots=True)
 class DlqEntry:
     """A message that cannot be processed, and why.
 
-    `reason` is a short machine-friendly code (`decode_error`, `redaction_failed`, ...);
     `detail` is a human sentence that must never contain payload values.
     """
 
     message: InMessage
-    reason: str
+    reason: DlqReason
     detail: str = ""
 
 

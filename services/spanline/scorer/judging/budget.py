@@ -102,17 +102,17 @@ class Budget:
         power of 1/2 not above (1 - s) / d, and to 0 once the bulk share is spent. Powers of
         two keep the number of distinct recorded probabilities small.
         """
-        share = 1.0 - self.settings.tail_budget_share
         if self._caps(project) == (0.0, 0):
-            return 1.0
-        spent = self._fractions_spent(project) / share
-        if spent >= 1.0:
-            factor = 0.0
+            factor = 1.0  # no cap: bulk keeps its design rate (published too, as 1)
         else:
-            now = self._clock()
-            day_left = max(1e-9, 1.0 - (now % _DAY_S) / _DAY_S)
-            raw = (1.0 - spent) / day_left
-            factor = 1.0 if raw >= 1.0 else 2.0 ** math.floor(math.log2(max(raw, 1e-6)))
+            spent = self._fractions_spent(project) / (1.0 - self.settings.tail_budget_share)
+            if spent >= 1.0:
+                factor = 0.0
+            else:
+                now = self._clock()
+                day_left = max(1e-9, 1.0 - (now % _DAY_S) / _DAY_S)
+                raw = (1.0 - spent) / day_left
+                factor = 1.0 if raw >= 1.0 else 2.0 ** math.floor(math.log2(max(raw, 1e-6)))
         metrics.BULK_FACTOR.labels(project=project).set(factor)
         return factor
 

@@ -7,7 +7,16 @@ as free text, a trace id or any payload.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import get_args
+
 from prometheus_client import Counter, Gauge, Histogram
+
+from spanline.core.metric_series import create_series
+from spanline.scorer.judging.output import VerdictLabel
+
+ERROR_LABEL = "error"
+"""The verdicts label of a judge score that carries ``error.type`` instead of a verdict."""
 
 TRACES = Counter(
     "spanline_judge_traces_total",
@@ -62,3 +71,11 @@ ESTIMATE_RATIO = Histogram(
     "Actual input tokens (usage) over the pre-call estimate",
     buckets=(0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2, 3),
 )
+
+
+def create_known_series(evaluators: Iterable[str]) -> None:
+    """Verdict series at 0 and every evaluator unpaused, from the judge's start: the error
+    ratio and pause alerts read a series before the first trace is judged."""
+    evaluators = tuple(evaluators)
+    create_series(VERDICTS, evaluators, (*get_args(VerdictLabel), ERROR_LABEL))
+    create_series(PAUSED, evaluators)

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 EXPLANATION_MAX = 1000
 
+VerdictLabel = Literal["pass", "fail"]
+"""What a judge may answer (the schema's enum and the verdicts metric's labels)."""
+
 VERDICT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "explanation": {"type": "string", "maxLength": 600},
-        "verdict": {"type": "string", "enum": ["pass", "fail"]},
+        "verdict": {"type": "string", "enum": list(get_args(VerdictLabel))},
         "injection_suspected": {"type": "boolean"},
     },
     "required": ["explanation", "verdict", "injection_suspected"],
@@ -40,7 +43,7 @@ class Verdict(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
 
     explanation: str
-    verdict: Literal["pass", "fail"]
+    verdict: VerdictLabel
     injection_suspected: bool = False
 
     @field_validator("explanation")

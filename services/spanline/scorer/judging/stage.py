@@ -124,6 +124,7 @@ class JudgeStage:
         """Raises :class:`~spanline.scorer.judging.evaluators.EvaluatorError` on a bad evaluator file."""
         self.settings = settings
         self.evaluators = evaluators if evaluators is not None else load_evaluators(settings.evaluators_file)
+        metrics.create_known_series(ev.name for ev in self.evaluators)
         self.policy = SamplingPolicy(settings)
         self.budget = Budget(settings, resolve_price(settings, pricing), clock)
         self.client = JudgeClient(settings, sleep=sleep)
@@ -196,7 +197,7 @@ class JudgeStage:
         model: str,
     ) -> Score:
         metrics.ERRORS.labels(evaluator=ev.name, error_type=error_type).inc()
-        metrics.VERDICTS.labels(evaluator=ev.name, label="error").inc()
+        metrics.VERDICTS.labels(evaluator=ev.name, label=metrics.ERROR_LABEL).inc()
         now_ns = int(self._clock() * 1e9)
         return judge_score(
             trace,
