@@ -141,8 +141,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
         "--tier",
         choices=["hot", "cold", "all"],
         default="hot",
-        help="hot: ClickHouse; cold: Iceberg (spans, scores); all: hot rows at or after the hot window's "
-        "watermark (UTC midnight retention.hot_days back) plus cold rows before it, each span once",
+        help="hot: ClickHouse; cold: Iceberg (spans, scores); all: hot rows at or after the hot TTL's "
+        "boundary (now - retention.hot_days) plus cold rows before it, each span once",
     )
     _config_arg(p)
     p.set_defaults(func=_cmd_query)
