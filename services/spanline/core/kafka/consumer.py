@@ -391,12 +391,12 @@ class StreamConsumer:
                     self._processed_end[key] = m.offset + 1
             await self._commit_watermark(self._holding)
             return
-        offsets: dict[TopicPartition, int] = {}
+        ends: dict[tuple[str, int], int] = {}
         for m in batch:
-            tp = TopicPartition(m.topic, m.partition)
-            if m.offset + 1 > offsets.get(tp, -1):
-                offsets[tp] = m.offset + 1
-        await self._commit_offsets(offsets)
+            key = (m.topic, m.partition)
+            if m.offset >= ends.get(key, -1):
+                ends[key] = m.offset + 1
+        await self._commit_offsets({TopicPartition(*key): end for key, end in ends.items()})
 
     async def _commit_watermark(self, holding: HoldingStrategy) -> None:
         """Commit min(processed end, oldest held offset) where that moved forward."""
