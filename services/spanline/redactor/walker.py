@@ -9,7 +9,10 @@ JSON inside strings (``gen_ai.input.messages``, tool arguments, OpenInference
 only if something changed, so the result is still valid JSON. Parsing and walking a
 document costs far more than the detectors on typical (clean) documents, so a document
 whose raw text, with its escapes decoded, triggers nothing is left as it is without being
-parsed; :mod:`spanline.redactor.prefilter` explains why that is exact.
+parsed; :mod:`spanline.redactor.prefilter` explains why that is exact. With the fast paths
+on, a document with matches is not walked either: only the string literals the prefilter
+located, and those with escapes, are redacted (:mod:`spanline.redactor.json_literals`);
+the walk remains for what that cannot tell (a match in a key or a number, array items...).
 """
 
 from __future__ import annotations
