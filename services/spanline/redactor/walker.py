@@ -261,6 +261,19 @@ def _json_strings(root: Any, out: list[tuple[Any, Any, str]], max_depth: int) ->
                 stack.append((v, depth + 1))
 
 
+def _repeats_a_key(s: str) -> bool:
+    """Whether an object of the JSON document ``s`` (known to parse) repeats a key."""
+    repeated = False
+
+    def pairs(items: list[tuple[str, Any]]) -> None:
+        nonlocal repeated
+        if len(items) > 1 and not repeated:
+            repeated = len({k for k, _ in items}) != len(items)
+
+    json.loads(s, object_pairs_hook=pairs)
+    return repeated
+
+
 def _may_hold_json(s: str) -> bool:
     """Whether :meth:`MessageWalk.string` would try ``s`` as JSON (its first non-space is a bracket)."""
     first = s[0]
@@ -292,7 +305,7 @@ class MessageWalk:
     Not shared between messages or threads; :class:`CompiledPolicy` is the shared, read-only part.
     """
 
-    __slots__ = ("arrays", "counts", "dropped", "findings", "p", "stripped", "total")
+    __slots__ = ("arrays", "counts", "dropped", "findings", "p", "reparsed", "stripped", "total")
 
     def __init__(self, policy: CompiledPolicy) -> None:
         self.p = policy
@@ -306,11 +319,12 @@ class MessageWalk:
         self.total: dict[str, int] = {}
         self.dropped = False
         self.stripped = False  # a client-sent spanline.redaction was removed (not counted)
+        self.reparsed = False  # a JSON document with a repeated key was stored as parsed
 
     @property
     def changed(self) -> bool:
         """Whether the walk modified the message (every modification but one is counted)."""
-        return bool(self.total or self.counts) or self.stripped
+        return bool(self.total or self.counts) or self.stripped or self.reparsed
 
     # -- element bookkeeping -------------------------------------------------------------
 
@@ -526,7 +540,11 @@ class MessageWalk:
             }
             self.arrays.append((s, obj, delta, changed, dropped))
         if not changed:
-            return None
+            if not _repeats_a_key(s):
+                return None
+            # a repeated key's earlier values never reached the walk: the document is
+            # stored as parsed (last value wins, as JSON readers see it), never as sent
+            self.reparsed = True
         return _dump(obj, s)
 
     def _json_without_prefix(self, s: str) -> str | _NotJson | None:

@@ -615,3 +615,22 @@ def test_many_matches_in_a_span_still_find_the_pii_in_its_json() -> None:
     for redactor in _pair("default"):
         out, report = redactor.redact_payload(td.SerializeToString(), "traces", "p")
         assert b"alice@example.com" not in out and report.counts == {("email", "mask"): 1}
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        '{"content": "mail alice@example.com", "content": "hi"}',
+        '[{"role": "user", "content": "write to alice@example.com", "content": "hello"}]',
+        '{"outer": {"x": "alice@example.com", "x": 1}, "other": "fine"}',
+    ],
+)
+def test_a_repeated_json_key_cannot_hide_a_value(doc: str) -> None:
+    """A JSON parser keeps the last of repeated keys, so a walk over the parsed document never
+    sees the earlier values; the stored text must not keep them either."""
+    td = TracesData()
+    span = td.resource_spans.add().scope_spans.add().spans.add(name="chat")
+    span.attributes.append(KeyValue(key="gen_ai.input.messages", value=AnyValue(string_value=doc)))
+    for redactor in _pair("default"):
+        out, _ = redactor.redact_payload(td.SerializeToString(), "traces", "p")
+        assert b"alice@example.com" not in out
