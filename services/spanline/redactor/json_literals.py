@@ -14,6 +14,8 @@ two kinds of string literals can hold something to redact:
 :func:`candidate_values` returns those literals, as long as each is the value of an object
 member with a plain key; anything else (a match in a key, a number or between tokens, a
 value inside an array, a key with escapes) is ``None``: the caller then walks the document.
+A match ending in a number the walk ignores (a float, an integer below 10^8), or on an
+identifier key holding such a number, needs neither.
 """
 
 from __future__ import annotations
@@ -30,6 +32,71 @@ _COLON: Final = 0x3A
 _BACKSLASH: Final = 0x5C
 _QUOTE: Final = 0x22
 _NOT_BRACKETS: Final = bytes(c for c in range(256) if c not in b"[]{}")
+
+
+_NUMBER_BYTES: Final = frozenset(b"0123456789+-.eE")
+_FLOAT_MARKS: Final = frozenset(b".eE")
+# the walk checks integers from 100 000 000 on (MessageWalk.number); floats never
+_INERT_INT_DIGITS: Final = 8
+
+
+def _inert_number_end(data: bytes, q: int) -> int:
+    """End of the JSON number token holding offset ``q`` when the walk can find nothing in
+    it (a float, or an integer of at most eight digits), else -1. Request parameters and
+    token counts ("temperature": 0.7, "max_tokens": 1024) fire digit triggers outside any
+    literal; without this they would send every chat document to the walk."""
+    n = len(data)
+    if q >= n or data[q] not in _NUMBER_BYTES:
+        return -1
+    start = q
+    while start > 0 and data[start - 1] in _NUMBER_BYTES:
+        start -= 1
+    end = q + 1
+    while end < n and data[end] in _NUMBER_BYTES:
+        end += 1
+    token = data[start:end]
+    if not (token[:1].isdigit() or token[:1] == b"-"):
+        return -1
+    if any(c in _FLOAT_MARKS for c in token):
+        return end
+    digits = len(token) - (token[:1] == b"-")
+    return end if digits <= _INERT_INT_DIGITS else -1
+
+
+def _inert_end(data: bytes, q: int) -> int:
+    """Where to go on when a match ends at offset ``q`` outside any literal and the walk can
+    find nothing there, else -1: inside an inert number, or on the closing quote of, or the
+    colon after, a plain identifier key whose value is an inert number. The walk never
+    scans identifier keys, and a key (even a sensitive one: "max_tokens", "prompt_tokens")
+    changes nothing about a number under it; the credential triggers end on such keys."""
+    end = _inert_number_end(data, q)
+    if end >= 0:
+        return end
+    n = len(data)
+    if data[q] == _QUOTE:
+        key_close, colon = q, q + 1
+        while colon < n and data[colon] in _WHITESPACE:
+            colon += 1
+        if colon >= n or data[colon] != _COLON:
+            return -1
+    elif data[q] == _COLON:
+        colon, key_close = q, q - 1
+        while key_close >= 0 and data[key_close] in _WHITESPACE:
+            key_close -= 1
+        if key_close < 0 or data[key_close] != _QUOTE:
+            return -1
+    else:
+        return -1
+    key_open = data.rfind(b'"', 0, key_close)
+    if key_open < 0 or (key_open > 0 and data[key_open - 1] == _BACKSLASH):
+        return -1
+    key = data[key_open + 1 : key_close]
+    if not key.isascii() or not key.decode("ascii").isidentifier():
+        return -1
+    value = colon + 1
+    while value < n and data[value] in _WHITESPACE:
+        value += 1
+    return _inert_number_end(data, value)
 
 
 def _key_of(data: bytes, start: int) -> str | None:
@@ -90,13 +157,19 @@ def candidate_values(
             return out
         if by_parity:
             if data.count(b'"', pos, q) % 2 == 0 or data[q] == _QUOTE:
-                return None  # q is outside any literal, or is a quote
+                # q is outside any literal, or is a quote: fine only inside an inert number
+                pos = _inert_end(data, q) if q != slash else -1
+                if pos < 0:
+                    return None
+                continue
             start = data.rfind(b'"', pos, q)
             end = data.find(b'"', q) + 1
         else:
             start = _OUTSIDE.match(data, pos, q + 1).end()  # type: ignore[union-attr]
-            if start >= q:
-                return None
+            if start >= q:  # q is an opening quote (==) or outside any literal (>)
+                if start == q or q == slash or (pos := _inert_end(data, q)) < 0:
+                    return None
+                continue
             literal = _LITERAL.match(data, start)
             if literal is None:
                 return None

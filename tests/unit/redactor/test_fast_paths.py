@@ -594,7 +594,9 @@ def test_candidate_values_locate_member_values_and_escaped_literals() -> None:
         (b'"caf\\u00e9"', "content", None),
     ]
     assert candidate_values(data, [(data.index(b"role") + 2, 1)]) is None  # in a key
-    assert candidate_values(data, [(data.index(b"7}") + 1, 1)]) is None  # in a number
+    # a number the walk ignores (an int below 10^8, a float) holds nothing to find
+    in_number = candidate_values(data, [(data.index(b"7}") + 1, 1)])
+    assert in_number is not None and [data[a:b] for a, b, _, _ in in_number] == [b'"caf\\u00e9"']
     items = json.dumps({"items": ["call 0301234567"]}).encode()
     assert candidate_values(items, [(items.index(b"567") + 3, 5)]) is None  # in an array item
     quoted = json.dumps({"a": 'say "hi" 0301234567', "b": "x"}).encode()
@@ -634,3 +636,31 @@ def test_a_repeated_json_key_cannot_hide_a_value(doc: str) -> None:
     for redactor in _pair("default"):
         out, _ = redactor.redact_payload(td.SerializeToString(), "traces", "p")
         assert b"alice@example.com" not in out
+
+
+@pytest.mark.parametrize("escaped", [False, True])
+def test_matches_on_numbers_and_the_keys_above_them(escaped: bool) -> None:
+    """Request parameters and token counts fire digit and credential triggers outside any
+    literal ("max_tokens": 1024); a number the walk never changes, or an identifier key above
+    one, keeps the document on the located path. Anything the walk could change does not:
+    a long integer, a non-identifier key, a key whose value is a string."""
+    extra = ', "q": "say \\"hi\\""' if escaped else ""  # escaped quotes: the regex branch
+    doc = (
+        '{"temperature": 0.7, "max_tokens": 1024, "max tokens": 1024, "long": 123456789,'
+        ' "api_token": "abc", "e": 1e5' + extra + "}"
+    ).encode()
+    assert (b'\\"' in doc) is escaped
+
+    def after(needle: bytes, shift: int = 0) -> list[tuple[int, int]]:
+        return [(doc.index(needle) + len(needle) + shift, 4)]
+
+    for inert in (
+        after(b"0.7"),
+        after(b"1e5"),
+        after(b'max_tokens":'),
+        after(b'max_tokens"'),
+        after(b"10", 0),
+    ):
+        assert candidate_values(doc, inert) is not None, inert
+    for live in (after(b"123456789"), after(b'max tokens":'), after(b'api_token":')):
+        assert candidate_values(doc, live) is None, live
