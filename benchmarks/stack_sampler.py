@@ -20,6 +20,7 @@ import runpy
 import sys
 import threading
 import time
+from collections import Counter
 from types import FrameType
 
 INTERVAL_S = 0.005
@@ -65,16 +66,19 @@ class Sampler:
         me = threading.get_ident()
         while not self._stop.wait(INTERVAL_S):
             self.samples += 1
+            if self.samples % 1000 == 0:
+                self.write(final=False)  # a process killed at the end still leaves its stacks
             for ident, frame in sys._current_frames().items():
                 if ident == me or _waiting(frame):
                     continue
                 self.stacks[";".join(_stack(frame))] += 1
 
-    def write(self) -> None:
-        self._stop.set()
+    def write(self, final: bool = True) -> None:
+        if final:
+            self._stop.set()
         own: collections.Counter[str] = collections.Counter()
         total = sum(self.stacks.values()) or 1
-        for stack, n in self.stacks.items():
+        for stack, n in list(self.stacks.items()):
             seen = set()
             for frame in stack.split(";"):
                 name = frame.split(" (")[0] + " (" + frame.split(" (")[1].split(":")[0] + ")"
@@ -86,7 +90,7 @@ class Sampler:
             out.write("# inclusive share of busy samples per function:\n")
             for name, n in own.most_common(60):
                 out.write(f"#  {100 * n / total:5.1f}%  {name}\n")
-            for stack, n in self.stacks.most_common():
+            for stack, n in Counter(dict(self.stacks)).most_common():
                 out.write(f"{stack} {n}\n")
 
 
