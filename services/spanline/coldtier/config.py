@@ -45,7 +45,9 @@ class ColdtierSettings(Section):
         description="Kafka messages per Iceberg commit at most (a message holds one trace piece)",
     )
     batch_max_bytes: int = Field(
-        default=128 * 1024 * 1024, ge=1024, description="message bytes per Iceberg commit at most"
+        default=32 * 1024 * 1024,
+        ge=1024,
+        description="message bytes per Iceberg commit at most (a batch takes ~6x this in memory)",
     )
     batch_max_wait_s: float = Field(
         default=30.0, gt=0, le=3600, description="commit a non-empty batch this long after its first message"

@@ -52,6 +52,7 @@ from spanline.settings import Settings
 from spanline.spans.pricing import PricingTable
 from spanline.spans.row_errors import TIME_NS_MAX
 from spanline.spans.rows import RowBuildError, ScoreRows, SpanRows
+from spanline.writer.process_memory import bound_glibc_heap
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -235,10 +236,14 @@ class ColdStrategy:
     def _commit_all(self, work: _Work) -> None:
         ledger = self.ledger.sets()
         retries = self.settings.coldtier.commit_retries
-        for cold, rows, offsets in work:
+        while work:  # consumed as it goes: a retried batch is rebuilt by _prepare
+            cold, rows, offsets = work.pop(0)
             if rows.num_rows == 0:
                 continue
             data = to_iceberg_arrow(rows, cold)
+            # the sorted copy is all the commit needs: free the span-model batch before the
+            # Parquet writer allocates its own buffers
+            del rows
             data, dropped = drop_erased(data, ledger, self.governance.digest)
             if dropped:
                 metrics.ROWS_DROPPED_ERASED.labels(cold.name).inc(dropped)
@@ -284,6 +289,7 @@ class ColdtierService:
         from spanline.coldtier.maintenance import MaintenanceStep
 
         metrics.create_known_series(MaintenanceStep)
+        bound_glibc_heap()  # before the worker threads allocate (writer/process_memory.py)
         s = self.settings
         r = s.retention
         if r.allow_below_floor:

@@ -41,8 +41,10 @@ class WriterSettings(Section):
         ge=4,
         description="flush after about this many rows (a message, one trace piece, counts as 4)",
     )
+    # 32 MiB: ~12 500 heavy spans (2.6 KB each), what 10 000 rows made before; an insert's
+    # working memory in the engine is ~2.6x its Arrow batch (benchmarks/memory_bench.py)
     batch_max_bytes: int = Field(
-        default=64 * 1024 * 1024, ge=1024, description="flush a table's batch at this many message bytes"
+        default=32 * 1024 * 1024, ge=1024, description="flush a table's batch at this many message bytes"
     )
     batch_max_wait_s: float = Field(
         default=1.0, gt=0, le=60, description="flush a non-empty batch this long after its first row"

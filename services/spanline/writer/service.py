@@ -40,6 +40,7 @@ from spanline.spans.rows import (
 )
 from spanline.writer import metrics
 from spanline.writer.config import dsn_is_embedded, resolve_dsn, resolve_object_store_url
+from spanline.writer.process_memory import bound_glibc_heap
 from spanline.writer.store import TABLES, ClickHouseStore, EngineLocked, StoreUnavailable, open_store
 
 log = logging.getLogger(__name__)
@@ -167,6 +168,7 @@ class WriterService:
     async def start(self) -> None:
         s = self.settings
         metrics.create_known_series(TABLES)
+        bound_glibc_heap()  # before the worker threads allocate
         started = time.monotonic()
         try:
             self.store = await asyncio.to_thread(open_store, s)

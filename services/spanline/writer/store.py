@@ -40,6 +40,7 @@ from spanline.writer.metrics import (
     InsertOutcome,
 )
 from spanline.writer.migrate import apply_migrations
+from spanline.writer.process_memory import configure_engine_allocator, release_startup_pages
 
 if TYPE_CHECKING:
     from spanline.settings import Settings
@@ -204,6 +205,7 @@ def connect(
         path = chdb_path(dsn)
         if path is not None:
             path.mkdir(parents=True, exist_ok=True)
+        configure_engine_allocator()  # before the first embedded client loads the library
         try:
             return clickhouse_connect.get_client(
                 dsn=dsn, settings=client_settings, database=database, chdb_options=ENGINE_OPTIONS
@@ -349,4 +351,6 @@ def open_store(settings: Settings, *, migrate: bool = True) -> ClickHouseStore:
         except Exception:
             store.close()
             raise
+    if store.embedded:
+        release_startup_pages()
     return store
