@@ -65,6 +65,18 @@ def _snapshots(settings: Any) -> list[tuple[float, int]]:
     return sorted(out)
 
 
+def wait_committed(settings: Any, spans: int, timeout_s: float) -> list[tuple[float, int]]:
+    """Poll the ``spans`` table's snapshots until one holds ``spans`` rows (or time is up)."""
+    deadline = time.monotonic() + timeout_s
+    snaps: list[tuple[float, int]] = []
+    while time.monotonic() < deadline:
+        snaps = _snapshots(settings)
+        if snaps and snaps[-1][1] >= spans:
+            break
+        time.sleep(0.5)
+    return snaps
+
+
 def run_service(
     corpus: list[bytes], batch: int, in_flight: int | None = None, timeout_s: float = 900
 ) -> dict[str, Any]:
@@ -89,13 +101,7 @@ def run_service(
         service = start_service("coldtier", env, workdir)
         try:
             cpu0 = cpu_seconds(service.pid)
-            deadline = time.monotonic() + timeout_s
-            snaps: list[tuple[float, int]] = []
-            while time.monotonic() < deadline:
-                snaps = _snapshots(settings)
-                if snaps and snaps[-1][1] >= spans:
-                    break
-                time.sleep(0.5)
+            snaps = wait_committed(settings, spans, timeout_s)
             cpu = cpu_seconds(service.pid) - cpu0
         finally:
             service.stop()

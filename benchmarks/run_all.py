@@ -23,6 +23,7 @@ BENCHMARKS = (
     "benchmarks.pipeline_bench",
     "benchmarks.scorer_bench",
     "benchmarks.coldtier_bench",
+    "benchmarks.memory_bench",
     "benchmarks.alerter_bench",
 )
 
