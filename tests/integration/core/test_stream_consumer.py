@@ -137,3 +137,31 @@ async def test_revoked_partitions_stop_reporting_lag(make_settings: Any) -> None
     gone = sorted(reported)[0]
     await consumer._flush_for_rebalance({TopicPartition(src, int(gone))})  # the rebalance hook
     assert lag_partitions() == reported - {gone}
+
+
+async def test_an_idle_stream_hands_over_a_big_batch_before_its_timer(make_settings: Any) -> None:
+    """The end of a burst: a batch of idle_min_records or more goes once nothing came for
+    idle_s; a smaller one still waits for max_wait_s (no tiny commits from a trickle)."""
+    settings = make_settings()
+    src, out = settings.topics.name("src"), settings.topics.name("out")
+    strategy = Flaky(out)
+    consumer = _consumer(
+        settings, src, strategy, max_records=1_000, max_wait_s=30.0, idle_s=0.3, idle_min_records=20
+    )
+    task = asyncio.create_task(consumer.run())
+    try:
+        async with asyncio.timeout(30):
+            while not consumer.ready:
+                await asyncio.sleep(0.05)
+        await _produce(settings, src, [f"b{i:03d}".encode() for i in range(30)])
+        async with asyncio.timeout(10):  # far below max_wait_s
+            while len(strategy.seen) < 30:
+                await asyncio.sleep(0.05)
+        assert strategy.calls == 1
+        await _produce(settings, src, [f"s{i:03d}".encode() for i in range(5)])
+        await asyncio.sleep(2.0)
+        assert len(strategy.seen) == 30  # five are below idle_min_records: they wait
+    finally:
+        consumer.stop()
+        await asyncio.wait_for(task, 30)
+        await consumer.producer.stop()

@@ -57,6 +57,12 @@ class BatchPolicy:
     # Batches processed concurrently. With 2, a sink builds batch N+1 while batch N's
     # write runs in a thread; commits stay strictly in batch order either way.
     max_inflight: int = 1
+    # A batch of at least ``idle_min_records`` is handed over once no record came for
+    # ``idle_s`` (0: never): a sink that batches big for its storage (the coldtier's Iceberg
+    # commits) then does not hold the end of a burst for its whole ``max_wait_s``, while a
+    # trickle still waits for the timer rather than making tiny commits.
+    idle_s: float = 0.0
+    idle_min_records: int = 1
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -105,6 +111,7 @@ class StreamConsumer:
         self._buffer: list[InMessage] = []
         self._buffer_bytes = 0
         self._buffer_since = 0.0
+        self._last_arrival = 0.0
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._running = False
@@ -171,7 +178,9 @@ class StreamConsumer:
             self._next_tick = time.monotonic() + self._holding.tick_interval_s
         try:
             while not self._stopping.is_set():
-                wait_ms = self._remaining_wait_ms()
+                # at most a second a wait, so stop() is seen within a second (a sink with a
+                # 30 s batch timer would otherwise take that long to drain)
+                wait_ms = min(self._remaining_wait_ms(), 1000)
                 if self._holding is not None:
                     wait_ms = max(0, min(wait_ms, int((self._next_tick - time.monotonic()) * 1000)))
                 room = max(1, self.policy.max_records - len(self._buffer))
@@ -179,8 +188,9 @@ class StreamConsumer:
                 for tp, records in data.items():
                     if not records:
                         continue
+                    self._last_arrival = time.monotonic()
                     if not self._buffer:
-                        self._buffer_since = time.monotonic()
+                        self._buffer_since = self._last_arrival
                     size = 0
                     for r in records:
                         msg = InMessage(
@@ -219,7 +229,11 @@ class StreamConsumer:
     def _remaining_wait_ms(self) -> int:
         if not self._buffer:
             return int(self.policy.max_wait_s * 1000) or 1
-        left = self.policy.max_wait_s - (time.monotonic() - self._buffer_since)
+        p = self.policy
+        now = time.monotonic()
+        left = p.max_wait_s - (now - self._buffer_since)
+        if p.idle_s > 0 and len(self._buffer) >= p.idle_min_records:
+            left = min(left, p.idle_s - (now - self._last_arrival))
         return max(0, int(left * 1000))
 
     def _should_flush(self) -> bool:
@@ -230,6 +244,11 @@ class StreamConsumer:
             len(self._buffer) >= p.max_records
             or self._buffer_bytes >= p.max_bytes
             or time.monotonic() - self._buffer_since >= p.max_wait_s
+            or (
+                p.idle_s > 0
+                and len(self._buffer) >= p.idle_min_records
+                and time.monotonic() - self._last_arrival >= p.idle_s
+            )
         )
 
     @staticmethod
