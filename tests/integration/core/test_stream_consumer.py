@@ -165,3 +165,23 @@ async def test_an_idle_stream_hands_over_a_big_batch_before_its_timer(make_setti
         consumer.stop()
         await asyncio.wait_for(task, 30)
         await consumer.producer.stop()
+
+
+async def test_the_byte_bound_holds_on_a_backlog(make_settings: Any) -> None:
+    """Polls are capped at kafka.max_poll_records, so a backlog cannot put a whole
+    max_records batch into memory before the byte bound is compared."""
+    settings = make_settings(kafka={"max_poll_records": 10})
+    src, out = settings.topics.name("src"), settings.topics.name("out")
+    await _produce(settings, src, [f"r{i:03d}".encode() for i in range(200)])  # 4 bytes each
+    sizes: list[int] = []
+
+    class Sizes(Flaky):
+        async def process(self, batch: Sequence[InMessage]) -> Outcome:
+            sizes.append(len(batch))
+            return await super().process(batch)
+
+    strategy = Sizes(out)
+    consumer = _consumer(settings, src, strategy, max_records=1_000, max_bytes=40, max_wait_s=5.0)
+    await _run_until(consumer, lambda: len(strategy.seen) >= 200)
+    assert sum(sizes) == 200
+    assert max(sizes) <= 20, sizes  # 10 records reach the bound; a poll adds at most 10

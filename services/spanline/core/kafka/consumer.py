@@ -173,6 +173,7 @@ class StreamConsumer:
             return
         consumer = self._consumer
         self._running = True
+        poll_cap = self.settings.max_poll_records
         log.info("consuming", extra={"topics": self.topics, "group": self.group_id})
         if self._holding is not None:
             self._next_tick = time.monotonic() + self._holding.tick_interval_s
@@ -183,7 +184,9 @@ class StreamConsumer:
                 wait_ms = min(self._remaining_wait_ms(), 1000)
                 if self._holding is not None:
                     wait_ms = max(0, min(wait_ms, int((self._next_tick - time.monotonic()) * 1000)))
-                room = max(1, self.policy.max_records - len(self._buffer))
+                # one poll at most max_poll_records: the byte bound is checked between polls,
+                # and a poll of a whole 50 000-message batch overshot it by ~100 MB
+                room = max(1, min(self.policy.max_records - len(self._buffer), poll_cap))
                 data = await consumer.getmany(timeout_ms=wait_ms, max_records=room)
                 for tp, records in data.items():
                     if not records:
