@@ -108,6 +108,14 @@ class Redactor:
             self._compiled.popitem(last=False)
         return compiled
 
+    def warm(self, project: str = "default") -> None:
+        """Compile ``project``'s policy and its Hyperscan databases for the calling thread
+        now: ~0.6 s of CPU the first message would otherwise wait for (after readiness)."""
+        compiled = self.policy_for(project)
+        compiled.scanner.warm()
+        if compiled.prefilter is not None:
+            compiled.prefilter.warm()
+
     def actions(self, project: str) -> dict[str, str]:
         """Enabled detectors of a project and their actions."""
         return dict(self.policy_for(project).actions)

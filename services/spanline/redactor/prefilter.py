@@ -489,6 +489,12 @@ class Prefilter:
             return False
         return not self._hit(serialized, len(self._patterns_all))
 
+    def warm(self) -> None:
+        """Compile this thread's databases now (seconds of CPU for a large gazetteer) rather
+        than on the first message, which would then wait for them."""
+        self._state()
+        self._locate_state()
+
     def clean_text(self, text: str) -> bool:
         """True if redacting ``text`` as a string value (JSON-aware, under a non-sensitive key)
         would change nothing."""

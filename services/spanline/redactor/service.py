@@ -110,8 +110,10 @@ def _opener(settings: Settings) -> Opener | None:
 def build(settings: Settings, redactor: Redactor | None = None) -> ConsumerService:
     metrics.create_known_series()
     topics = settings.topics
+    redactor = redactor or Redactor.from_settings(settings.redactor)
+    redactor.warm()  # compiled before readiness, on the thread that will redact
     strategy = RedactStrategy(
-        redactor or Redactor.from_settings(settings.redactor),
+        redactor,
         topics.redacted,
         topics.audit,
         _opener(settings),

@@ -310,3 +310,20 @@ def test_projects_with_the_same_detectors_share_a_scanner() -> None:
     assert r.policy_for("a").scanner is r.policy_for("b").scanner
     assert r.policy_for("acme").scanner is not r.policy_for("a").scanner
     assert r.redact_text("X-1234", "acme")[0] == "<X_ID>" and r.redact_text("X-1234", "a")[0] == "X-1234"
+
+
+def test_warm_compiles_the_databases_before_the_first_message() -> None:
+    """The redactor service warms its default policy at build time, so readiness means the
+    Hyperscan databases exist for the thread that redacts (no first-message stall)."""
+    from spanline.redactor.detectors.scanner import HYPERSCAN_AVAILABLE
+
+    if not HYPERSCAN_AVAILABLE:
+        pytest.skip("no hyperscan: nothing to compile")
+    redactor = Redactor()
+    compiled = redactor.policy_for("default")
+    assert compiled.prefilter is not None
+    assert getattr(compiled.prefilter._local, "locate", None) is None
+    redactor.warm()
+    for holder in (compiled.prefilter, compiled.scanner):
+        assert getattr(holder._local, "state", None) is not None
+        assert getattr(holder._local, "locate", None) is not None

@@ -296,6 +296,12 @@ class Scanner:
             self._local.locate = state
         return state  # type: ignore[no-any-return]
 
+    def warm(self) -> None:
+        """Compile this thread's databases now (see :meth:`Prefilter.warm`)."""
+        if _hs is not None and self.prefiltered:
+            self._state()
+            self._locate_state()
+
     def scan(self, text: str) -> list[Finding]:
         short = len(text) <= _CLEAN_CACHE_MAX_LEN
         if short and text in self._clean:
