@@ -210,6 +210,21 @@ def wait_for_rows(
         time.sleep(interval_s)
 
 
+def drain_spans(port: int, pid: int, expected: int, timeout_s: float) -> tuple[RowsSeen, float]:
+    """Until ``expected`` span rows are visible on a writer's query endpoint, and the
+    writer process's CPU seconds from the first row visible to the last (start-up and the
+    group join excluded): the window the writer and memory benchmarks report."""
+    cpu_at_first = 0.0
+
+    def window_starts() -> None:
+        nonlocal cpu_at_first
+        cpu_at_first = cpu_seconds(pid)
+
+    sql = "SELECT count() FROM spans"
+    seen = wait_for_rows(port, sql, expected, timeout_s=timeout_s, interval_s=0.1, on_first=window_starts)
+    return seen, cpu_seconds(pid) - cpu_at_first
+
+
 def metric_value(text: str, name: str, **labels: str) -> float:
     """Sum of a metric's samples whose labels include `labels` (Prometheus text format)."""
     total = 0.0

@@ -34,14 +34,13 @@ from typing import Any
 from benchmarks.harness import (
     bench_pipeline_env,
     cpu_seconds,
+    drain_spans,
     print_table,
     start_service,
     verdicts,
-    wait_for_rows,
     write_result,
 )
-from benchmarks.writer_bench import _fill
-from spanline.core.broker import free_port
+from benchmarks.writer_bench import _fill, writer_on_backlog
 from spanline.core.settings import TopicSettings
 from spanline.loadgen.request_pool import RequestPool
 
@@ -113,35 +112,12 @@ def _mb(status: dict[str, int]) -> dict[str, float]:
 
 def run_writer(corpus: list[bytes], timeout_s: float = 900) -> dict[str, Any]:
     spans = len(corpus) * SPANS_PER_TRACE
-    with bench_pipeline_env("memory-writer") as (broker, workdir, env):
-        port = free_port()
-        env["SPANLINE_WRITER_QUERY_PORT"] = str(port)
-        asyncio.run(
-            _fill(broker.bootstrap, TopicSettings(prefix=env["SPANLINE_TOPICS_PREFIX"]).redacted, corpus)
-        )
-        service = start_service("writer", env, workdir)
-        cpu0 = 0.0
-
-        def first() -> None:
-            nonlocal cpu0
-            cpu0 = cpu_seconds(service.pid)
-
-        try:
-            with Memory(service.pid) as memory:
-                idle = memory.sample()
-                seen = wait_for_rows(
-                    port,
-                    "SELECT count() FROM spans",
-                    spans,
-                    timeout_s=timeout_s,
-                    interval_s=0.1,
-                    on_first=first,
-                )
-                cpu = cpu_seconds(service.pid) - cpu0
-                time.sleep(1)  # what is still held right after the drain
-                after = memory.sample()
-        finally:
-            service.stop()
+    with writer_on_backlog(corpus, "memory-writer") as (service, port):
+        with Memory(service.pid) as memory:
+            idle = memory.sample()
+            seen, cpu = drain_spans(port, service.pid, spans, timeout_s)
+            time.sleep(1)  # what is still held right after the drain
+            after = memory.sample()
     counted = seen.rows - seen.first_rows
     window = seen.last_at - seen.first_at
     return {

@@ -44,7 +44,9 @@ import random
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,13 +56,13 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
 from benchmarks.harness import (
     RssSampler,
+    ServiceProc,
     bench_pipeline_env,
-    cpu_seconds,
+    drain_spans,
     metric_value,
     print_table,
     start_service,
     verdicts,
-    wait_for_rows,
     write_result,
 )
 from spanline.core.broker import free_port
@@ -284,6 +286,23 @@ class MemorySampler(RssSampler):
         return rss
 
 
+@contextmanager
+def writer_on_backlog(corpus: list[bytes], name: str) -> Iterator[tuple[ServiceProc, int]]:
+    """A real writer process (and its query port) started on a ``spanline.redacted`` topic
+    prefilled with ``corpus``; stopped on exit."""
+    with bench_pipeline_env(name) as (broker, workdir, env):
+        query_port = free_port()
+        env["SPANLINE_WRITER_QUERY_PORT"] = str(query_port)
+        asyncio.run(
+            _fill(broker.bootstrap, TopicSettings(prefix=env["SPANLINE_TOPICS_PREFIX"]).redacted, corpus)
+        )
+        service = start_service("writer", env, workdir)
+        try:
+            yield service, query_port
+        finally:
+            service.stop()
+
+
 def run_service(corpus: list[bytes], timeout_s: float = 600) -> dict[str, object]:
     """A real writer process draining a prefilled ``spanline.redacted`` topic.
 
@@ -292,34 +311,11 @@ def run_service(corpus: list[bytes], timeout_s: float = 600) -> dict[str, object
     figure once the writer is ready, the peak until every row is visible.
     """
     spans = len(corpus) * SPANS_PER_TRACE
-    with bench_pipeline_env("writer") as (broker, workdir, env):
-        query_port = free_port()
-        env["SPANLINE_WRITER_QUERY_PORT"] = str(query_port)
-        asyncio.run(
-            _fill(broker.bootstrap, TopicSettings(prefix=env["SPANLINE_TOPICS_PREFIX"]).redacted, corpus)
-        )
-        service = start_service("writer", env, workdir)
-        cpu_at_first = 0.0
-
-        def window_starts() -> None:
-            nonlocal cpu_at_first
-            cpu_at_first = cpu_seconds(service.pid)
-
-        try:
-            with MemorySampler(service.pid) as memory:
-                idle_rss, idle_anon = memory.sample()
-                seen = wait_for_rows(
-                    query_port,
-                    "SELECT count() FROM spans",
-                    spans,
-                    timeout_s=timeout_s,
-                    interval_s=0.1,
-                    on_first=window_starts,
-                )
-                cpu = cpu_seconds(service.pid) - cpu_at_first
-            metrics = service.metrics()
-        finally:
-            service.stop()
+    with writer_on_backlog(corpus, "writer") as (service, query_port):
+        with MemorySampler(service.pid) as memory:
+            idle_rss, idle_anon = memory.sample()
+            seen, cpu = drain_spans(query_port, service.pid, spans, timeout_s)
+        metrics = service.metrics()
     counted = seen.rows - seen.first_rows
     # None: everything landed between two polls (too few spans to see a rate)
     rate = round(counted / (seen.last_at - seen.first_at)) if counted > 0 else None
