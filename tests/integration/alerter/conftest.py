@@ -20,16 +20,8 @@ from spanline.settings import Settings
 from spanline.v1.spanline_pb2 import Score
 from tests.integration.alerter.fake_receivers import FakeReceivers
 
-RULES = """
-version: 1
-defaults: {eval_interval: 0.5s, for: 0s, keep_firing_for: 0s, min_samples: 3, allowed_lateness: 5s}
-rules:
-  - name: err
-    score: error
-    aggregate: mean
-    window: 2s
-    bucket: 0.5s
-    threshold: {op: ">", value: 0.5}
+# one Slack receiver behind the usual route: every rule file of these tests ends with it
+SLACK_ROUTE = """
 route:
   receiver: slack
   group_by: [alertname, project]
@@ -40,6 +32,21 @@ receivers:
   - name: slack
     slack: [{mode: webhook, webhook_url: {env: ALERT_HOOK}}]
 """
+
+RULES = (
+    """
+version: 1
+defaults: {eval_interval: 0.5s, for: 0s, keep_firing_for: 0s, min_samples: 3, allowed_lateness: 5s}
+rules:
+  - name: err
+    score: error
+    aggregate: mean
+    window: 2s
+    bucket: 0.5s
+    threshold: {op: ">", value: 0.5}
+"""
+    + SLACK_ROUTE
+)
 
 HOOK_PATH = "/slack/webhook/T0/B0/SECRET"
 

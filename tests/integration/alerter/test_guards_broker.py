@@ -20,6 +20,7 @@ from spanline.v1.spanline_pb2 import AlertEvent
 from tests.integration.alerter.conftest import (
     HOOK_PATH,
     RULES,
+    SLACK_ROUTE,
     keep_scoring,
     make_topics,
     produce_scores,
@@ -119,7 +120,8 @@ async def test_min_samples_not_met_never_fires(alerter_settings: Any, fake: Fake
     assert _slack(fake) == ["[FIRING:1] alertname=err project=shop"]
 
 
-BASELINE_RULES = """
+BASELINE_RULES = (
+    """
 version: 1
 defaults: {eval_interval: 0.5s, for: 0s, keep_firing_for: 0s, min_samples: 3, allowed_lateness: 5s}
 rules:
@@ -137,16 +139,9 @@ rules:
     window: 2s
     bucket: 0.5s
     change: {pct: 100, min_abs_delta: 1, min_baseline: 0.1, bucket: 1s}
-route:
-  receiver: slack
-  group_by: [alertname, project]
-  group_wait: 0.5s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: slack
-    slack: [{mode: webhook, webhook_url: {env: ALERT_HOOK}}]
 """
+    + SLACK_ROUTE
+)
 
 
 async def _keep_costing(settings: Settings, value: float, project: str, seconds: float) -> None:
