@@ -21,8 +21,7 @@ from spanline.v1.spanline_pb2 import Score
 from tests.integration.alerter.fake_receivers import FakeReceivers
 
 # one Slack receiver behind the usual route: every rule file of these tests ends with it
-SLACK_ROUTE = """
-route:
+SLACK_ROUTE = """route:
   receiver: slack
   group_by: [alertname, project]
   group_wait: 0.5s
