@@ -76,6 +76,7 @@ class ServiceProc:
     proc: subprocess.Popen[bytes]
     http_port: int
     log: Path
+    sampler: subprocess.Popen[bytes] | None = None
 
     @property
     def pid(self) -> int:
@@ -85,12 +86,55 @@ class ServiceProc:
         return httpx.get(f"http://127.0.0.1:{self.http_port}/metrics", timeout=5).text
 
     def stop(self) -> None:
+        sample_dir = os.environ.get("BENCH_SAMPLE_DIR")
+        if sample_dir and self.proc.poll() is None:
+            _write_thread_cpu(self.proc.pid, Path(sample_dir) / f"{self.name}.threads")
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+        if self.sampler is not None:
+            self.sampler.wait(60)  # it writes its file once the process is gone
+
+
+def _write_thread_cpu(pid: int, out: Path) -> None:
+    """CPU seconds per thread name: the engine's own native threads (chdb's pools, Arrow's,
+    Hyperscan has none) that no Python-level sampler sees, beside the Python threads."""
+    per_name: dict[str, float] = {}
+    for t in psutil.Process(pid).threads():
+        try:
+            name = Path(f"/proc/{pid}/task/{t.id}/comm").read_text().strip()
+        except OSError:
+            continue
+        per_name[name] = per_name.get(name, 0.0) + t.user_time + t.system_time
+    lines = [f"{cpu:8.2f}  {name}" for name, cpu in sorted(per_name.items(), key=lambda kv: -kv[1])]
+    out.write_text("\n".join(lines) + "\n")
+
+
+def _sample(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy attached to ``pid``; it writes ``out`` and exits when the process does."""
+    py_spy = Path(sys.executable).with_name("py-spy")
+    if not py_spy.exists():
+        raise RuntimeError("BENCH_SAMPLE_DIR needs py-spy in the venv: pip install py-spy")
+    return subprocess.Popen(
+        [
+            str(py_spy),
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            "100",
+            "--nonblocking",
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(out.with_suffix(".log"), "wb"),
+    )
 
 
 def start_service(name: str, env: dict[str, str], workdir: Path) -> ServiceProc:
@@ -99,13 +143,13 @@ def start_service(name: str, env: dict[str, str], workdir: Path) -> ServiceProc:
     with open(log, "ab") as out:
         # BENCH_PROFILE_DIR=dir: each service runs under cProfile and leaves dir/<name>.prof
         # when it stops (where a stage's CPU goes; the overhead skews absolute figures)
-        # BENCH_SAMPLE_DIR=dir: sampled stacks of every thread in dir/<name>.txt
-        # (benchmarks/stack_sampler.py: sees the worker threads cProfile misses)
+        # BENCH_SAMPLE_DIR=dir: py-spy samples every thread, native frames included, into
+        # dir/<name>.txt (collapsed stacks), from readiness until the service stops; it reads
+        # the process's memory from outside, so a thread that releases the GIL (chdb,
+        # Hyperscan, zstd) is seen as often as one that holds it. An in-process sampler is
+        # not: it can only look when the GIL is released, which biases it towards those calls.
         profile_dir = os.environ.get("BENCH_PROFILE_DIR")
-        sample_dir = os.environ.get("BENCH_SAMPLE_DIR")
         profiler = ["-m", "cProfile", "-o", f"{profile_dir}/{name}.prof"] if profile_dir else []
-        if sample_dir:
-            profiler = ["-m", "benchmarks.stack_sampler", f"{sample_dir}/{name}.txt"]
         proc = subprocess.Popen(
             [sys.executable, *profiler, "-m", "spanline.cli.main", "run", name, "--http-port", str(port)],
             env={**os.environ, **env},
@@ -118,7 +162,9 @@ def start_service(name: str, env: dict[str, str], workdir: Path) -> ServiceProc:
             raise RuntimeError(f"{name} exited: {log.read_text()[-2000:]}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return ServiceProc(name, proc, port, log)
+                sample_dir = os.environ.get("BENCH_SAMPLE_DIR")
+                sampler = _sample(proc.pid, Path(sample_dir) / f"{name}.txt") if sample_dir else None
+                return ServiceProc(name, proc, port, log, sampler)
         except httpx.HTTPError:
             pass
         time.sleep(0.1)

@@ -63,6 +63,7 @@ from typing import Any, Final
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+from spanline.redactor.detectors.base import caseless_word
 from spanline.redactor.detectors.scanner import HYPERSCAN as _hs
 from spanline.redactor.detectors.scanner import (
     HYPERSCAN_AVAILABLE,
@@ -87,23 +88,7 @@ SENSITIVE_KEY_ENDINGS: Final = (
     "credential",
     "credentials",
 )
-# Non-ASCII characters that Python's re.IGNORECASE matches to an ASCII letter.
-_UNICODE_FOLDS: Final = {"i": ("\u0130", "\u0131"), "k": ("\u212a",), "s": ("\u017f",)}
-
-
-def _caseless_utf8(word: str) -> bytes:
-    """A byte pattern matching ``word`` as ``re.IGNORECASE`` does on ``str``, in UTF-8."""
-    out: list[bytes] = []
-    for ch in word:
-        alts = [f"[{ch.lower()}{ch.upper()}]".encode("ascii")]
-        alts += [
-            b"".join(b"\\x%02x" % c for c in extra.encode("utf-8")) for extra in _UNICODE_FOLDS.get(ch, ())
-        ]
-        out.append(alts[0] if len(alts) == 1 else b"(?:" + b"|".join(alts) + b")")
-    return b"".join(out)
-
-
-_KEY_WORDS: Final = b"(?:" + b"|".join(_caseless_utf8(w) for w in SENSITIVE_KEY_ENDINGS) + b")"
+_KEY_WORDS: Final = ("(?:" + "|".join(caseless_word(w) for w in SENSITIVE_KEY_ENDINGS) + ")").encode("ascii")
 # Carrier tag of an AnyValue (KeyValue.value, ArrayValue.values, LogRecord.body) and its length.
 _ANY_VALUE_HEAD: Final = rb"[\x0a\x12\x2a][\x80-\xff]{0,4}[\x00-\x7f]"
 # What precedes the first character of a scanned protobuf string: the tag of the field

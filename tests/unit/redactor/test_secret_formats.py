@@ -102,3 +102,56 @@ def test_secrets_inside_json_escapes_are_masked(kind: str) -> None:
         out, _ = redactor.redact_text(doc, "p", key="gen_ai.input.messages")
         decoded = json.loads(json.loads(out)[0]["content"])["log"]
         assert value not in decoded and value.split("\n")[0] not in out, (kind, decoded)
+
+
+def test_credential_trigger_covers_every_key_the_detector_reads() -> None:
+    """Keys spelt every way re.IGNORECASE reads them (case, Unicode folds, separators,
+    suffixes within the 40-character budget): wherever the credential detector finds a
+    value, its trigger fires (findings() checks the fast scan against the plain one)."""
+    rng = random.Random("credential-trigger")
+    folds = {"s": "\u017f", "k": "\u212a", "i": "\u0131", "I": "\u0130"}
+    words = (
+        "password",
+        "passwd",
+        "passphrase",
+        "pwd",
+        "secret",
+        "api_key",
+        "accesskey",
+        "private-key",
+        "auth_token",
+        "refresh-token",
+        "token",
+        "credential",
+        "credentials",
+    )
+    found = 0
+    for _ in range(3000):
+        word = "".join(
+            folds.get(c, c) if rng.random() < 0.15 else (c.upper() if rng.random() < 0.3 else c)
+            for c in rng.choice(words)
+        )
+        tail = rng.choice(["", "_1", ".prod", "-x", "_V2_backup", "s", "_" + "a" * 38, "_" + "b" * 39])
+        key = rng.choice(["", "db.", "my_", "X-"]) + word + tail
+        sep = rng.choice(["=", ": ", '": "', "' = '", "\n:", "\t="])
+        value = rng.choice(["Zx8f7a6s5d4f3g2h1jQ", "hunter2hunter2", "9f8e7d6c5b4a39281706"])
+        if any(d == "credential" for _s, _e, d in findings(f"{key}{sep}{value}")):
+            found += 1
+    assert found > 1000
+
+
+def test_token_counts_do_not_trigger_the_credential_detector() -> None:
+    """GenAI usage and invocation parameters ("max_tokens": 1024) are in nearly every LLM
+    payload; firing the trigger on them sent every such span down the slow path."""
+    from spanline.redactor.detectors.secrets import CredentialDetector
+    from spanline.redactor.prefilter import Prefilter
+
+    prefilter = Prefilter(
+        [[(None, CredentialDetector.triggers[0][0], CredentialDetector.triggers[0][1])]],
+        sensitive_keys=False,
+        json_nesting=4,
+        max_bytes=1 << 20,
+    )
+    doc = {"max_tokens": 1024, "usage": {"prompt_tokens": 66, "completion_tokens": 51, "total_tokens": 117}}
+    assert prefilter.clean_text(json.dumps(doc))
+    assert not prefilter.clean_text(json.dumps({"api_key": "Zx8f7a6s5d4f3g2h1jQ"}))

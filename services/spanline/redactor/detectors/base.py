@@ -6,9 +6,31 @@ them on busy pipelines, and tuples are the cheapest thing CPython can allocate.
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
 
 Finding = tuple[int, int, str]
+
+# Non-ASCII characters that Python's re.IGNORECASE matches to an ASCII letter (and the
+# ASCII letter each stands for): a trigger for a caseless Python pattern must match them too.
+UNICODE_FOLDS: dict[str, tuple[str, ...]] = {"i": ("\u0130", "\u0131"), "k": ("\u212a",), "s": ("\u017f",)}
+# One character that ``[a-z]`` matches under re.IGNORECASE, as a UTF-8 byte pattern.
+CASELESS_LETTER = r"(?:[a-zA-Z]|\xc4[\xb0\xb1]|\xc5\xbf|\xe2\x84\xaa)"
+
+
+def caseless_word(word: str) -> str:
+    """A UTF-8 byte pattern matching ``word`` (ASCII) as ``re.IGNORECASE`` does on ``str``:
+    each letter in either case or one of its :data:`UNICODE_FOLDS`. Spelled out, so it
+    needs no caseless flag."""
+    out: list[str] = []
+    for ch in word:
+        alts = [f"[{ch.lower()}{ch.upper()}]" if ch.isalpha() else re.escape(ch)]
+        alts += [
+            "".join(f"\\x{b:02x}" for b in fold.encode("utf-8")) for fold in UNICODE_FOLDS.get(ch.lower(), ())
+        ]
+        out.append(alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")")
+    return "".join(out)
+
 
 NATIONAL_ID_DETECTORS: tuple[str, ...] = (
     "uk_nino",

@@ -13,7 +13,7 @@ import math
 import re
 from collections import Counter
 
-from spanline.redactor.detectors.base import Finding
+from spanline.redactor.detectors.base import CASELESS_LETTER, Finding, caseless_word
 
 # (detector, pattern, literals one of which every match contains). Group "v", when present,
 # is the secret part.
@@ -91,6 +91,18 @@ _CREDENTIAL_KV = re.compile(
     r"auth[_\-]?token|access[_\-]?token|refresh[_\-]?token|session[_\-]?token|token|credentials?)"
     r"(?![a-z])[a-z0-9_.\-]{0,40}[\"']?[ \t\r\n]{0,3}[:=][ \t\r\n]{0,3}[\"']?"
     r"(?P<v>(?!<[A-Z_]+(?::[0-9a-f]{8})?>)[^\s\"',;&<>]{3,512}+)"
+)
+# The words every keyword of _CREDENTIAL_KV ends with (its trigger's anchor).
+_CREDENTIAL_KEY_ENDINGS = (
+    "password",
+    "passwd",
+    "passphrase",
+    "pwd",
+    "secret",
+    "key",
+    "token",
+    "credential",
+    "credentials",
 )
 _AWS_SECRET = re.compile(r"[A-Za-z0-9/+](?<![A-Za-z0-9/+].)[A-Za-z0-9/+]{39}(?![A-Za-z0-9/+=])")
 _AWS_CONTEXT = ("aws", "secret", "akia", "asia")
@@ -225,10 +237,19 @@ class CredentialDetector:
     """``password=...``, ``"api_key": "..."``: the value after a key that names a secret."""
 
     name = "credential"
-    # Superset of _CREDENTIAL_KV: every keyword contains one of these words, followed within
-    # the key's length budget by ':' or '='.
+    # Superset of _CREDENTIAL_KV: every keyword of it ends with one of these words, which
+    # no letter follows (so "max_tokens": 1024 and "prompt_tokens": 66, in every GenAI
+    # payload, fire nothing), then the rest of the key within its budget, then ':' or '='.
+    # Letters as re.IGNORECASE sees them (caseless_word, CASELESS_LETTER), not ASCII only.
     triggers = (
-        (r"(?:pass|pwd|secret|key|token|credential)[a-z0-9_.\-]{0,60}[\"']?[ \t\r\n]{0,3}[:=]", True),
+        (
+            "(?:"
+            + "|".join(caseless_word(w) for w in _CREDENTIAL_KEY_ENDINGS)
+            + r")(?:[0-9_.\-](?:"
+            + CASELESS_LETTER
+            + r"|[0-9_.\-]){0,39})?[\"']?[ \t\r\n]{0,3}[:=]",
+            False,
+        ),
     )
 
     def find(self, text: str, out: list[Finding]) -> None:
