@@ -70,6 +70,7 @@ from spanline.core.kafka import (
     StreamConsumer,
 )
 from spanline.settings import Settings
+from spanline.spans.score_records import unpack_scores
 from spanline.v1.spanline_pb2 import AlertEvent, Score
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,17 @@ REC_RESULT = "notify_result"
 META_RULE = "AlerterReceiverFailing"
 
 Sender = SlackSender | PagerDutySender | ConsoleSender
+
+
+def _invalid(score: Score) -> str:
+    """Why a score cannot be folded ("" if it can)."""
+    if not score.name:
+        return "score has no name"
+    if not (math.isfinite(score.score_value) and math.isfinite(score.sampling_weight)):
+        # inf/NaN would poison every sum and sketch of its group (ddsketch raises on
+        # them when raw samples spill into the sketch, in fold, merge or evaluation)
+        return "score value or sampling weight is not finite"
+    return ""
 
 
 class FoldStrategy:
@@ -98,31 +110,33 @@ class FoldStrategy:
     def _process(self, batch: Sequence[InMessage]) -> Outcome:
         dlq: list[DlqEntry] = []
         fold = self.folder.fold
-        decode = Score.FromString
         sources = self._sources
         n = 0
         for msg in batch:
             try:
-                score = decode(msg.value)
+                scores = unpack_scores(msg.value)  # one Score, or a trace's ScoreSet
             except DecodeError:
-                dlq.append(DlqEntry(msg, DlqReason.DECODE_ERROR, "value is not a spanline.v1.Score protobuf"))
-                continue
-            if not score.name:
-                dlq.append(DlqEntry(msg, DlqReason.INVALID_SCORE, "score has no name"))
-                continue
-            if not (math.isfinite(score.score_value) and math.isfinite(score.sampling_weight)):
-                # inf/NaN would poison every sum and sketch of its group (ddsketch raises on
-                # them when raw samples spill into the sketch, in fold, merge or evaluation)
                 dlq.append(
-                    DlqEntry(msg, DlqReason.INVALID_SCORE, "score value or sampling weight is not finite")
+                    DlqEntry(
+                        msg, DlqReason.DECODE_ERROR, "value is not a spanline.v1.Score or ScoreSet protobuf"
+                    )
                 )
                 continue
-            t = score.time_unix_nano / 1e9 if score.time_unix_nano else msg.timestamp_ms / 1000.0
             src = sources.get(msg.partition)
             if src is None:
                 src = sources[msg.partition] = str(msg.partition)
-            fold(score, t, src, msg.offset)
-            n += 1
+            invalid = ""
+            for score in scores:
+                problem = _invalid(score)
+                if problem:
+                    invalid = invalid or problem
+                    continue
+                t = score.time_unix_nano / 1e9 if score.time_unix_nano else msg.timestamp_ms / 1000.0
+                fold(score, t, src, msg.offset)
+                n += 1
+            if invalid:
+                # the valid scores of a set are folded; the record is kept whole for a look
+                dlq.append(DlqEntry(msg, DlqReason.INVALID_SCORE, invalid))
         metrics.SCORES_FOLDED.inc(n)
         records = [OutRecord(self.topic, value, key.encode("utf-8")) for key, value in self.folder.drain()]
         return Outcome(records=records, dlq=dlq)

@@ -23,6 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from spanline.core.protobuf_wire import length_delimited
 from spanline.ingest.limits import Limits, Rejections, RejectReason, check_attributes, check_ids
 
 # TracesData/LogsData, ResourceSpans/ResourceLogs and ScopeSpans/ScopeLogs share one
@@ -30,19 +31,6 @@ from spanline.ingest.limits import Limits, Rejections, RejectReason, check_attri
 _TAG_1 = b"\x0a"
 _TAG_2 = b"\x12"
 _TAG_3 = b"\x1a"
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def _framed(tag: bytes, payload: bytes) -> bytes:
-    return tag + _varint(len(payload)) + payload
 
 
 @dataclass(slots=True)
@@ -78,17 +66,17 @@ def _assemble(chunk: _Chunk, scopes: list[_Scope]) -> bytes:
     by_resource: dict[int, list[bytes]] = {}
     for scope_index, items in chunk.by_scope.items():
         scope = scopes[scope_index]
-        body = scope.scope_head + b"".join(_framed(_TAG_2, item) for item in items)
+        body = scope.scope_head + b"".join(length_delimited(_TAG_2, item) for item in items)
         by_resource.setdefault(scope.resource_index, [scopes[scope_index].resource_head]).append(
-            _framed(_TAG_2, body)
+            length_delimited(_TAG_2, body)
         )
-    return b"".join(_framed(_TAG_1, b"".join(parts)) for parts in by_resource.values())
+    return b"".join(length_delimited(_TAG_1, b"".join(parts)) for parts in by_resource.values())
 
 
 def _head(tag_child: bytes, child: Any, has_child: bool, schema_url: str) -> bytes:
-    head = _framed(tag_child, child.SerializeToString()) if has_child else b""
+    head = length_delimited(tag_child, child.SerializeToString()) if has_child else b""
     if schema_url:
-        head += _framed(_TAG_3, schema_url.encode("utf-8"))
+        head += length_delimited(_TAG_3, schema_url.encode("utf-8"))
     return head
 
 

@@ -52,6 +52,7 @@ from spanline.spans.attributes import attributes_dict, to_text
 from spanline.spans.otlp_mirror import MirrorTracesData
 from spanline.spans.pricing import PricingTable
 from spanline.spans.row_errors import TIME_NS_MAX, RowBuildError
+from spanline.spans.score_records import pack_scores
 from spanline.v1.spanline_pb2 import Score
 
 log = logging.getLogger(__name__)
@@ -374,7 +375,8 @@ class ScorerStrategy:
                 values = heuristic_score_values(trace, self.settings, now_ns)
                 if values:
                     headers = [(H_PROJECT, trace.project_id.encode("utf-8")), (H_SCHEMA, _SCHEMA)]
-                    records.extend(OutRecord(topic, v, trace.trace_id, list(headers)) for v in values)
+                    # one record for the trace's scores (spans/score_records.py)
+                    records.append(OutRecord(topic, pack_scores(values), trace.trace_id, headers))
                     scored.update(trace.scores.keys())
                 if self.judge is not None and not trace.late_fragment:
                     to_judge.append((c, trace))

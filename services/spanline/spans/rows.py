@@ -31,6 +31,7 @@ from spanline.spans.object_store import PayloadOffloader
 from spanline.spans.pricing import PricingTable
 from spanline.spans.row_errors import RowBuildError, time_ns
 from spanline.spans.row_errors import hex_id as _hex_id
+from spanline.spans.score_records import is_score_set, unpack_scores
 from spanline.spans.span_build import (
     COMPILED_AVAILABLE,
     MAP,
@@ -474,6 +475,21 @@ class ScoreRows(_ProtoRows[Score]):
     table = "scores"
     columns = SCORE_COLUMNS
     message_type = Score
+
+    def add_bytes(self, value: bytes, project_id: str, received_at_ns: int, message_id: str = "") -> int:
+        """A single ``Score`` or a trace's ``ScoreSet`` (spans/score_records.py); a set's rows
+        are added all or none, like the spans of one message."""
+        if not is_score_set(value):
+            return super().add_bytes(value, project_id, received_at_ns, message_id)
+
+        def build() -> tuple[Rows, FlatMaps]:
+            try:
+                scores = unpack_scores(value)
+            except (DecodeError, ValueError) as exc:
+                raise RowBuildError(self.table, f"not a valid ScoreSet protobuf: {exc}") from None
+            return self._flatten([self._row(s, project_id, received_at_ns, message_id) for s in scores])
+
+        return self._guard(build, len(value))
 
     def _row(self, s: Score, project_id: str, received_at_ns: int, message_id: str) -> tuple[Any, ...]:
         project = self._project(s.project_id, project_id)

@@ -112,6 +112,33 @@ class Score(_message.Message):
 Global___Score: _TypeAlias = Score  # noqa: Y015
 
 @_typing.final
+class ScoreSet(_message.Message):
+    """The scores of one trace in one record of spanline.scores: the scorer emits a trace's
+    deterministic scores together (~9 a trace), so every reader handles one Kafka record,
+    not nine. The field number is one no Score field uses, so the two never parse as each
+    other: a ScoreSet always begins with the tag of field 16 (bytes 0x82 0x01), a Score never
+    does. Readers accept both (the judge's scores are single Score records).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCORES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def scores(self) -> _containers.RepeatedCompositeFieldContainer[Global___Score]: ...
+    def __init__(
+        self,
+        *,
+        scores: _abc.Iterable[Global___Score] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["scores", b"scores"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ScoreSet: _TypeAlias = ScoreSet  # noqa: Y015
+
+@_typing.final
 class AlertEvent(_message.Message):
     """A state change of one alert (keyed by fingerprint on a compacted topic)."""
 

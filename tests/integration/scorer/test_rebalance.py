@@ -24,6 +24,7 @@ import pytest
 
 from spanline.core.broker import free_port
 from spanline.settings import Settings
+from spanline.spans.score_records import unpack_scores
 from spanline.v1.spanline_pb2 import Score
 from tests.conftest import settings_env
 from tests.integration.coldtier.conftest import Record, produce
@@ -66,9 +67,7 @@ def _scores(settings: Settings, min_messages: int) -> list[Score]:
     for m in read_topic_sync(
         settings.kafka.bootstrap, settings.topics.scores, min_messages=min_messages, timeout_s=5, settle_s=1
     ):
-        s = Score()
-        s.ParseFromString(m.value)
-        out.append(s)
+        out += unpack_scores(m.value)
     return out
 
 

@@ -367,3 +367,31 @@ async def test_non_finite_scores_go_to_the_dlq_and_fold_nothing(bad: dict[str, f
     assert [(d.message.offset, d.reason) for d in out.dlq] == [(1, "invalid_score")]
     entries = [e for r in out.records for e in decode_partial(r.value).entries]
     assert entries and all(math.isfinite(x) for e in entries for x in e[1:] if isinstance(x, float))
+
+
+async def test_a_score_set_folds_like_its_scores_and_its_poison_goes_to_the_dlq() -> None:
+    """The scorer sends a trace's scores as one ScoreSet record: each is folded as if sent
+    alone; an invalid one is skipped and the record is dead-lettered once."""
+    from spanline.alerter.service import FoldStrategy
+    from spanline.core.kafka import InMessage
+    from spanline.spans.score_records import pack_scores
+
+    rules = _rules()
+    good = [
+        Score(name="latency_ms", score_value=v, project_id="p", evaluator_kind="heuristic") for v in (2, 4)
+    ]
+    poison = Score(name="latency_ms", score_value=math.nan, project_id="p", evaluator_kind="heuristic")
+
+    async def partials(values: list[bytes]) -> tuple[list[object], list[object]]:
+        strategy = FoldStrategy(Folder(RuleIndex.from_rules(rules), Router.from_rules(rules)), "partials")
+        batch = [InMessage("scores", 0, i, b"t", v, [], int(T0 * 1000)) for i, v in enumerate(values)]
+        out = await strategy.process(batch)
+        entries = [e for r in out.records for e in decode_partial(r.value).entries]
+        return entries, [(d.message.offset, d.reason) for d in out.dlq]
+
+    alone, _ = await partials([s.SerializeToString() for s in good])
+    together, dlq = await partials([pack_scores([s.SerializeToString() for s in (good[0], poison, good[1])])])
+    assert together == alone and alone
+    assert dlq == [(0, "invalid_score")]
+    _, garbage = await partials([b"\x82\x01\x05\xff"])  # the set's tag, then nothing valid
+    assert garbage == [(0, "decode_error")]

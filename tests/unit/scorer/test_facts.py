@@ -18,6 +18,7 @@ from spanline.scorer.scores import KIND_HEURISTIC, new_score, trace_score_values
 from spanline.scorer.service import ScorerStrategy
 from spanline.settings import load_settings
 from spanline.spans.pricing import PricingTable
+from spanline.spans.score_records import unpack_scores
 from spanline.v1.spanline_pb2 import Score
 from tests.support.scorer_traces import chat_attrs, message, span, trace_spans
 
@@ -121,8 +122,9 @@ def test_judge_off_holds_facts_not_messages_and_counts_them() -> None:
     out = asyncio.run(st.process([message(many, spans, offset=100)]))
     assert out.records  # closed at once (oversized) and scored
     assert all(
-        Score.FromString(r.value).attributes["spanline.trace.completion_reason"] == "oversized"
+        s.attributes["spanline.trace.completion_reason"] == "oversized"
         for r in out.records
+        for s in unpack_scores(r.value)
     )
 
 
@@ -157,7 +159,7 @@ def test_feedback_of_a_log_event_scores_the_trace() -> None:
     tid = os.urandom(16)
     asyncio.run(st.process([message(tid, trace_spans(tid, 1), offset=0), _log_message(tid, 1, score=1)]))
     records = st._score(st.windows.close_all("complete")).records
-    scores = {s.name: s for s in (Score.FromString(r.value) for r in records)}
+    scores = {s.name: s for r in records for s in unpack_scores(r.value)}
     assert scores["user_feedback"].score_value == 1.0
 
 
@@ -184,7 +186,8 @@ def test_score_records_of_a_closed_trace_are_keyed_and_complete() -> None:
     tid = os.urandom(16)
     asyncio.run(st.process([message(tid, trace_spans(tid, 2))]))
     records = st._score(st.windows.close_all("complete")).records
-    scores = [Score.FromString(r.value) for r in records]
+    assert len(records) == 1  # one record for the trace's scores
+    scores = unpack_scores(records[0].value)
     assert {r.key for r in records} == {tid}
     assert len({s.score_id for s in scores}) == len(scores) >= 8
     assert all(s.span_id == scores[0].span_id and s.evaluator_kind == "heuristic" for s in scores)

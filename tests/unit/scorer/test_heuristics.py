@@ -10,6 +10,7 @@ import pytest
 
 from spanline.scorer.service import ScorerStrategy
 from spanline.settings import load_settings
+from spanline.spans.score_records import unpack_scores
 from spanline.v1.spanline_pb2 import Score
 from tests.support.scorer_traces import chat_attrs, message, span
 
@@ -21,7 +22,7 @@ def _score(spans_of: list[object], tid: bytes, **settings: object) -> dict[str, 
     closed = strategy.windows.close_all("complete")
     records = strategy._score(closed).records
     assert all(r.key == tid for r in records)
-    scores = [Score.FromString(r.value) for r in records]
+    scores = [s for r in records for s in unpack_scores(r.value)]
     return {s.name: s for s in scores}
 
 

@@ -13,6 +13,7 @@ from spanline.scorer.service import ScorerStrategy, message_traces
 from spanline.scorer.windows import TraceWindows
 from spanline.settings import load_settings
 from spanline.spans.pricing import PricingTable
+from spanline.spans.score_records import unpack_scores
 from tests.support.scorer_traces import chat_attrs, message, span, trace_spans
 
 T = "t.redacted"
@@ -199,7 +200,5 @@ async def test_late_fragment_never_judged_twice() -> None:
         late_out.records.extend((await strategy.tick()).records)
     assert calls == [tid]
     assert late.records == [] and late_out.records
-    from spanline.v1.spanline_pb2 import Score
-
-    scores = [Score.FromString(r.value) for r in late_out.records]
+    scores = [s for r in late_out.records for s in unpack_scores(r.value)]
     assert all(s.attributes.get("spanline.trace.late_fragment") == "true" for s in scores)

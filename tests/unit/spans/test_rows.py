@@ -374,3 +374,30 @@ def test_score_bytes_and_score_messages_make_the_same_rows() -> None:
         by_message.add(m, "p", T0)
     assert by_bytes.approx_bytes == sum(m.ByteSize() for m in messages)
     assert by_bytes.take().to_pylist() == by_message.take().to_pylist()
+
+
+def test_a_score_set_makes_the_rows_of_its_scores_all_or_none() -> None:
+    """A trace's ScoreSet (the scorer's record) gives the same rows as its scores one by one;
+    one score that cannot become a row rejects the record whole, counted once."""
+    from spanline.spans.metrics import ROWS_REJECTED
+    from spanline.spans.score_records import pack_scores
+
+    messages = [
+        Score(score_id=f"s{i}", trace_id=b"\x07" * 16, name=f"n{i}", score_value=float(i), time_unix_nano=T0)
+        for i in range(9)
+    ]
+    packed, single = ScoreRows(), ScoreRows()
+    assert packed.add_bytes(pack_scores([m.SerializeToString() for m in messages]), "p", T0) == 9
+    for m in messages:
+        single.add_bytes(m.SerializeToString(), "p", T0)
+    assert packed.take().to_pylist() == single.take().to_pylist()
+
+    rejected = ROWS_REJECTED.labels(table="scores")
+    before = rejected._value.get()
+    broken = [*messages[:4], Score(trace_id=b"\x07" * 16), *messages[4:]]  # no score id
+    with pytest.raises(RowBuildError, match="score_id is empty"):
+        packed.add_bytes(pack_scores([m.SerializeToString() for m in broken]), "p", T0)
+    with pytest.raises(RowBuildError, match="ScoreSet"):
+        packed.add_bytes(pack_scores([b"\x0a\xff\xff"]), "p", T0)
+    assert rejected._value.get() == before + 2
+    assert len(packed) == 0
