@@ -167,6 +167,40 @@ async def test_an_idle_stream_hands_over_a_big_batch_before_its_timer(make_setti
         await consumer.producer.stop()
 
 
+async def test_an_idle_batch_of_few_big_records_goes_by_its_bytes(make_settings: Any) -> None:
+    """idle_min_bytes: a few records holding enough bytes go once idle, like many small
+    ones; a few small ones still wait."""
+    settings = make_settings()
+    src, out = settings.topics.name("src"), settings.topics.name("out")
+    strategy = Flaky(out)
+    consumer = _consumer(
+        settings,
+        src,
+        strategy,
+        max_records=1_000,
+        max_wait_s=30.0,
+        idle_s=0.3,
+        idle_min_records=1_000,
+        idle_min_bytes=20_000,
+    )
+    task = asyncio.create_task(consumer.run())
+    try:
+        async with asyncio.timeout(30):
+            while not consumer.ready:
+                await asyncio.sleep(0.05)
+        await _produce(settings, src, [b"big%03d" % i + b"x" * 9_000 for i in range(3)])
+        async with asyncio.timeout(10):  # far below max_wait_s
+            while len(strategy.seen) < 3:
+                await asyncio.sleep(0.05)
+        await _produce(settings, src, [b"small%d" % i for i in range(5)])
+        await asyncio.sleep(2.0)
+        assert len(strategy.seen) == 3  # 5 small records are below both minimums
+    finally:
+        consumer.stop()
+        await asyncio.wait_for(task, 30)
+        await consumer.producer.stop()
+
+
 async def test_the_byte_bound_holds_on_a_backlog(make_settings: Any) -> None:
     """Polls are capped at kafka.max_poll_records, so a backlog cannot put a whole
     max_records batch into memory before the byte bound is compared."""

@@ -57,12 +57,15 @@ class BatchPolicy:
     # Batches processed concurrently. With 2, a sink builds batch N+1 while batch N's
     # write runs in a thread; commits stay strictly in batch order either way.
     max_inflight: int = 1
-    # A batch of at least ``idle_min_records`` is handed over once no record came for
-    # ``idle_s`` (0: never): a sink that batches big for its storage (the coldtier's Iceberg
-    # commits) then does not hold the end of a burst for its whole ``max_wait_s``, while a
-    # trickle still waits for the timer rather than making tiny commits.
+    # A batch of at least ``idle_min_records`` records or ``idle_min_bytes`` bytes (0: no
+    # byte rule) is handed over once no record came for ``idle_s`` (0: never): a sink that
+    # batches big for its storage (the coldtier's Iceberg commits) then does not hold the
+    # end of a burst for its whole ``max_wait_s``, while a trickle still waits for the timer
+    # rather than making tiny commits. Bytes say "not tiny" whatever the records hold (a
+    # trace's scores are one record since they travel as a set).
     idle_s: float = 0.0
     idle_min_records: int = 1
+    idle_min_bytes: int = 0
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -235,7 +238,7 @@ class StreamConsumer:
         p = self.policy
         now = time.monotonic()
         left = p.max_wait_s - (now - self._buffer_since)
-        if p.idle_s > 0 and len(self._buffer) >= p.idle_min_records:
+        if self._idle_flush_allowed():
             left = min(left, p.idle_s - (now - self._last_arrival))
         return max(0, int(left * 1000))
 
@@ -247,11 +250,14 @@ class StreamConsumer:
             len(self._buffer) >= p.max_records
             or self._buffer_bytes >= p.max_bytes
             or time.monotonic() - self._buffer_since >= p.max_wait_s
-            or (
-                p.idle_s > 0
-                and len(self._buffer) >= p.idle_min_records
-                and time.monotonic() - self._last_arrival >= p.idle_s
-            )
+            or (self._idle_flush_allowed() and time.monotonic() - self._last_arrival >= p.idle_s)
+        )
+
+    def _idle_flush_allowed(self) -> bool:
+        """Whether the buffer is big enough to go after ``idle_s`` without input."""
+        p = self.policy
+        return p.idle_s > 0 and (
+            len(self._buffer) >= p.idle_min_records or 0 < p.idle_min_bytes <= self._buffer_bytes
         )
 
     @staticmethod
