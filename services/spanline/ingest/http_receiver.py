@@ -60,10 +60,19 @@ _STATUS = {
     Failure.UNAVAILABLE: (503, Code.UNAVAILABLE),
 }
 _OK, _INTERNAL = 200, 500
-CODES = tuple(str(status) for status in (_OK, *(status for status, _ in _STATUS.values()), _INTERNAL))
+_TOO_LARGE, _UNSUPPORTED_MEDIA = 413, 415
+CODES = tuple(
+    str(status)
+    for status in (
+        _OK,
+        *(status for status, _ in _STATUS.values()),
+        _TOO_LARGE,
+        _UNSUPPORTED_MEDIA,
+        _INTERNAL,
+    )
+)
 """The statuses of ``spanline_ingest_requests_total`` created at start-up: success, the
-shared pipeline's refusals and a crash (this receiver's own 413 and 415 refusals appear
-when first given)."""
+shared pipeline's refusals, this receiver's own size and encoding refusals, and a crash."""
 
 
 class _Refused(Exception):
@@ -134,7 +143,7 @@ class HttpReceiver:
         try:
             if media is None:
                 raise _Refused(
-                    415,
+                    _UNSUPPORTED_MEDIA,
                     Code.INVALID_ARGUMENT,
                     f"unsupported content type; send {PROTOBUF} or {JSON}",
                 )
@@ -168,16 +177,18 @@ class HttpReceiver:
     async def _body(self, request: web.Request) -> bytes:
         limit = self._cfg.max_receive_bytes
         if request.content_length is not None and request.content_length > limit:
-            raise _Refused(413, Code.RESOURCE_EXHAUSTED, f"request body over {limit} bytes")
+            raise _Refused(_TOO_LARGE, Code.RESOURCE_EXHAUSTED, f"request body over {limit} bytes")
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            raise _Refused(413, Code.RESOURCE_EXHAUSTED, f"request body over {limit} bytes") from None
+            raise _Refused(_TOO_LARGE, Code.RESOURCE_EXHAUSTED, f"request body over {limit} bytes") from None
         coding = request.headers.get("Content-Encoding", "").strip().lower()
         if coding in ("", "identity"):
             return raw
         if coding not in ("gzip", "x-gzip", "deflate"):
-            raise _Refused(415, Code.INVALID_ARGUMENT, "unsupported content encoding; send gzip or none")
+            raise _Refused(
+                _UNSUPPORTED_MEDIA, Code.INVALID_ARGUMENT, "unsupported content encoding; send gzip or none"
+            )
         if len(raw) > _THREAD_DECOMPRESS_BYTES:
             return await asyncio.to_thread(_inflate, raw, limit)
         return _inflate(raw, limit)
@@ -194,7 +205,7 @@ def _inflate(data: bytes, limit: int) -> bytes:
             chunk = inflater.decompress(rest, limit - size + 1)
             size += len(chunk)
             if size > limit:
-                raise _Refused(413, Code.RESOURCE_EXHAUSTED, f"decompressed body over {limit} bytes")
+                raise _Refused(_TOO_LARGE, Code.RESOURCE_EXHAUSTED, f"decompressed body over {limit} bytes")
             if not inflater.eof:
                 raise _Refused(400, Code.INVALID_ARGUMENT, "compressed body is truncated")
             out.append(chunk)
@@ -225,6 +236,6 @@ def _error(
     response = web.Response(
         status=status, body=_encode(rpc_status, media), content_type=media, headers=headers
     )
-    if status == 413:
+    if status == _TOO_LARGE:
         response.force_close()  # the unread rest of the body must not be parsed as a request
     return response

@@ -83,6 +83,9 @@ def test_sdk_http_exporter_traces_and_logs_land_on_raw(make_settings: Any, compr
     ok_before, logs_before = _requests("200"), _requests("200", "logs")
     with ServiceThread(IngestService(settings)) as svc:
         base = f"http://127.0.0.1:{svc.component.otlp_http_port}"
+        for code in ("413", "415", "429", "503"):  # refusal panels read 0 before any refusal
+            labels = {"protocol": "http", "signal": "traces", "code": code}
+            assert REGISTRY.get_sample_value("spanline_ingest_requests_total", labels) is not None, code
         provider = TracerProvider(resource=Resource.create({"service.name": "http-sdk"}))
         provider.add_span_processor(
             SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{base}/v1/traces", compression=compression))
