@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from spanline.coldtier import metrics
+from spanline.coldtier.data_files import append_runs
 from spanline.coldtier.offsets import summary_properties
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ def append_batch(
     started = time.monotonic()
 
     def attempt() -> None:
-        table.append(data, snapshot_properties=summary_properties(table, offsets))
+        append_runs(table, data, summary_properties(table, offsets))
 
     _, conflicts = retry_on_conflict(table, name, retries, attempt)
     seconds = time.monotonic() - started

@@ -33,7 +33,7 @@ from spanline.coldtier.commit import append_batch
 from spanline.coldtier.governance import GovernanceStore, LedgerCache
 from spanline.coldtier.ledger_filter import drop_erased
 from spanline.coldtier.offsets import Offsets, already_stored, batch_offsets, merge, table_offsets
-from spanline.coldtier.tables import SCORES, SPANS, ColdTable, ensure_tables, to_iceberg_arrow
+from spanline.coldtier.tables import SCORES, SPANS, ColdTable, ensure_tables, iceberg_arrow_from_columns
 from spanline.core.consumer_service import ConsumerService
 from spanline.core.kafka import (
     BatchPolicy,
@@ -52,7 +52,7 @@ from spanline.settings import Settings
 from spanline.spans.pricing import PricingTable
 from spanline.spans.row_errors import TIME_NS_MAX
 from spanline.spans.rows import RowBuildError, ScoreRows, SpanRows
-from spanline.writer.process_memory import bound_glibc_heap
+from spanline.writer.process_memory import bound_arrow_pool, bound_glibc_heap, release_free_heap
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -144,6 +144,10 @@ class ColdStrategy:
                 raise RetryableError(f"iceberg commit failed: {type(exc).__name__}") from exc
         self._blocked = False
         self._order.popleft()
+        if not self._order:
+            # nothing queued behind this commit: the pipeline is idle, so the heap pages its
+            # messages and rows used go back instead of staying resident until the next burst
+            release_free_heap()
         return outcome
 
     async def _dead_letter(self, outcome: Outcome) -> None:
@@ -240,10 +244,11 @@ class ColdStrategy:
             cold, rows, offsets = work.pop(0)
             if rows.num_rows == 0:
                 continue
-            data = to_iceberg_arrow(rows, cold)
-            # the sorted copy is all the commit needs: free the span-model batch before the
-            # Parquet writer allocates its own buffers
+            # the columns are the batch's only reference from here: each is freed as soon as
+            # its sorted copy exists (the batch is held once, not twice, while it is sorted)
+            columns = dict(zip(rows.column_names, rows.columns, strict=True))
             del rows
+            data = iceberg_arrow_from_columns(columns, cold)
             data, dropped = drop_erased(data, ledger, self.governance.digest)
             if dropped:
                 metrics.ROWS_DROPPED_ERASED.labels(cold.name).inc(dropped)
@@ -290,6 +295,7 @@ class ColdtierService:
 
         metrics.create_known_series(MaintenanceStep)
         bound_glibc_heap()  # before the worker threads allocate (writer/process_memory.py)
+        bound_arrow_pool()
         s = self.settings
         r = s.retention
         if r.allow_below_floor:

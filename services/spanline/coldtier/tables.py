@@ -83,17 +83,35 @@ def _iceberg_type(t: pa.DataType) -> pa.DataType:
 def to_iceberg_arrow(table: pa.Table, cold: ColdTable) -> pa.Table:
     """A span-model batch cast to the cold schema and sorted, since pyiceberg does not apply
     a table's sort order on write and sorted files compress and prune far better."""
+    return iceberg_arrow_from_columns(dict(zip(table.column_names, table.columns, strict=True)), cold)
+
+
+def iceberg_arrow_from_columns(columns: dict[str, pa.ChunkedArray], cold: ColdTable) -> pa.Table:
+    """:func:`to_iceberg_arrow` that consumes ``columns`` (name -> column of one batch).
+
+    Each source column leaves the dict as soon as its sorted copy exists, so when the dict
+    held the batch's only reference the commit holds the batch once plus one column, not
+    twice (``Table.sort_by`` takes every column while the whole source is still alive: a
+    32 MiB batch of heavy spans is ~38 MB of Arrow).
+    """
     target = cold.arrow_schema()
-    cols = []
+
+    def cast(name: str, col: pa.ChunkedArray) -> pa.ChunkedArray:
+        want = target.field(name).type
+        return col if col.type == want else pc.cast(col, want, safe=False)
+
+    rows = len(next(iter(columns.values()))) if columns else 0
+    order = None
+    if rows > 1:
+        keys = pa.table({k: cast(k, columns[k]) for k in cold.sort_keys})
+        order = pc.sort_indices(keys, sort_keys=[(k, "ascending") for k in cold.sort_keys])
+        del keys
+    out = []
     for field in target:
-        col = table.column(field.name)
-        if col.type != field.type:
-            col = pc.cast(col, field.type, safe=False)
-        cols.append(col)
-    out = pa.Table.from_arrays(cols, schema=target)
-    if out.num_rows > 1:
-        out = out.sort_by([(k, "ascending") for k in cold.sort_keys])
-    return out
+        col = cast(field.name, columns.pop(field.name))
+        out.append(col if order is None else col.take(order))
+        del col
+    return pa.Table.from_arrays(out, schema=target)
 
 
 def table_properties(cold: ColdTable) -> dict[str, str]:

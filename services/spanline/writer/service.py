@@ -40,7 +40,7 @@ from spanline.spans.rows import (
 )
 from spanline.writer import metrics
 from spanline.writer.config import dsn_is_embedded, resolve_dsn, resolve_object_store_url
-from spanline.writer.process_memory import bound_glibc_heap
+from spanline.writer.process_memory import bound_arrow_pool, bound_glibc_heap, release_free_heap
 from spanline.writer.store import TABLES, ClickHouseStore, EngineLocked, StoreUnavailable, open_store
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,7 @@ class WriteStrategy:
         self._alerts = topics.alerts
         self._audit = topics.audit
         self._build_lock = asyncio.Lock()
+        self._processing = 0  # batches between process() entry and return
 
     def _new_batch(self) -> _Batch:
         self._spans.clear()
@@ -89,6 +90,17 @@ class WriteStrategy:
         )
 
     async def process(self, batch: Sequence[InMessage]) -> Outcome:
+        self._processing += 1
+        try:
+            return await self._process(batch)
+        finally:
+            self._processing -= 1
+            if not self._processing:
+                # no other batch in flight: the pipeline is idle, so the heap pages the
+                # batch's messages and rows used go back (writer/process_memory.py)
+                release_free_heap()
+
+    async def _process(self, batch: Sequence[InMessage]) -> Outcome:
         outcome = Outcome()
         # The rows are built in a worker thread so the event loop keeps fetching the next
         # batch meanwhile (built on the loop, fetch and build took turns: ~40% of the drain
@@ -169,6 +181,7 @@ class WriterService:
         s = self.settings
         metrics.create_known_series(TABLES)
         bound_glibc_heap()  # before the worker threads allocate
+        bound_arrow_pool()
         started = time.monotonic()
         try:
             self.store = await asyncio.to_thread(open_store, s)
