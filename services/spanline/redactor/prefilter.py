@@ -59,19 +59,24 @@ import codecs
 import re
 import threading
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any, Final
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from spanline.redactor.detectors.base import caseless_word
-from spanline.redactor.detectors.scanner import HYPERSCAN as _hs
 from spanline.redactor.detectors.scanner import (
+    COARSE,
     HYPERSCAN_AVAILABLE,
     MAX_LOCATED_MATCHES,
     compile_database,
+    confirm_coarse,
     joined_starts,
     part_of,
+    shared_database,
+    trigger_pattern,
 )
+from spanline.redactor.detectors.scanner import HYPERSCAN as _hs
 
 # Every alternative of SENSITIVE_KEY ends with one of these (client_secret -> secret,
 # x-api-key -> key, refresh_token -> token, proxy-authorization -> authorization...).
@@ -91,25 +96,12 @@ SENSITIVE_KEY_ENDINGS: Final = (
 _KEY_WORDS: Final = ("(?:" + "|".join(caseless_word(w) for w in SENSITIVE_KEY_ENDINGS) + ")").encode("ascii")
 # Carrier tag of an AnyValue (KeyValue.value, ArrayValue.values, LogRecord.body) and its length.
 _ANY_VALUE_HEAD: Final = rb"[\x0a\x12\x2a][\x80-\xff]{0,4}[\x00-\x7f]"
-# What precedes the first character of a scanned protobuf string: the tag of the field
-# (AnyValue.string_value and KeyValue.key 0x0a; Status.message and Event.name 0x12;
-# Span.name 0x2a) or a length continuation byte, then the last byte of the length.
-# (LogRecord.event_name, tag 0x62 = 'b', would make every "b" a string start: the log
-# walk checks event names as text instead.) Inside JSON a string starts after '"'.
-_STRING_START: Final = rb"[\x0a\x12\x2a\x80-\xff][\x00-\x7f]"
 
 
 def identifier_key_pattern(key: str) -> bytes:
     """A ``KeyValue`` with this exact key and a value: tag 0x0a, length, key, value tag 0x12."""
     raw = key.encode("utf-8")
     return b"\\x0a" + b"\\x%02x" % len(raw) + b"".join(b"\\x%02x" % c for c in raw) + b"\\x12"
-
-
-def trigger_pattern(left: str | None, body: str) -> bytes:
-    """An element trigger (see ``TextDetector``) as a pattern on serialised elements and JSON text."""
-    if left is None:
-        return body.encode("ascii")
-    return b"(?:^|[^" + left.encode("ascii") + b"]|" + _STRING_START + b")" + body.encode("ascii")
 
 
 # Patterns that matter in text (JSON documents in strings) and in serialised elements.
@@ -266,18 +258,31 @@ def text_hits(hits: list[tuple[int, int]] | None) -> list[tuple[int, int]] | Non
 class _Hits:
     """Per-thread scan state: one bound handler instead of a closure per scan.
 
-    The handler stops the scan at the first match of a pattern with an id below ``limit``.
+    The handler stops the scan at the first match of a pattern with an id below ``limit``,
+    except for the patterns in ``coarse`` (element triggers of detectors with refined
+    triggers): those only set ``refine``, for a second look with the refined ones.
     """
 
-    __slots__ = ("handler", "limit")
+    __slots__ = ("handler", "limit", "refine")
 
-    def __init__(self) -> None:
+    def __init__(self, coarse: frozenset[int]) -> None:
         self.limit = 0
+        self.refine = False
 
         def handler(index: int, _start: int, _end: int, _flags: int, _ctx: object) -> bool:
+            if index in coarse:
+                self.refine = True
+                return False
             return index < self.limit
 
         self.handler = handler
+
+
+_code = itemgetter(1)
+
+
+def _stop(_index: int, _start: int, _end: int, _flags: int, _ctx: object) -> bool:
+    return True
 
 
 class Prefilter:
@@ -301,12 +306,16 @@ class Prefilter:
         max_bytes: int,
         identifier_keys: Sequence[str] = (),
         owners: Sequence[int] = (),
+        refined: Sequence[tuple[str | None, str, bool, int]] = (),
     ) -> None:
         """``identifier_keys``: attribute keys whose value the walk always replaces (by a
         pseudonym), matched as the serialised key of a ``KeyValue`` followed by its value.
         ``owners``: the detector of each trigger, in the order of ``trigger_groups``
         (:meth:`Scanner.element_trigger_owners`); without them :meth:`locate_in_text`
-        names no detectors."""
+        names no detectors and ``refined`` is not used.
+        ``refined``: ``(left, body, caseless, detector)`` of the refined triggers
+        (:meth:`Scanner.refined_triggers`): where a trigger of that detector matches, the
+        bytes are scanned again with these and only their matches count."""
         if not HYPERSCAN_AVAILABLE:
             raise RuntimeError("the prefilter needs hyperscan")
         groups: list[list[tuple[bytes, bool]]] = [
@@ -339,9 +348,31 @@ class Prefilter:
         for i in self._key_ids:
             code_of[i] = SENSITIVE_KEY_HIT
         trigger_ids = [i for i in range(next_id) if i not in self._key_ids]
+        # Element triggers of a detector with refined triggers that are not among them are
+        # coarse (see TextDetector): located, their matches are replaced by the refined
+        # triggers' matches near them; their code says so (COARSE + the detector).
+        coarse: set[int] = set()
+        refined_only: list[tuple[bytes, bool, int]] = []
         if len(owners) == len(trigger_ids):
-            for i, owner in zip(trigger_ids, owners, strict=True):
+            specs = [spec for group in trigger_groups for spec in group]
+            final: dict[int, set[tuple[str | None, str, bool]]] = {}
+            for left, body, caseless, owner in refined:
+                final.setdefault(owner, set()).add((left, body, caseless))
+            for i, owner, spec in zip(trigger_ids, owners, specs, strict=True):
                 code_of[i] = owner
+                if owner in final and spec not in final[owner]:
+                    coarse.add(i)
+                    code_of[i] = COARSE + owner
+            refining = {code_of[i] - COARSE for i in coarse}
+            # Numbered by their detector, as the scanner numbers them: both share one
+            # database (shared_database).
+            refined_only = [
+                (trigger_pattern(left, body), caseless, owner)
+                for left, body, caseless, owner in refined
+                if owner in refining and (left, body, caseless) not in specs
+            ]
+        self._refined = tuple(refined_only)
+        self._coarse = frozenset(coarse)
         self._code_of = code_of
         numbered[0] += [(p, c, next_id + i) for i, (p, c) in enumerate(element)]
         self._groups = [group for group in numbered if group]
@@ -350,29 +381,39 @@ class Prefilter:
         self._max_bytes = max_bytes
         self._local = threading.local()
 
-    def _state(self) -> tuple[list[Any], _Hits]:
+    def _state(self) -> tuple[list[Any], _Hits, Any]:
         state = getattr(self._local, "state", None)
         if state is None:
-            state = ([compile_database(group, _hs.HS_FLAG_SINGLEMATCH) for group in self._groups], _Hits())
+            state = (
+                [compile_database(group, _hs.HS_FLAG_SINGLEMATCH) for group in self._groups],
+                _Hits(self._coarse),
+                shared_database(self._refined, _hs.HS_FLAG_SINGLEMATCH | _hs.HS_FLAG_MULTILINE)
+                if self._refined
+                else None,
+            )
             self._local.state = state
         return state  # type: ignore[no-any-return]
 
     def _hit(self, data: bytes, limit: int) -> bool:
         """Whether a pattern with id below ``limit`` matches ``data`` or its JSON views."""
-        dbs, hits = self._state()
+        dbs, hits, refined = self._state()
         # Views are scanned one by one: no joined copy of big values.
         views = [data] if b"\\" not in data else json_view_list(data, self._levels)
         handler = hits.handler
         hits.limit = limit
+        hits.refine = False
         try:
             for db in dbs:
                 for view in views:
                     db.scan(view, match_event_handler=handler)
+            if hits.refine and refined is not None:
+                for view in views:
+                    refined.scan(view, match_event_handler=_stop)
         except _hs.ScanTerminated:
             return True
         return False
 
-    def _locate_state(self) -> tuple[list[Any], list[tuple[int, int]], Any]:
+    def _locate_state(self) -> tuple[list[Any], list[tuple[int, int]], Any, Any]:
         state = getattr(self._local, "locate", None)
         if state is None:
             hits: list[tuple[int, int]] = []
@@ -384,17 +425,35 @@ class Prefilter:
                 return len(hits) >= MAX_LOCATED_MATCHES
 
             # Every match reported, to tell which element (and which literal) it is in.
-            state = ([compile_database(group, 0) for group in self._groups], hits, on_match)
+            state = (
+                [compile_database(group, 0) for group in self._groups],
+                hits,
+                on_match,
+                shared_database(self._refined, _hs.HS_FLAG_SINGLEMATCH | _hs.HS_FLAG_MULTILINE)
+                if self._refined
+                else None,
+            )
             self._local.locate = state
         return state  # type: ignore[no-any-return]
 
     def _located(self, data: bytes) -> list[tuple[int, int]] | None:
         """Every match in ``data`` as ``(end offset, code)``, by offset; None if too many."""
-        dbs, hits, on_match = self._locate_state()
+        dbs, hits, on_match, refined = self._locate_state()
         hits.clear()
         try:
             for db in dbs:
                 db.scan(data, match_event_handler=on_match)
+            if self._coarse and hits and max(hits, key=_code)[1] >= COARSE:
+                coarse = sorted((end, code - COARSE) for end, code in hits if code >= COARSE)
+                kept = [hit for hit in hits if hit[1] < COARSE]
+                hits.clear()
+                if kept:
+                    # Something else needs a look anyway: a coarse match counts as it is
+                    # (a superset too), for a second scan would rarely spare anything.
+                    hits += coarse
+                elif refined is not None:
+                    hits += confirm_coarse(data, coarse, refined)
+                hits.extend(kept)
         except _hs.ScanTerminated:
             return None
         hits.sort()

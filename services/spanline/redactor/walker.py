@@ -158,6 +158,7 @@ class CompiledPolicy:
                     max_bytes=limits.max_string_chars,
                     identifier_keys=sorted(self.identifier_keys),
                     owners=scanner.element_trigger_owners(),
+                    refined=scanner.refined_triggers(),
                 )
                 if prefilters is not None:
                     prefilters[key] = prefilter

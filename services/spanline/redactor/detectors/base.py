@@ -111,6 +111,15 @@ class TextDetector(Protocol):
     text, and, if ``left`` is not None, ``p`` is the start of the text or the character
     before ``p`` is not in the character class ``[left]`` (ASCII; any non-ASCII
     character counts as outside). Without them, the ordinary triggers are used.
+
+    A detector may also have ``refined_triggers``, triples like ``element_triggers``,
+    which together are a superset of its findings in the same sense. Its element triggers
+    that are not among them are *coarse*: a superset still, cheap to scan everything with,
+    but firing on what the detector rejects (dates for the number detector). Where a
+    coarse trigger fires, the bytes near its match are scanned again with the refined
+    triggers, and only their matches count: a refined match covering a finding starts at
+    most ``REFINE_BEFORE`` bytes before, and ends at most ``REFINE_AFTER`` bytes after, the
+    end of a coarse match covering it (``detectors.scanner``).
     """
 
     name: str

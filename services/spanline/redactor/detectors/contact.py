@@ -99,7 +99,10 @@ def _ipv6_span(cand: str) -> tuple[int, int] | None:
 
 class Ipv6Detector:
     name = "ip"
-    triggers = ((r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:", False),)
+    # Every address ipaddress accepts either compresses zeros ("::") or writes out 8
+    # groups (or 6 and a dotted quad): six "group:" in a row. Clock times ("10:45:12"),
+    # which fill logs and chat, have neither.
+    triggers = ((r"::|(?:[0-9A-Fa-f]{1,4}:){6}", False),)
 
     def find(self, text: str, out: list[Finding]) -> None:
         # Expand maximal runs of hex digits, colons and dots around each colon; cheaper than

@@ -99,6 +99,105 @@ def _context_has(text: str, start: int, words: tuple[str, ...]) -> bool:
     return any(w in window for w in words)
 
 
+# Trigger pieces, on UTF-8 bytes: one separator character of _CANDIDATE (NBSP is two bytes).
+_SEP = r"(?:[ \-./()]|\xc2\xa0)"
+_SEVEN_DIGITS = rf"[0-9](?:{_SEP}{{0,3}}[0-9]){{6}}"
+_RUN = rf"{_SEP}{{1,3}}"
+_END = "(?:[^0-9]|$)"  # the digit group ends here
+_YEAR = "(?:19|20)[0-9]{2}"
+_NOT_YEAR = "(?:[03-9][0-9]|1[0-8]|2[1-9])[0-9]{2}"
+# The date separators of _date_groups, as they are written inside a character class.
+_DATE_SEPS = {"-": r"\-", "/": "/", ".": r"\."}
+
+
+# A lone 9-digit group is an SSN only after "ssn" / "social sec" (_SSN_CONTEXT, any ASCII
+# case) in the _CONTEXT_CHARS characters before it, or in the key above it (read as
+# "key: value"): at most 4 bytes a character in UTF-8, plus the framing between a key and
+# its value (protobuf tags and lengths, or '": "'); escaped JSON is decoded before
+# detectors run and is always looked at.
+SSN_CONTEXT_TRIGGER = rf"(?i:ssn|social sec)[\x00-\xff]{{0,{4 * _CONTEXT_CHARS + 16}}}[0-9]{{9}}"
+
+
+def _more(n: int) -> str:
+    """``n`` more digits, each after at most three separator characters."""
+    return rf"(?:{_SEP}{{0,3}}[0-9]){{{n}}}"
+
+
+def _other_than(sep: str) -> str:
+    """A separator run of _CANDIDATE that is not the single character ``sep``."""
+    others = "".join(v for k, v in _DATE_SEPS.items() if k != sep)
+    return rf"(?:[ (){others}]|\xc2\xa0|{_SEP}{{2,3}})"
+
+
+def _lone_group(length: int, leading: frozenset[str]) -> list[str]:
+    """A group of exactly ``length`` digits starting with one of ``leading``, and one of
+    that length followed by more groups."""
+    first = "".join(sorted(leading))
+    out = [rf"[0-9]{{{length}}}{_RUN}[0-9]"]
+    if len(leading) == 10:
+        out.append(rf"[0-9]{{{length}}}")
+    elif first:
+        out.append(rf"[{first}][0-9]{{{length - 1}}}")
+    return out
+
+
+def digit_run_trigger(leading8: frozenset[str], leading9: frozenset[str]) -> str:
+    """The number detector's trigger body from the start of a _CANDIDATE match: a superset
+    of the candidates holding a finding, without the kinds of digit runs that fill chat
+    text and can hold none.
+
+    * **A date alone** (``2024-03-15``, ``15.03.2024``, ``03/15/2024``): _date_groups
+      takes its three groups out of every window, so a finding needs a fourth group
+      after it. The alternatives below spell out the first groups of a candidate case by
+      case (length of the first group, whether its separator is one of ``-/.``, the
+      second group, the same separator again, the third group) and require more digits
+      only where those groups form a date as _date_groups reads it.
+    * **A lone 8- or 9-digit group** (``Order #24531763``, ``Tracking number
+      900785484``): too short for a card, so a phone number of a default region, which
+      the phone check parses only when it starts with one of ``leading8`` / ``leading9``
+      (phones.national_leading_digits), or for 9 digits an SSN, which needs its context
+      word (:data:`SSN_CONTEXT_TRIGGER`).
+
+    With ``+`` or ``(+`` before it (an international number) any 7 digits fire, as before;
+    after ``(`` the groups are read as without it.
+    """
+    not_date_sep = rf"(?:[ ()]|\xc2\xa0|{_SEP}{{2,3}})"
+    alternatives = [
+        "[0-9]{10}",
+        *_lone_group(9, leading9),
+        *_lone_group(8, leading8),
+        rf"[0-9]{{7}}{_END}",
+        rf"[0-9]{{6}}{_RUN}[0-9]",
+        rf"[0-9]{{5}}{_RUN}[0-9]{_more(1)}",
+        rf"[0-9]{{3}}{_RUN}[0-9]{_more(3)}",
+        # a first group of 1, 2 or 4 digits, then something no date has
+        rf"[0-9]{not_date_sep}[0-9]{_more(5)}",
+        rf"[0-9]{{2}}{not_date_sep}[0-9]{_more(4)}",
+        rf"[0-9]{{4}}{not_date_sep}[0-9]{_more(2)}",
+    ]
+    for sep, escaped in _DATE_SEPS.items():
+        s = escaped if sep != "/" else "/"
+        other = _other_than(sep)
+        alternatives += [
+            # year first: 4 digits, then groups of at most 2 with the same separator
+            rf"{_NOT_YEAR}{s}[0-9]{_more(2)}",
+            rf"{_YEAR}{s}[0-9]{{3}}",
+            rf"{_YEAR}{s}[0-9]{{1,2}}{other}[0-9]",
+            rf"{_YEAR}{s}[0-9]{{1,2}}{s}[0-9]{{3}}",
+            rf"{_YEAR}{s}[0-9]{{1,2}}{s}[0-9]{{1,2}}{_RUN}[0-9]",
+            # year last: groups of at most 2, then a year with the same separator
+            rf"[0-9]{s}[0-9]{{3}}{_more(3)}",
+            rf"[0-9]{{2}}{s}[0-9]{{3}}{_more(2)}",
+            rf"[0-9]{{1,2}}{s}[0-9]{{1,2}}{other}[0-9]{_more(2)}",
+            rf"[0-9]{{2}}{s}[0-9]{{2}}{s}[0-9]{{3}}{_END}",
+            rf"[0-9]{{1,2}}{s}[0-9]{{1,2}}{s}[0-9]{{1,3}}{_RUN}[0-9]",
+            rf"[0-9]{{1,2}}{s}[0-9]{{1,2}}{s}[0-9]{{5}}",
+            rf"[0-9]{{1,2}}{s}[0-9]{{1,2}}{s}{_NOT_YEAR}",
+            rf"[0-9]{{1,2}}{s}[0-9]{{1,2}}{s}{_YEAR}{_RUN}[0-9]",
+        ]
+    return rf"(?:(?:\+|\(\+){_SEVEN_DIGITS}|\(?(?:" + "|".join(alternatives) + "))"
+
+
 class NumberDetector:
     """Finds ``phone``, ``card``, ``ssn`` and ``ip`` (v4) in one pass; disabled kinds are skipped."""
 
@@ -113,17 +212,36 @@ class NumberDetector:
     # group of the window found in it, so 7 digits follow its start (dotted quads, which
     # may start mid-candidate, keep their context-free trigger). It may also start right
     # after a literal ``\\n``, ``\\r`` or ``\\t`` escape, whose letter is a word character.
-    element_triggers = (
-        (r"\w.+\-/\\", r"(?:\+|\(\+?)?[0-9](?:(?:[ \-./()]|\xc2\xa0){0,3}[0-9]){6}", False),
+    # Where these fire, instances look again with refined_triggers (see digit_run_trigger).
+    element_triggers: tuple[tuple[str | None, str, bool], ...] = (
+        (r"\w.+\-/\\", r"(?:\+|\(\+?)?" + _SEVEN_DIGITS, False),
         (None, triggers[1][0], False),
         # A literal escape before the number ("Tel:\\n0171 1234567" in a repr()'d log line).
-        (None, r"\\[nrt](?:\+|\(\+?)?[0-9](?:(?:[ \-./()]|\xc2\xa0){0,3}[0-9]){6}", False),
+        (None, r"\\[nrt](?:\+|\(\+?)?" + _SEVEN_DIGITS, False),
     )
 
     def __init__(
         self, enabled: frozenset[str], phone_regions: tuple[str, ...] = phones.DEFAULT_REGIONS
     ) -> None:
         self.regions = phone_regions
+        body = digit_run_trigger(
+            phones.national_leading_digits(8, phone_regions), phones.national_leading_digits(9, phone_regions)
+        )
+        # Dates and lone 8- and 9-digit groups hold no finding: cheap to tell apart in a
+        # second Hyperscan pass near the first trigger's matches, costly in the first pass
+        # over everything (the alternatives scan 4x slower). The first trigger is coarse,
+        # the others final (see TextDetector); escapes before a number are rare enough to
+        # keep their coarse form. Window (scanner.REFINE_BEFORE / REFINE_AFTER): a refined
+        # match starts at most 2 bytes (its left context) before the candidate; the coarse
+        # match from there ends 7 to 45 bytes after that start ("(+", 7 digits, 6 runs of
+        # three 2-byte separators), and every refined alternative ends within 45 bytes of it.
+        ssn = (None, SSN_CONTEXT_TRIGGER, False)
+        self.element_triggers = (*NumberDetector.element_triggers, ssn)
+        self.refined_triggers: tuple[tuple[str | None, str, bool], ...] = (
+            (NumberDetector.element_triggers[0][0], body, False),
+            *NumberDetector.element_triggers[1:],
+            ssn,
+        )
         self.phone = "phone" in enabled
         self.card = "card" in enabled
         self.ssn = "ssn" in enabled

@@ -74,6 +74,39 @@ def _cannot_be_possible(digits: str, region: str) -> bool:
     return len(digits) not in lengths
 
 
+def _digits_in(pattern: str) -> frozenset[str]:
+    """Every digit a match of ``pattern`` can start with, over-approximated: the digits it
+    spells out or holds in a ``[x-y]`` range (all ten if it has a class escape or ``.``)."""
+    if "." in pattern or re.search(r"\\[A-Za-z]", pattern):
+        return frozenset("0123456789")
+    out = {c for c in pattern if c.isdigit()}
+    for lo, hi in re.findall(r"([0-9])-([0-9])", pattern):
+        out.update(str(d) for d in range(int(lo), int(hi) + 1))
+    return frozenset(out)
+
+
+@lru_cache(maxsize=64)
+def national_leading_digits(length: int, regions: tuple[str, ...]) -> frozenset[str]:
+    """The first digits a bare national number of ``length`` digits can have and still be
+    parsed in one of ``regions`` (:func:`check` rejects every other one unparsed): for the
+    default regions an 8-digit order number can only be a phone number when it starts
+    with 0 (a trunk prefix) or 1 (the US country code, or its "011" call prefix).
+    A superset: the number detector's trigger skips the others."""
+    out: set[str] = set()
+    for region, trunk in _trunk_prefixes(regions):
+        if trunk == "0":
+            out.add("0")
+            continue
+        screen = _length_screen(region)
+        if screen is None or length in screen[2]:
+            return frozenset("0123456789")
+        plain_trunk, cc, _lengths, idd = screen
+        out.update(plain_trunk[:1] + cc[:1])
+        if idd is not None:
+            out |= _digits_in(idd.pattern)
+    return frozenset(out)
+
+
 def _parse(digits: str, international: bool, regions: tuple[str, ...]) -> list[PhoneNumber]:
     """Every reading of ``digits`` worth checking: one with a country code, else one per region."""
     if international:

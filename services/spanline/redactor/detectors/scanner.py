@@ -91,6 +91,37 @@ def _compile_split(patterns: Sequence[tuple[bytes, bool, int]], bulk: int, flags
     return _Databases(main, compile_database(numbered, flags) if rest else None, owners)
 
 
+# What precedes the first character of a scanned protobuf string: the tag of the field
+# (AnyValue.string_value and KeyValue.key 0x0a; Status.message and Event.name 0x12;
+# Span.name 0x2a) or a length continuation byte, then the last byte of the length.
+# (LogRecord.event_name, tag 0x62 = 'b', would make every "b" a string start: the log
+# walk checks event names as text instead.) Inside JSON a string starts after '"'.
+_STRING_START = rb"[\x0a\x12\x2a\x80-\xff][\x00-\x7f]"
+
+
+def trigger_pattern(left: str | None, body: str) -> bytes:
+    """An element trigger (see ``TextDetector``) as a pattern on serialised elements and JSON
+    text (and, looser than needed there, on a text scanned on its own)."""
+    if left is None:
+        return body.encode("ascii")
+    return b"(?:^|[^" + left.encode("ascii") + b"]|" + _STRING_START + b")" + body.encode("ascii")
+
+
+_SHARED = threading.local()
+
+
+def shared_database(patterns: tuple[tuple[bytes, bool, int], ...], flags: int) -> Any:
+    """:func:`compile_database`, compiled once per thread for the scanner and the prefilter
+    alike (refined triggers: their alternatives take a good part of a second to compile)."""
+    cache: dict[tuple[object, ...], Any] | None = getattr(_SHARED, "databases", None)
+    if cache is None:
+        cache = _SHARED.databases = {}
+    db = cache.get((patterns, flags))
+    if db is None:
+        db = cache[(patterns, flags)] = compile_database(patterns, flags)
+    return db
+
+
 _CLEAN_CACHE_MAX_LEN = 64
 _CLEAN_CACHE_SIZE = 50_000
 
@@ -155,6 +186,55 @@ def trigger_specs(detector: TextDetector) -> list[tuple[str | None, str, bool]]:
     return [(None, pattern, caseless) for pattern, caseless in getattr(detector, "triggers", ())]
 
 
+COARSE = 1 << 16
+"""Added to the detector index as the id of a coarse trigger (see TextDetector)."""
+REFINE_BEFORE = 48
+REFINE_AFTER = 40
+"""How far a refined trigger's match may reach around the end of a coarse trigger's match
+covering the same finding (see ``TextDetector``): a located pass looks again only in these
+windows around the coarse matches."""
+
+
+def confirm_coarse(data: bytes, coarse: list[tuple[int, int]], refined: Any) -> list[tuple[int, int]]:
+    """The coarse matches ``(end, detector)`` (ascending ends) whose detector's refined
+    triggers match near them, in the windows that hold every refined match of the
+    findings a coarse match covers (REFINE_BEFORE / REFINE_AFTER; overlapping windows are
+    merged and looked at once). A confirmed coarse match keeps its place: it lies in the
+    finding it covers, so the literal or element it points to is the finding's.
+    ``refined``: the refined triggers, first match per detector (HS_FLAG_SINGLEMATCH).
+    """
+    confirmed: list[tuple[int, int]] = []
+    found: set[int] = set()
+    add = found.add
+
+    def on_match(detector: int, _start: int, _end: int, _flags: int, _ctx: object) -> None:
+        add(detector)
+
+    i, n, size = 0, len(coarse), len(data)
+    while i < n:
+        lo, hi = max(0, coarse[i][0] - REFINE_BEFORE), coarse[i][0] + REFINE_AFTER
+        j = i + 1
+        while j < n and coarse[j][0] - REFINE_BEFORE <= hi:
+            hi = coarse[j][0] + REFINE_AFTER
+            j += 1
+        found.clear()
+        refined.scan(data[lo : min(hi, size)], match_event_handler=on_match)
+        if found:
+            confirmed += [hit for hit in coarse[i:j] if hit[1] in found]
+        i = j
+    return confirmed
+
+
+def refined_specs(detector: TextDetector) -> list[tuple[str | None, str, bool]]:
+    """A detector's ``refined_triggers`` (see ``TextDetector``): none for most."""
+    return list(getattr(detector, "refined_triggers", ()))
+
+
+def text_trigger(left: str | None, body: str) -> bytes:
+    """A trigger as a pattern on a text scanned on its own, whose only boundary is its start."""
+    return (body if left is None else f"(?:^|[^{left}]){body}").encode("ascii")
+
+
 def joined_starts(parts: Sequence[bytes]) -> list[int]:
     """Where each part starts in ``b"\\n".join(parts)``, and where the join ends: one
     Hyperscan pass runs over the join, :func:`part_of` maps each match back."""
@@ -173,14 +253,20 @@ class Scanner:
         self._detectors = tuple(detectors)
         self._patterns: list[tuple[bytes, bool, int]] = []
         always: list[int] = []
+        refined_only: list[tuple[bytes, bool, int]] = []
         for index, detector in enumerate(self._detectors):
             specs = trigger_specs(detector)
             if not specs:
                 always.append(index)
+            final = set(refined_specs(detector))
             for left, body, caseless in specs:
-                # As a text scanned on its own, the only boundary before a text is its start.
-                pattern = body if left is None else f"(?:^|[^{left}]){body}"
-                self._patterns.append((pattern.encode("ascii"), caseless, index))
+                # A coarse trigger (see TextDetector) reports its detector plus COARSE.
+                coarse = bool(final) and (left, body, caseless) not in final
+                self._patterns.append((text_trigger(left, body), caseless, index + (COARSE if coarse else 0)))
+            # (In the prefilter's form, so that both share one compiled database.)
+            refined_only += [
+                (trigger_pattern(*spec[:2]), spec[2], index) for spec in final if spec not in specs
+            ]
         # Bulk literal triggers (a gazetteer) come last, in databases of their own (_Databases).
         bulk = [
             (literal.encode("ascii"), False, index)
@@ -189,6 +275,9 @@ class Scanner:
         ]
         self._patterns.extend(bulk)
         self._bulk = len(bulk)
+        # Second look where a coarse trigger fired (see TextDetector), in a stable order.
+        self._refined = tuple(sorted(refined_only))
+        self._coarse = any(index >= COARSE for _, _, index in self._patterns)
         self._always = tuple(always)
         self.prefiltered = prefilter and HYPERSCAN_AVAILABLE and bool(self._patterns)
         self._local = threading.local()  # Hyperscan scratch space is per thread
@@ -213,6 +302,15 @@ class Scanner:
                 bulk_groups.append([(None, literal, False) for literal in bulk])
             merged.extend(trigger_specs(detector))
         return [merged, *bulk_groups]
+
+    def refined_triggers(self) -> list[tuple[str | None, str, bool, int]]:
+        """``(left, body, caseless, detector index)`` of every refined trigger, for the prefilter
+        (those also among the element triggers are final ones, the others replace coarse ones)."""
+        return [
+            (left, body, caseless, index)
+            for index, detector in enumerate(self._detectors)
+            for left, body, caseless in refined_specs(detector)
+        ]
 
     def element_trigger_owners(self) -> list[int]:
         """The index of the detector owning each trigger of :meth:`element_trigger_groups`, in
@@ -242,12 +340,25 @@ class Scanner:
     def _triggered(self, text: str) -> list[int]:
         db, hits, on_match = self._state()
         hits.clear()
-        db.scan(text.encode("utf-8", "surrogatepass"), match_event_handler=on_match)
+        data = text.encode("utf-8", "surrogatepass")
+        db.scan(data, match_event_handler=on_match)
+        if self._coarse and hits and max(hits) >= COARSE:
+            confirmed = [index for index in hits if index < COARSE]
+            hits.clear()
+            if self._refined:
+                self._refine_state().scan(data, match_event_handler=on_match)
+            hits.extend(confirmed)
         if self._always:
             hits.extend(self._always)
         if len(hits) > 1:
             return sorted(set(hits))
         return list(hits)
+
+    def _refine_state(self) -> Any:
+        """This thread's database of refined triggers (first match per detector; "^" after
+        each newline)."""
+        assert _hs is not None
+        return shared_database(self._refined, _hs.HS_FLAG_SINGLEMATCH | _hs.HS_FLAG_MULTILINE)
 
     def flag_texts(self, texts: Sequence[str]) -> dict[int, set[int]] | None:
         """For each text in which some trigger fires, the detectors whose trigger fired there
@@ -264,8 +375,16 @@ class Scanner:
         starts = joined_starts(parts)
         db, matches, on_match = self._locate_state()
         matches.clear()
+        data = b"\n".join(parts)
         try:
-            db.scan(b"\n".join(parts), match_event_handler=on_match)
+            db.scan(data, match_event_handler=on_match)
+            if self._coarse and matches and max(matches)[0] >= COARSE:
+                coarse = sorted((end, detector - COARSE) for detector, end in matches if detector >= COARSE)
+                kept = [match for match in matches if match[0] < COARSE]
+                matches.clear()
+                if self._refined:
+                    matches += [(d, end) for end, d in confirm_coarse(data, coarse, self._refine_state())]
+                matches.extend(kept)
         except _hs.ScanTerminated:
             return None
         flagged: dict[int, set[int]] = {}
@@ -301,6 +420,8 @@ class Scanner:
         if _hs is not None and self.prefiltered:
             self._state()
             self._locate_state()
+            if self._refined:
+                self._refine_state()
 
     def scan(self, text: str) -> list[Finding]:
         short = len(text) <= _CLEAN_CACHE_MAX_LEN
