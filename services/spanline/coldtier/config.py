@@ -63,12 +63,20 @@ class ColdtierSettings(Section):
         default=1.0,
         ge=0,
         le=3600,
-        description="commit a batch of batch_idle_min_messages or more once idle this long (0: off)",
+        description="commit a batch of batch_idle_min_messages or batch_idle_min_bytes or more once idle "
+        "this long (0: off)",
     )
     batch_idle_min_messages: int = Field(
         default=5_000,
         ge=1,
-        description="smallest batch committed early on idle (smaller ones wait: no tiny files)",
+        description="smallest batch committed early on idle, in messages (smaller ones wait: no tiny files)",
+    )
+    # A trace is two messages (its spans, its score set) of very different sizes: bytes say
+    # "not a tiny file" whatever the mix.
+    batch_idle_min_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=0,
+        description="smallest batch committed early on idle, in message bytes (0: messages only)",
     )
     batches_in_flight: int = Field(
         default=2,

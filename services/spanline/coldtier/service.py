@@ -322,6 +322,7 @@ class ColdtierService:
                 max_wait_s=c.batch_max_wait_s,
                 idle_s=c.batch_idle_s,
                 idle_min_records=c.batch_idle_min_messages,
+                idle_min_bytes=c.batch_idle_min_bytes,
                 # With two, one batch is built while the other commits (order kept by
                 # process(); what a snapshot already holds is skipped, see already_stored).
                 max_inflight=c.batches_in_flight,

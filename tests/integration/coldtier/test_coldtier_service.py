@@ -97,3 +97,23 @@ def test_s3_on_moto(make_settings: Any, moto: MotoServer) -> None:
     assert len(keys) == 20 == len(set(keys))
     _, tables = ensure_tables(s)
     assert tables["spans"].location().startswith("s3://cold/")
+
+
+def test_a_burst_tail_of_few_big_messages_commits_once_idle(make_settings: Any) -> None:
+    """A trace is two messages (spans, score set): the tail of a burst holds few messages
+    but enough bytes, and is committed once the input stops, not after batch_max_wait_s."""
+    from spanline.coldtier.service import ColdtierService
+
+    s = make_settings(
+        coldtier={
+            "batch_max_wait_s": 600,
+            "batch_idle_s": 0.3,
+            "batch_idle_min_messages": 10_000,
+            "batch_idle_min_bytes": 2_000,
+            "maintenance_interval_s": 0,
+        }
+    )
+    ids = [os.urandom(16) for _ in range(5)]
+    produce(s, [span_record(s, t, 3) for t in ids])
+    with ServiceThread(ColdtierService(s)):
+        wait_until(lambda: len(cold_span_keys(s)) >= 15, 45, "the idle tail committed")
