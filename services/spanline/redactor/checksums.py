@@ -34,3 +34,10 @@ def iban_valid(iban: str) -> bool:
     except ValidationError:
         return False
     return True
+
+
+def iban_countries() -> tuple[str, ...]:
+    """The country codes an IBAN can start with: those python-stdnum's registry has a BBAN
+    layout for (``iban_valid`` rejects every other one)."""
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    return tuple(a + b for a in letters for b in letters if _iban._ibandb.info(a + b + "00")[0][1])

@@ -14,13 +14,16 @@ from __future__ import annotations
 import ipaddress
 import json
 import random
+import re
 
 import pytest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+from stdnum import iban as stdnum_iban
 
+from spanline.redactor.checksums import iban_countries
 from spanline.redactor.detectors.base import TextDetector
-from spanline.redactor.detectors.contact import Ipv6Detector
+from spanline.redactor.detectors.contact import IbanDetector, Ipv6Detector
 from spanline.redactor.detectors.numbers import NumberDetector
 from spanline.redactor.detectors.phones import DEFAULT_REGIONS
 from spanline.redactor.detectors.scanner import HYPERSCAN_AVAILABLE, Scanner
@@ -215,3 +218,40 @@ def test_nine_digits_under_an_ssn_key_redact_as_the_walk_does(key: str) -> None:
         span.attributes.append(KeyValue(key="doc", value=AnyValue(string_value=doc)))
         payload = td.SerializeToString()
         assert fast.redact_payload(payload, "traces", "p") == reference.redact_payload(payload, "traces", "p")
+
+
+def _iban_text(rng: random.Random) -> str:
+    """Valid IBANs of every registered country in any case and grouping, and hex ids."""
+    if rng.random() < 0.4:
+        run = rng.choice(["call_", "chatcmpl-", "toolu_", "msg_", ""]) + "".join(
+            rng.choice("0123456789abcdef") for _ in range(rng.randrange(12, 30))
+        )
+        return rng.choice(["", "id ", "-"]) + run
+    country = rng.choice(iban_countries())
+    layout = stdnum_iban._ibandb.info(country + "00")[0][1]["bban"]
+    alphabet = {
+        "n": "0123456789",
+        "a": "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+        "c": "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    }
+    bban = "".join(
+        rng.choice(alphabet[kind])
+        for count, kind in re.findall(r"(\d+)!([nac])", layout)
+        for _ in range(int(count))
+    )
+    value = country + stdnum_iban.calc_check_digits(country + "00" + bban) + bban
+    value = rng.choice([value, value.lower(), value.title()])
+    if rng.random() < 0.5:
+        value = rng.choice([" ", "-"]).join(value[i : i + 4] for i in range(0, len(value), 4))
+    return (
+        rng.choice(["", "x ", "_", "-", "IBAN:", "\u00e9", "\\n"])
+        + value
+        + rng.choice(["", ".", " and", "x"])
+    )
+
+
+def test_iban_trigger_fires_wherever_the_detector_finds() -> None:
+    """Hex ids opening with two letters and two digits fire only for registered countries."""
+    rng = random.Random("iban-trigger")
+    found, skipped = _check_superset(IbanDetector(), [_iban_text(rng) for _ in range(6000)])
+    assert found > 2000 and skipped > 500, (found, skipped)
