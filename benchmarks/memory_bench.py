@@ -14,8 +14,9 @@ upstream stages catch up.
 Sampled every 20 ms from ``/proc/<pid>/status``: RSS, and its anonymous part (heap, Arrow
 buffers, the embedded engine's allocations) and file-backed part (mapped libraries: chdb's
 alone is ~550 MB on disk, part of which is resident from the moment it is loaded). Reported:
-idle (ready, nothing consumed), peak over the drain, and the drain rate (writer: first to
-last row visible in ClickHouse; coldtier: first to last Iceberg snapshot).
+idle (ready, nothing consumed), peak over the drain, one second after it, the drain rate
+(writer: first to last row visible in ClickHouse; coldtier: first to last Iceberg snapshot,
+without a last partial batch that waited for the batch timer) and the CPU per span.
 
 Targets (issue 14): writer with the embedded engine < 500 MB, coldtier < 300 MB. Results in
 ``benchmarks/results/memory.json``.
