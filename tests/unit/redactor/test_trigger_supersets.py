@@ -24,6 +24,7 @@ from stdnum import iban as stdnum_iban
 from spanline.redactor.checksums import iban_countries
 from spanline.redactor.detectors.base import TextDetector
 from spanline.redactor.detectors.contact import IbanDetector, Ipv6Detector
+from spanline.redactor.detectors.names import _STRONG_INTROS, NameDetector
 from spanline.redactor.detectors.numbers import NumberDetector
 from spanline.redactor.detectors.phones import DEFAULT_REGIONS
 from spanline.redactor.detectors.scanner import HYPERSCAN_AVAILABLE, Scanner
@@ -255,3 +256,26 @@ def test_iban_trigger_fires_wherever_the_detector_finds() -> None:
     rng = random.Random("iban-trigger")
     found, skipped = _check_superset(IbanDetector(), [_iban_text(rng) for _ in range(6000)])
     assert found > 2000 and skipped > 500, (found, skipped)
+
+
+def _intro_text(rng: random.Random) -> str:
+    """A strong intro phrase spelt every way re.IGNORECASE reads it, then a name (mostly not a
+    gazetteer one, whose own trigger would fire), a lower-case word, a number or nothing,
+    after any gap the rule allows."""
+    folds = {"s": "\u017f", "k": "\u212a", "i": "\u0131", "I": "\u0130"}
+    phrase = "".join(
+        folds.get(c, c) if rng.random() < 0.1 else (c.upper() if rng.random() < 0.3 else c)
+        for c in rng.choice(_STRONG_INTROS)
+    ).replace(" ", rng.choice([" ", "  ", "\t", "\u00a0", "\n"]))
+    gap = rng.choice(["", " ", "  ", "\t", "\u00a0", " \u00a0", "\n", ", "])
+    after = rng.choice(
+        ["Xavrin Qoltz", "\u00c4vra M\u00fcllrich", "\u0141ysander Nowak", "xavrin", "on +44 20 7946 0958",
+         "Zo\u00ebthe", "XAVRIN", "X", "O'Qoltz", "", "Customer", "Vyra-Jenn Watson", "John Smith"]
+    )  # fmt: skip
+    return rng.choice(["", "Hi, ", "x", "_", "\\n"]) + phrase + gap + after + rng.choice(["", ".", " here"])
+
+
+def test_intro_trigger_fires_wherever_the_name_rule_finds() -> None:
+    rng = random.Random("intro-trigger")
+    found, skipped = _check_superset(NameDetector(), [_intro_text(rng) for _ in range(5000)])
+    assert found > 1000 and skipped > 300, (found, skipped)

@@ -251,7 +251,13 @@ class NameDetector:
         r"(?:[^ ,]{1,8}(?:[ ]|" + _NBSP_UTF8 + r")+)?" + _UPPER_LOWER_UTF8
     )
     element_triggers: tuple[tuple[str | None, str, bool], ...] = (
-        (None, r"(?:" + _bytes_alt(_STRONG_INTROS) + r")", True),
+        # An intro counts only before a capitalised name (_GAP* then _NAME): "call me on
+        # +44 ..." and "name: string" do not fire. (Caseless only in the phrase, as the rule.)
+        (
+            None,
+            r"(?i:" + _bytes_alt(_STRONG_INTROS) + r")(?:[ \t]|" + _NBSP_UTF8 + r")*" + _UPPER_LOWER_UTF8,
+            False,
+        ),
         ("A-Za-z0-9_", _salutation, False),
         (None, r"\\n" + _salutation, False),
         (None, r"(?:" + _TITLE + r")\.?(?:[ ]|" + _NBSP_UTF8 + r")+" + _UPPER_LOWER_UTF8, False),
