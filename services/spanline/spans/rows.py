@@ -122,7 +122,15 @@ class _TableBuffer:
     def schema(self) -> pa.Schema:
         return pa.schema([pa.field(name, typ) for name, typ in self.columns])
 
+    def _take_arrow(self) -> pa.Table:
+        """What :meth:`take` converts: :meth:`_to_arrow` unless the buffer can hand its own
+        memory to the table (the compiled span builder) since it is cleared right after."""
+        return self._to_arrow()
+
     def to_arrow(self) -> pa.Table:
+        return self._converted(self._to_arrow)
+
+    def _converted(self, convert: Callable[[], pa.Table]) -> pa.Table:
         if not len(self):
             return self.schema().empty_table()
         # Conversion allocates no reference cycles; pausing the cyclic GC keeps it from
@@ -130,14 +138,14 @@ class _TableBuffer:
         paused = gc.isenabled()
         gc.disable()
         try:
-            return self._to_arrow()
+            return convert()
         finally:
             if paused:
                 gc.enable()
 
     def take(self) -> pa.Table:
         """The batch as one Arrow table; the buffer is empty afterwards."""
-        table = self.to_arrow()
+        table = self._converted(self._take_arrow)
         self.clear()
         return table
 
@@ -267,6 +275,9 @@ class SpanRows(_TableBuffer):
 
     def _to_arrow(self) -> pa.Table:
         return self._builder.to_arrow()
+
+    def _take_arrow(self) -> pa.Table:
+        return self._builder.take()
 
     def warm_up(self) -> None:
         """Build one throw-away row so one-time costs are paid at start-up, not by the first batch.

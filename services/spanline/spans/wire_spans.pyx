@@ -46,9 +46,10 @@ cdef struct Buf:
     char* p
     Py_ssize_t n
     Py_ssize_t cap
+    Py_ssize_t hint   # bytes of the batch last handed over: the next one starts at that size
 
 cdef int buf_grow(Buf* b, Py_ssize_t need) except -1:
-    cdef Py_ssize_t cap = b.cap * 2 if b.cap else 4096
+    cdef Py_ssize_t cap = b.cap * 2 if b.cap else max(4096, b.hint + b.hint // 4)
     while cap < b.n + need:
         cap *= 2
     cdef char* q = <char*>realloc(b.p, cap)
@@ -91,6 +92,54 @@ cdef inline int str_end(StrCol* c) except -1:
 cdef inline int str_add(StrCol* c, const char* s, Py_ssize_t n) except -1:
     buf_put(&c.data, s, n)
     return str_end(c)
+
+cdef class _Owned:
+    """Memory a buffer handed over (``WireSpans.buffers(hand_over=True)``): exposed through
+    the buffer protocol, so ``pa.py_buffer`` wraps it without a copy, and freed when the
+    last Arrow buffer over it goes."""
+
+    cdef char* p
+    cdef Py_ssize_t n
+
+    def __len__(self):
+        return self.n
+
+    def __getbuffer__(self, Py_buffer* view, int flags):
+        view.buf = <void*>self.p
+        view.obj = self
+        view.len = self.n
+        view.readonly = 1
+        view.itemsize = 1
+        view.format = NULL
+        view.ndim = 1
+        view.shape = &self.n
+        view.strides = NULL
+        view.suboffsets = NULL
+        view.internal = NULL
+
+    def __releasebuffer__(self, Py_buffer* view):
+        pass
+
+    def __dealloc__(self):
+        free(self.p)
+
+
+cdef object buf_hand_over(Buf* b):
+    """The buffer's bytes as an :class:`_Owned` (no copy); the buffer starts empty again.
+
+    The capacity beyond ``n`` goes along: blocks of 1 MiB or more are mapped on their own
+    (writer/process_memory.py), so its pages that were never written are not resident."""
+    if b.n == 0:
+        return b""
+    cdef _Owned out = _Owned.__new__(_Owned)
+    out.p = b.p
+    out.n = b.n
+    b.hint = b.n
+    b.p = NULL
+    b.n = 0
+    b.cap = 0
+    return out
+
 
 cdef void buf_reset(Buf* b) noexcept:
     """Empty the buffer; give its memory back when the batch now ending used under a quarter
@@ -1257,31 +1306,41 @@ cdef class WireSpans:
 
     # ------------------------------------------------------------ out
 
-    def buffers(self):
-        """The columns as raw Arrow buffers: {name: (kind, [buffers...])}, then the batch is kept.
+    def buffers(self, bint hand_over=False):
+        """The columns as raw Arrow buffers: {name: (kind, [buffers...])}.
 
         Strings: ("str", offsets, data); 8-byte columns: (kind, values, validity bitmap or None);
         ``attributes``: ("map", entry offsets, key offsets, key data, value offsets, value data);
         ``finish_reasons``: ("list", item offsets, string offsets, string data).
+
+        By default copies (``bytes``) and the batch is kept. ``hand_over``: the builder's own
+        memory goes out (buffer-protocol objects, no copy) and the builder is empty afterwards,
+        as after :meth:`clear`: a batch then exists once, in the Arrow table, instead of twice
+        while it is converted, and the next batch starts from no capacity instead of the
+        doubled high-water mark of every batch so far.
         """
         out = {}
         cdef int i
         for i in range(NS):
-            out[STRING_COLUMNS[i]] = ("str", self._bytes(&self.s[i].offs), self._bytes(&self.s[i].data))
+            out[STRING_COLUMNS[i]] = ("str", self._out(&self.s[i].offs, hand_over), self._out(&self.s[i].data, hand_over))
         for i in range(NN):
             name, kind = NUMBER_COLUMNS[i]
-            out[name] = (kind, self._bytes(&self.num[i].vals), self._bitmap(&self.num[i].valid))
+            out[name] = (kind, self._out(&self.num[i].vals, hand_over), self._bitmap(&self.num[i].valid))
         out["attributes"] = (
-            "map", self._bytes(&self.attr_offs), self._bytes(&self.attr_keys.offs),
-            self._bytes(&self.attr_keys.data), self._bytes(&self.attr_vals.offs), self._bytes(&self.attr_vals.data),
+            "map", self._out(&self.attr_offs, hand_over), self._out(&self.attr_keys.offs, hand_over),
+            self._out(&self.attr_keys.data, hand_over), self._out(&self.attr_vals.offs, hand_over),
+            self._out(&self.attr_vals.data, hand_over),
         )
         out["finish_reasons"] = (
-            "list", self._bytes(&self.reason_offs), self._bytes(&self.reasons.offs), self._bytes(&self.reasons.data),
+            "list", self._out(&self.reason_offs, hand_over), self._out(&self.reasons.offs, hand_over),
+            self._out(&self.reasons.data, hand_over),
         )
+        if hand_over:
+            self.clear()
         return out
 
-    cdef bytes _bytes(self, Buf* b):
-        return PyBytes_FromStringAndSize(b.p, b.n)
+    cdef object _out(self, Buf* b, bint hand_over):
+        return buf_hand_over(b) if hand_over else PyBytes_FromStringAndSize(b.p, b.n)
 
     cdef object _bitmap(self, Buf* valid):
         """Arrow validity bits from one byte per row; None when every row is valid."""

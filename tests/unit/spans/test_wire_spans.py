@@ -249,6 +249,37 @@ def test_memory_a_huge_batch_grew_is_given_back_once_batches_are_small(tmp_path:
     assert wire.capacity < 5_000_000
 
 
+def test_take_hands_the_columns_over_without_a_copy_and_keeps_no_capacity(tmp_path: Path) -> None:
+    """take() moves the builder's memory into the table: the same rows as the reference, the
+    builder empty and holding no big buffer, and the table still valid after the builder
+    filled new buffers and went away (the memory belongs to the table now)."""
+    ref, compiled = _pair(tmp_path)
+    corpus = make_corpus(400, 7)
+    assert feed(compiled.add, corpus) == feed(ref.add, corpus)
+    assert len(compiled.reference) > 0  # both parts of the batch are taken
+    wire = compiled._wire
+    before = wire.capacity
+    want = ref.take()
+    got = compiled.take()
+    assert len(ref) == len(compiled) == 0 and len(compiled.reference) == 0
+    assert wire.capacity < before / 2, (before, wire.capacity)  # offsets start at the last size
+    compiled.add(_message([("k", "v")]), "p", 2)
+    del compiled, wire
+    assert_same_tables(want, got)
+    got.validate(full=True)
+
+
+def test_span_rows_take_hands_over_and_to_arrow_keeps(tmp_path: Path) -> None:
+    rows = SpanRows(PricingTable.load())
+    corpus = make_corpus(50, 8)
+    feed(rows.add_bytes, corpus)
+    kept = rows.to_arrow()
+    assert len(rows) == kept.num_rows > 0
+    taken = rows.take()
+    assert len(rows) == 0 and taken.equals(kept)
+    assert rows.take().num_rows == 0
+
+
 def test_empty_batches_and_clear(tmp_path: Path) -> None:
     ref, compiled = _pair(tmp_path)
     assert compiled.to_arrow().schema == ref.to_arrow().schema
