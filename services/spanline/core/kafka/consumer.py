@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -113,6 +114,7 @@ class StreamConsumer:
         self._consumer: AIOKafkaConsumer | None = None
         self._buffer: list[InMessage] = []
         self._buffer_bytes = 0
+        self._record_bytes = 0.0  # mean size of a record in the last poll that returned any
         self._buffer_since = 0.0
         self._last_arrival = 0.0
         self._lock = asyncio.Lock()
@@ -188,8 +190,11 @@ class StreamConsumer:
                 if self._holding is not None:
                     wait_ms = max(0, min(wait_ms, int((self._next_tick - time.monotonic()) * 1000)))
                 # one poll at most max_poll_records: the byte bound is checked between polls,
-                # and a poll of a whole 50 000-message batch overshot it by ~100 MB
-                room = max(1, min(self.policy.max_records - len(self._buffer), poll_cap))
+                # and a poll of a whole 50 000-message batch overshot it by ~100 MB; and at
+                # most the records the byte bound still has room for at the size records had
+                # in the last poll (a 2 000-record poll of heavy spans is ~26 MB: a 16 MiB
+                # bound made 26 MB batches, a 32 MiB one two polls, 52 MB)
+                room = max(1, min(self.policy.max_records - len(self._buffer), poll_cap, self._byte_room()))
                 data = await consumer.getmany(timeout_ms=wait_ms, max_records=room)
                 for tp, records in data.items():
                     if not records:
@@ -212,6 +217,7 @@ class StreamConsumer:
                         size += msg.size
                     # Counted per fetched partition, not per message: label lookups are not free.
                     self._buffer_bytes += size
+                    self._record_bytes = size / len(records)
                     metrics.CONSUMED_RECORDS.labels(tp.topic).inc(len(records))
                     metrics.CONSUMED_BYTES.labels(tp.topic).inc(size)
                     self._record_lag(consumer, tp, records[-1].offset)
@@ -231,6 +237,15 @@ class StreamConsumer:
                 await consumer.stop()
             self._consumer = None
             log.info("consumer stopped", extra={"group": self.group_id, "processed": self.processed})
+
+    def _byte_room(self) -> int:
+        """Records that reach the byte bound at the last poll's record size, with a tenth
+        more (records vary: a poll sized exactly would fall short about half the time and
+        the batch would wait for one more poll); one before any record was seen, since a
+        first poll of ``max_poll_records`` could overshoot the bound by any amount."""
+        if self._record_bytes <= 0:
+            return 1
+        return math.ceil((self.policy.max_bytes - self._buffer_bytes) * 1.1 / self._record_bytes)
 
     def _remaining_wait_ms(self) -> int:
         if not self._buffer:
