@@ -77,22 +77,8 @@ from spanline.redactor.detectors.scanner import (
     trigger_pattern,
 )
 from spanline.redactor.detectors.scanner import HYPERSCAN as _hs
+from spanline.redactor.detectors.secrets import SENSITIVE_KEY_ENDINGS
 
-# Every alternative of SENSITIVE_KEY ends with one of these (client_secret -> secret,
-# x-api-key -> key, refresh_token -> token, proxy-authorization -> authorization...).
-SENSITIVE_KEY_ENDINGS: Final = (
-    "password",
-    "passwd",
-    "passphrase",
-    "pwd",
-    "secret",
-    "key",
-    "token",
-    "authorization",
-    "cookie",
-    "credential",
-    "credentials",
-)
 _KEY_WORDS: Final = ("(?:" + "|".join(caseless_word(w) for w in SENSITIVE_KEY_ENDINGS) + ")").encode("ascii")
 # Carrier tag of an AnyValue (KeyValue.value, ArrayValue.values, LogRecord.body) and its length.
 _ANY_VALUE_HEAD: Final = rb"[\x0a\x12\x2a][\x80-\xff]{0,4}[\x00-\x7f]"

@@ -92,18 +92,6 @@ _CREDENTIAL_KV = re.compile(
     r"(?![a-z])[a-z0-9_.\-]{0,40}[\"']?[ \t\r\n]{0,3}[:=][ \t\r\n]{0,3}[\"']?"
     r"(?P<v>(?!<[A-Z_]+(?::[0-9a-f]{8})?>)[^\s\"',;&<>]{3,512}+)"
 )
-# The words every keyword of _CREDENTIAL_KV ends with (its trigger's anchor).
-_CREDENTIAL_KEY_ENDINGS = (
-    "password",
-    "passwd",
-    "passphrase",
-    "pwd",
-    "secret",
-    "key",
-    "token",
-    "credential",
-    "credentials",
-)
 _AWS_SECRET = re.compile(r"[A-Za-z0-9/+](?<![A-Za-z0-9/+].)[A-Za-z0-9/+]{39}(?![A-Za-z0-9/+=])")
 _AWS_CONTEXT = ("aws", "secret", "akia", "asia")
 
@@ -114,6 +102,24 @@ SENSITIVE_KEY = re.compile(
     r"refresh[_\-]?token|id[_\-]?token|session[_\-]?token|token|authorization|cookie|set-cookie|"
     r"credentials?|proxy-authorization)$"
 )
+# Every alternative of SENSITIVE_KEY ends with one of these (client_secret -> secret,
+# x-api-key -> key, refresh_token -> token, proxy-authorization -> authorization...).
+SENSITIVE_KEY_ENDINGS = (
+    "password",
+    "passwd",
+    "passphrase",
+    "pwd",
+    "secret",
+    "key",
+    "token",
+    "authorization",
+    "cookie",
+    "credential",
+    "credentials",
+)
+# The words every keyword of _CREDENTIAL_KV ends with (its trigger's anchor): the same
+# words but the two that name a header rather than a key=value secret.
+_CREDENTIAL_KEY_ENDINGS = tuple(w for w in SENSITIVE_KEY_ENDINGS if w not in ("authorization", "cookie"))
 
 
 # Values that say "no secret here" after a secret-looking key.
