@@ -308,12 +308,28 @@ def check_targets(data: dict[str, Any]) -> None:
 
 
 def read_result(name: str) -> dict[str, Any] | None:
-    """The result a previous run left in benchmarks/results/<name>.json, if any (to report
-    ratios against it: same machine, another time)."""
+    """The committed result of benchmarks/results/<name>.json (the previous commit's run),
+    else the file a previous run left there, if any: to report ratios against it (same
+    machine, another time). The committed one first, so repeated runs before a commit all
+    compare with the same run rather than each with the one just before it."""
     path = RESULTS / f"{name}.json"
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        text = subprocess.run(
+            ["git", "show", f"HEAD:{path.relative_to(RESULTS.parents[1]).as_posix()}"],
+            cwd=RESULTS.parents[1],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (OSError, ValueError, subprocess.SubprocessError):
+        try:
+            text = path.read_text()
+        except OSError:
+            return None
+    try:
+        data = json.loads(text)
+    except ValueError:
         return None
     return data if isinstance(data, dict) else None
 

@@ -30,8 +30,9 @@ OpenInference attributes with content on every span, ~2.5 KB a span, 10% errors)
 
 Targets on a 2-core machine (issue 14): >= 10k spans/s end to end, <= 150 us CPU per span
 for the whole process tree, p99 freshness <= 5 s at 5k spans/s, nothing lost, scores for
-every trace, the RSS bounds. ``ratio_to_previous`` compares with the result file found
-on the machine before this run (absolute numbers depend on what else runs there).
+every trace, the RSS bounds. ``ratio_to_previous`` compares with the committed result (the
+previous commit's run, ``harness.read_result``; absolute numbers depend on what else runs
+there).
 """
 
 from __future__ import annotations

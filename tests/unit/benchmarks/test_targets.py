@@ -44,3 +44,31 @@ def test_a_target_without_a_verdict_is_refused(data: dict[str, object]) -> None:
 )
 def test_every_committed_result_evaluates_the_targets_it_records(path: Path) -> None:
     check_targets(json.loads(path.read_text(encoding="utf-8")))
+
+
+def test_ratios_compare_with_the_committed_result_else_the_file_on_disk() -> None:
+    import shutil
+    import subprocess
+    import uuid
+
+    from benchmarks.harness import read_result
+
+    if shutil.which("git") is None or not (RESULTS.parents[1] / ".git").exists():
+        pytest.skip("not a git checkout")
+    committed = subprocess.run(
+        ["git", "show", "HEAD:benchmarks/results/pipeline.json"],
+        cwd=RESULTS.parents[1],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    previous = read_result("pipeline")
+    assert previous is not None and previous["when"] == json.loads(committed)["when"]
+    name = f"test-{uuid.uuid4().hex}"  # never committed: the file on disk is what there is
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"when": "local"}))
+    try:
+        assert read_result(name) == {"when": "local"}
+    finally:
+        path.unlink()
+    assert read_result(f"test-{uuid.uuid4().hex}") is None
