@@ -48,11 +48,11 @@ from spanline.core.kafka import (
 from spanline.core.kafka import metrics as kafka_metrics
 from spanline.core.kafka.dlq import dlq_record, dlq_topic
 from spanline.core.kafka.records import H_PROJECT, H_RECEIVED_AT, H_SIGNAL
+from spanline.core.process_memory import bound_arrow_pool, bound_glibc_heap, release_free_heap
 from spanline.settings import Settings
 from spanline.spans.pricing import PricingTable
 from spanline.spans.row_errors import TIME_NS_MAX
 from spanline.spans.rows import RowBuildError, ScoreRows, SpanRows
-from spanline.writer.process_memory import bound_arrow_pool, bound_glibc_heap, release_free_heap
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -294,7 +294,7 @@ class ColdtierService:
         from spanline.coldtier.maintenance import MaintenanceStep
 
         metrics.create_known_series(MaintenanceStep)
-        bound_glibc_heap()  # before the worker threads allocate (writer/process_memory.py)
+        bound_glibc_heap()  # before the worker threads allocate (core/process_memory.py)
         bound_arrow_pool()
         s = self.settings
         r = s.retention

@@ -25,6 +25,7 @@ from spanline.coldtier.ledger_filter import drop_erased
 from spanline.core.consumer_service import ConsumerService
 from spanline.core.kafka import BatchPolicy, DlqEntry, DlqReason, InMessage, Outcome, RetryableError
 from spanline.core.kafka.records import H_PROJECT, H_RECEIVED_AT, H_SIGNAL
+from spanline.core.process_memory import bound_arrow_pool, bound_glibc_heap, release_free_heap
 from spanline.core.startup import StartupError, is_addr_in_use, port_in_use
 from spanline.settings import Settings
 from spanline.spans.object_store import ObjectStoreError, PayloadOffloader, open_object_store
@@ -40,7 +41,6 @@ from spanline.spans.rows import (
 )
 from spanline.writer import metrics
 from spanline.writer.config import dsn_is_embedded, resolve_dsn, resolve_object_store_url
-from spanline.writer.process_memory import bound_arrow_pool, bound_glibc_heap, release_free_heap
 from spanline.writer.store import TABLES, ClickHouseStore, EngineLocked, StoreUnavailable, open_store
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class WriteStrategy:
             self._processing -= 1
             if not self._processing:
                 # no other batch in flight: the pipeline is idle, so the heap pages the
-                # batch's messages and rows used go back (writer/process_memory.py)
+                # batch's messages and rows used go back (core/process_memory.py)
                 release_free_heap()
 
     async def _process(self, batch: Sequence[InMessage]) -> Outcome:

@@ -31,6 +31,7 @@ import pyarrow as pa
 from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
 
 from spanline.writer.config import chdb_path, dsn_is_embedded, redact_dsn, resolve_dsn
+from spanline.writer.engine_memory import configure_engine_allocator, release_startup_pages
 from spanline.writer.metrics import (
     BYTES_WRITTEN,
     INSERT_BATCH_ROWS,
@@ -40,7 +41,6 @@ from spanline.writer.metrics import (
     InsertOutcome,
 )
 from spanline.writer.migrate import apply_migrations
-from spanline.writer.process_memory import configure_engine_allocator, release_startup_pages
 
 if TYPE_CHECKING:
     from spanline.settings import Settings

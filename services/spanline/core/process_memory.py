@@ -1,0 +1,97 @@
+"""Process-level memory bounds that no ClickHouse, Arrow or Kafka setting reaches: the writer
+and the coldtier (both hold big batches) call them.
+
+:func:`bound_glibc_heap` (the writer and the coldtier call it at start-up): Python, Arrow
+buffers made from Python bytes and the span builder allocate through glibc's malloc, which
+gives every thread that allocates its own arena (up to 8 per core) and, by default, raises
+its mmap threshold to the largest block freed so far, so a freed 20 MB column buffer is
+kept in an arena instead of unmapped. Under a drain both kept hundreds of MB that no batch
+was using. Two arenas, and blocks of 1 MiB or more always mapped on their own (returned to
+the kernel when freed), measured on the writer draining 150 000 heavy spans: peak anonymous
+memory 636 MB instead of 701, throughput unchanged within the noise.
+
+:func:`release_free_heap` (the coldtier after a commit that leaves nothing queued, the
+writer after such an insert): the Kafka messages of a batch are ~13 KB blocks, below the
+mmap threshold, so they live in the arenas' heaps. Freed, they are reused by the next batch,
+but the heap cannot shrink past a block still in use above them: after a drain the
+coldtier's main heap held ~180 MB of free memory for good. ``malloc_trim(0)`` gives the free
+pages inside the heaps back (``MADV_DONTNEED``) as well as the top. Only when the pipeline
+is idle: under a backlog the next batch would fault the same pages in again.
+
+:func:`bound_arrow_pool` (the coldtier, at start-up): pyarrow's default pool is mimalloc,
+which keeps freed segments per thread for reuse; the sorted copy, the Parquet buffers and
+the compute kernels of every Iceberg commit run on worker threads, and the coldtier ended a
+150 000-span drain with ~250 MB in mimalloc segments while Arrow counted 0 bytes allocated.
+The system pool allocates through glibc, whose 1 MiB mmap threshold (above) unmaps every
+column-sized buffer when it is freed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+
+# mallopt(3) parameters
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
+HEAP_ARENAS = 2
+HEAP_MMAP_THRESHOLD = 1 << 20
+HEAP_TRIM_THRESHOLD = 4 << 20
+ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
+
+
+def bound_glibc_heap() -> bool:
+    """Cap glibc's arenas and map large blocks on their own; True if glibc took the options.
+
+    Call early: threads that already allocated keep their arena. A no-op elsewhere
+    (musl, macOS) and when ``MALLOC_ARENA_MAX`` / ``GLIBC_TUNABLES`` were set by the operator.
+    """
+    if (
+        not sys.platform.startswith("linux")
+        or "MALLOC_ARENA_MAX" in os.environ
+        or "GLIBC_TUNABLES" in os.environ
+    ):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return all(
+        mallopt(param, value) == 1
+        for param, value in (
+            (_M_ARENA_MAX, HEAP_ARENAS),
+            (_M_MMAP_THRESHOLD, HEAP_MMAP_THRESHOLD),
+            (_M_TRIM_THRESHOLD, HEAP_TRIM_THRESHOLD),
+        )
+    )
+
+
+def release_free_heap() -> bool:
+    """Give glibc's free heap pages back to the kernel; True if any were (glibc only)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return bool(trim(0))
+
+
+def bound_arrow_pool() -> str:
+    """Make glibc (the system pool) allocate Arrow's buffers; returns the pool's backend name.
+
+    Left alone when the operator chose a pool with ``ARROW_DEFAULT_MEMORY_POOL``. Call
+    before the first batch: a buffer is freed to the pool that allocated it, whatever the
+    default is by then.
+    """
+    import pyarrow as pa
+
+    if ARROW_POOL_ENV not in os.environ:
+        pa.set_memory_pool(pa.system_memory_pool())
+    return str(pa.default_memory_pool().backend_name)
