@@ -48,7 +48,7 @@ from spanline.core.kafka import (
 from spanline.core.kafka import metrics as kafka_metrics
 from spanline.core.kafka.dlq import dlq_record, dlq_topic
 from spanline.core.kafka.records import H_PROJECT, H_RECEIVED_AT, H_SIGNAL
-from spanline.core.process_memory import bound_arrow_pool, bound_glibc_heap, release_free_heap
+from spanline.core.process_memory import bound_arrow_pool, bound_glibc_heap
 from spanline.settings import Settings
 from spanline.spans.pricing import PricingTable
 from spanline.spans.row_errors import TIME_NS_MAX
@@ -144,10 +144,6 @@ class ColdStrategy:
                 raise RetryableError(f"iceberg commit failed: {type(exc).__name__}") from exc
         self._blocked = False
         self._order.popleft()
-        if not self._order:
-            # nothing queued behind this commit: the pipeline is idle, so the heap pages its
-            # messages and rows used go back instead of staying resident until the next burst
-            release_free_heap()
         return outcome
 
     async def _dead_letter(self, outcome: Outcome) -> None:
@@ -326,6 +322,7 @@ class ColdtierService:
                 # With two, one batch is built while the other commits (order kept by
                 # process(); what a snapshot already holds is skipped, see already_stored).
                 max_inflight=c.batches_in_flight,
+                release_heap_when_idle=True,
             ),
         )
         log.info("coldtier ready", extra={"tables": sorted(tables), "cold_days": r.cold_days})

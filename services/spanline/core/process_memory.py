@@ -10,9 +10,10 @@ was using. Two arenas, and blocks of 1 MiB or more always mapped on their own (r
 the kernel when freed), measured on the writer draining 150 000 heavy spans: peak anonymous
 memory 636 MB instead of 701, throughput unchanged within the noise.
 
-:func:`release_free_heap` (the coldtier after a commit that leaves nothing queued, the
-writer after such an insert): the Kafka messages of a batch are ~13 KB blocks, below the
-mmap threshold, so they live in the arenas' heaps. Freed, they are reused by the next batch,
+:func:`release_free_heap` (the shared consumer, for the writer and the coldtier, once a
+batch is committed and no other is in flight or buffered:
+``BatchPolicy.release_heap_when_idle``): the Kafka messages of a batch are ~13 KB blocks,
+below the mmap threshold, so they live in the arenas' heaps. Freed, they are reused by the next batch,
 but the heap cannot shrink past a block still in use above them: after a drain the
 coldtier's main heap held ~180 MB of free memory for good. ``malloc_trim(0)`` gives the free
 pages inside the heaps back (``MADV_DONTNEED``) as well as the top. Only when the pipeline

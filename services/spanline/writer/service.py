@@ -25,7 +25,7 @@ from spanline.coldtier.ledger_filter import drop_erased
 from spanline.core.consumer_service import ConsumerService
 from spanline.core.kafka import BatchPolicy, DlqEntry, DlqReason, InMessage, Outcome, RetryableError
 from spanline.core.kafka.records import H_PROJECT, H_RECEIVED_AT, H_SIGNAL
-from spanline.core.process_memory import bound_arrow_pool, bound_glibc_heap, release_free_heap
+from spanline.core.process_memory import bound_arrow_pool, bound_glibc_heap
 from spanline.core.startup import StartupError, is_addr_in_use, port_in_use
 from spanline.settings import Settings
 from spanline.spans.object_store import ObjectStoreError, PayloadOffloader, open_object_store
@@ -40,7 +40,7 @@ from spanline.spans.rows import (
     SpanRows,
 )
 from spanline.writer import metrics
-from spanline.writer.config import dsn_is_embedded, resolve_dsn, resolve_object_store_url
+from spanline.writer.config import WriterSettings, dsn_is_embedded, resolve_dsn, resolve_object_store_url
 from spanline.writer.store import TABLES, ClickHouseStore, EngineLocked, StoreUnavailable, open_store
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,6 @@ class WriteStrategy:
         self._alerts = topics.alerts
         self._audit = topics.audit
         self._build_lock = asyncio.Lock()
-        self._processing = 0  # batches between process() entry and return
 
     def _new_batch(self) -> _Batch:
         self._spans.clear()
@@ -90,17 +89,6 @@ class WriteStrategy:
         )
 
     async def process(self, batch: Sequence[InMessage]) -> Outcome:
-        self._processing += 1
-        try:
-            return await self._process(batch)
-        finally:
-            self._processing -= 1
-            if not self._processing:
-                # no other batch in flight: the pipeline is idle, so the heap pages the
-                # batch's messages and rows used go back (core/process_memory.py)
-                release_free_heap()
-
-    async def _process(self, batch: Sequence[InMessage]) -> Outcome:
         outcome = Outcome()
         # The rows are built in a worker thread so the event loop keeps fetching the next
         # batch meanwhile (built on the loop, fetch and build took turns: ~40% of the drain
@@ -166,6 +154,20 @@ class WriteStrategy:
         return None
 
 
+def batch_policy(w: WriterSettings) -> BatchPolicy:
+    """The writer's batches: by rows (a message counts as 4), bytes and time; two in flight
+    (one built while the other is inserted); the free heap returned when none is left."""
+    return BatchPolicy(
+        max_records=max(1, w.batch_max_rows // 4),
+        max_bytes=w.batch_max_bytes,
+        max_wait_s=w.batch_max_wait_s,
+        retry_initial_s=w.insert_backoff_initial_s,
+        retry_max_s=w.insert_backoff_max_s,
+        max_inflight=2,
+        release_heap_when_idle=True,
+    )
+
+
 class WriterService:
     """The writer component: the shared consumer plus the ClickHouse store it owns."""
 
@@ -204,14 +206,7 @@ class WriterService:
             topics=[topics.redacted, topics.scores, topics.alerts, topics.audit],
             group_id=topics.group(s.kafka, "writer"),
             strategy=strategy,
-            policy=BatchPolicy(
-                max_records=max(1, w.batch_max_rows // 4),
-                max_bytes=w.batch_max_bytes,
-                max_wait_s=w.batch_max_wait_s,
-                retry_initial_s=w.insert_backoff_initial_s,
-                retry_max_s=w.insert_backoff_max_s,
-                max_inflight=2,
-            ),
+            policy=batch_policy(w),
         )
         if dsn_is_embedded(resolve_dsn(s)):
             from spanline.query.endpoint import start_query_endpoint

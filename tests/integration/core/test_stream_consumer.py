@@ -232,3 +232,32 @@ async def test_a_poll_takes_only_the_records_the_byte_bound_has_room_for(make_se
     batch overshoots the bound by a tenth and one record of the last poll's size at most."""
     sizes = await _batch_sizes(make_settings, max_poll_records=1_000)
     assert max(sizes) <= 12, sizes
+
+
+class _Slow(Flaky):
+    """Takes a while per batch, so with two in flight the first finishes while the second runs."""
+
+    async def process(self, batch: Sequence[InMessage]) -> Outcome:
+        await asyncio.sleep(0.3)
+        return await super().process(batch)
+
+
+async def test_the_heap_is_trimmed_only_when_no_batch_is_left(
+    make_settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """release_heap_when_idle: after a committed batch with another still in flight, nothing;
+    after the last one, the free heap goes back (under a backlog the next batch would fault
+    the same pages in again)."""
+    from spanline.core.kafka import consumer as consumer_module
+
+    settings = make_settings()
+    src, out = settings.topics.name("src"), settings.topics.name("out")
+    strategy = _Slow(out)
+    consumer = _consumer(settings, src, strategy, max_records=10, max_inflight=2, release_heap_when_idle=True)
+    released: list[int] = []  # batches processed when the heap was trimmed
+    monkeypatch.setattr(consumer_module, "release_free_heap", lambda: released.append(strategy.calls) or True)
+    await _produce(settings, src, [f"m{i:03d}".encode() for i in range(20)])
+    await _run_until(consumer, lambda: consumer.processed >= 20)
+    assert strategy.calls >= 2 and len(strategy.seen) == 20
+    # one trim, once both batches were done: never between two batches in flight
+    assert released and released[0] == strategy.calls and len(released) <= strategy.calls - 1

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any
 
-import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from spanline.core.kafka import InMessage
@@ -63,37 +61,9 @@ def test_garbage_times_dead_letter_one_message_and_garbage_headers_fall_back(
     assert ingested == [T0]
 
 
-def test_free_heap_released_only_when_no_batch_is_in_flight(
-    store: ClickHouseStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from spanline.writer import service as writer_service
+def test_the_writer_trims_the_heap_when_no_batch_is_left() -> None:
+    """The shared consumer gives the free heap back once no batch is in flight or buffered
+    (tests/integration/core: only then); the writer, whose batches are tens of MB, asks it to."""
+    from spanline.writer.service import batch_policy
 
-    settings = load_settings(None, data_dir=str(tmp_path / "data"))
-    strategy = WriteStrategy(
-        settings, store, PayloadOffloader(LocalObjectStore(tmp_path / "objects"), 1 << 20)
-    )
-    inserted: list[int] = []
-    released: list[int] = []
-    insert = strategy.store.insert_async
-
-    async def counted(table: str, data: Any) -> None:
-        await insert(table, data)
-        inserted.append(data.num_rows)
-
-    monkeypatch.setattr(strategy.store, "insert_async", counted)
-    monkeypatch.setattr(writer_service, "release_free_heap", lambda: released.append(len(inserted)) or True)
-    topic = settings.topics.redacted
-
-    def batch(first: int) -> list[InMessage]:
-        return [
-            InMessage(topic, 0, first + i, None, _traces(first + i + 1, T0), [(H_PROJECT, b"p")], T0 // 10**6)
-            for i in range(2)
-        ]
-
-    async def two_in_flight() -> None:
-        await asyncio.gather(strategy.process(batch(0)), strategy.process(batch(2)))
-
-    asyncio.run(two_in_flight())
-    assert released == [2]  # after the second batch's insert, not after the first
-    asyncio.run(strategy.process(batch(4)))
-    assert released == [2, 3]
+    assert batch_policy(load_settings(None).writer).release_heap_when_idle

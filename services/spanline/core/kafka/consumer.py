@@ -41,6 +41,7 @@ from spanline.core.kafka.strategy import (
     ProcessingStrategy,
     RetryableError,
 )
+from spanline.core.process_memory import release_free_heap
 from spanline.core.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,11 @@ class BatchPolicy:
     idle_s: float = 0.0
     idle_min_records: int = 1
     idle_min_bytes: int = 0
+    # Give the heap's free pages back (core/process_memory.release_free_heap) once a batch
+    # is committed and none is left in flight or buffered: for sinks whose batches are tens
+    # of MB (writer, coldtier). Under a backlog the next batch would fault the same pages
+    # in again, so only then.
+    release_heap_when_idle: bool = False
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -332,6 +338,9 @@ class StreamConsumer:
             self.processed += len(batch)
             metrics.BATCH_SIZE.observe(len(batch))
             metrics.BATCH_SECONDS.observe(time.monotonic() - started)
+            del task, batch  # the last references to the messages before the heap is trimmed
+            if self.policy.release_heap_when_idle and not self._inflight and not self._buffer:
+                release_free_heap()
 
     def _pause(self) -> None:
         self._pauses += 1
