@@ -3,6 +3,13 @@
 A commit conflict (another writer or maintenance swapped the metadata first) is retried
 on fresh metadata, re-merging the offsets from the new current snapshot, so concurrent
 instances never roll each other's offsets back.
+
+Each attempt first checks that the snapshot it commits on does not hold any of the batch
+yet (:class:`AlreadyStored`). An instance the consumer group has replaced may still be
+finishing a batch its successor has stored; its copy of the metadata is stale, so its
+own checks before the commit passed, but the catalog refuses a commit on stale metadata,
+and the retry sees the successor's offsets. The check and the commit then act on the same
+metadata, which is what fences the replaced instance.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from spanline.coldtier import metrics
 from spanline.coldtier.data_files import append_runs
-from spanline.coldtier.offsets import summary_properties
+from spanline.coldtier.offsets import Offsets, overlaps, summary_properties, table_offsets
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -27,6 +34,11 @@ T = TypeVar("T")
 
 class CommitConflictsExhausted(Exception):
     """Still conflicting after the configured retries."""
+
+
+class AlreadyStored(Exception):
+    """The table's current snapshot holds messages of the batch (another instance stored
+    them): nothing was committed; the caller leaves those messages out and commits again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +68,20 @@ def retry_on_conflict(table: Table, name: str, retries: int, attempt: Callable[[
 
 
 def append_batch(
-    table: Table, name: str, data: pa.Table, offsets: Mapping[str, Mapping[int, int]], retries: int
+    table: Table,
+    name: str,
+    data: pa.Table,
+    offsets: Mapping[str, Mapping[int, int]],
+    retries: int,
+    first: Offsets | None = None,
 ) -> CommitResult:
+    """Append ``data`` with the batch's next ``offsets``; ``first``: the batch's lowest
+    offset per partition, checked against the snapshot each attempt commits on."""
     started = time.monotonic()
 
     def attempt() -> None:
+        if first and overlaps(table_offsets(table), first):
+            raise AlreadyStored(name)
         append_runs(table, data, summary_properties(table, offsets))
 
     _, conflicts = retry_on_conflict(table, name, retries, attempt)

@@ -25,6 +25,11 @@ COMMIT_SECONDS = Histogram(
 COMMIT_CONFLICTS = Counter(
     "spanline_coldtier_commit_conflicts_total", "Iceberg commits retried after a conflict", ["table"]
 )
+BATCHES_FENCED = Counter(
+    "spanline_coldtier_batches_fenced_total",
+    "Batches found partly or wholly stored by another instance at commit time (a rebalance "
+    "replaced this one); those messages were left out",
+)
 ROWS_DROPPED_ERASED = Counter(
     "spanline_coldtier_rows_dropped_erased_total",
     "Replayed rows dropped because their subject is in the erasure ledger",

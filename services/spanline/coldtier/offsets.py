@@ -30,6 +30,25 @@ def batch_offsets(messages: Iterable[InMessage], topic: str) -> Offsets:
     return {topic: out} if out else {}
 
 
+def first_offsets(messages: Iterable[InMessage], topic: str) -> Offsets:
+    """Lowest offset per partition of ``topic`` in this batch."""
+    out: dict[int, int] = {}
+    for m in messages:
+        if m.topic == topic and m.offset < out.get(m.partition, m.offset + 1):
+            out[m.partition] = m.offset
+    return {topic: out} if out else {}
+
+
+def overlaps(stored: Mapping[str, Mapping[int, int]], first: Mapping[str, Mapping[int, int]]) -> bool:
+    """Whether ``stored`` (a snapshot's next offsets) already holds some of a batch that
+    starts at ``first`` in one of its partitions."""
+    return any(
+        stored.get(topic, {}).get(part, 0) > off
+        for topic, parts in first.items()
+        for part, off in parts.items()
+    )
+
+
 def already_stored(messages: Sequence[InMessage], stored: Mapping[str, Mapping[int, int]]) -> frozenset[int]:
     """Indexes of ``messages`` whose rows Iceberg holds already: below their partition's
     offset in ``stored`` (the current snapshots), or a repeat of an earlier message here.

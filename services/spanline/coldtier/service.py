@@ -29,10 +29,17 @@ from typing import TYPE_CHECKING
 from aiokafka import TopicPartition
 
 from spanline.coldtier import metrics
-from spanline.coldtier.commit import append_batch
+from spanline.coldtier.commit import AlreadyStored, append_batch
 from spanline.coldtier.governance import GovernanceStore, LedgerCache
 from spanline.coldtier.ledger_filter import drop_erased
-from spanline.coldtier.offsets import Offsets, already_stored, batch_offsets, merge, table_offsets
+from spanline.coldtier.offsets import (
+    Offsets,
+    already_stored,
+    batch_offsets,
+    first_offsets,
+    merge,
+    table_offsets,
+)
 from spanline.coldtier.tables import SCORES, SPANS, ColdTable, ensure_tables, iceberg_arrow_from_columns
 from spanline.core.consumer_service import ConsumerService
 from spanline.core.kafka import (
@@ -61,7 +68,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-_Work = list[tuple[ColdTable, "pa.Table", Offsets]]
+_Work = list[tuple[ColdTable, "pa.Table", Offsets, Offsets]]  # table, rows, next and first offsets
 
 
 class _MessageFailed(Exception):
@@ -137,11 +144,23 @@ class ColdStrategy:
                 )
                 outcome, work = self._prepare(batch, stored)
             await self._dead_letter(outcome)
-            try:
-                await asyncio.to_thread(self._commit_all, work)
-            except Exception as exc:  # the rows are fine; the store is not: pause and retry
-                self._blocked = True
-                raise RetryableError(f"iceberg commit failed: {type(exc).__name__}") from exc
+            while True:
+                try:
+                    await asyncio.to_thread(self._commit_all, work)
+                    break
+                except AlreadyStored:
+                    # Another instance holds these partitions now and stored part of the
+                    # batch (the tables were refreshed by the failed attempt): keep the rest.
+                    stored = already_stored(batch, self._stored_offsets())
+                    log.info(
+                        "skipping messages another instance stored",
+                        extra={"messages": len(stored), "batch": len(batch)},
+                    )
+                    metrics.BATCHES_FENCED.inc()
+                    _, work = self._prepare(batch, stored)  # its dead letters went out above
+                except Exception as exc:  # the rows are fine; the store is not: pause and retry
+                    self._blocked = True
+                    raise RetryableError(f"iceberg commit failed: {type(exc).__name__}") from exc
         self._blocked = False
         self._order.popleft()
         return outcome
@@ -180,9 +199,13 @@ class ColdStrategy:
             DlqEntry(batch[i], DlqReason.PROCESSING_ERROR, f"unhandled {kind}")
             for i, kind in sorted(failed.items())
         )
+        kept = [m for i, m in enumerate(batch) if i not in stored]
         work = [
-            (SPANS, self._spans.take(), batch_offsets(batch, self._redacted)),
-            (SCORES, scores.take(), batch_offsets(batch, self._scores)),
+            (cold, rows, batch_offsets(batch, topic), first_offsets(kept, topic))
+            for cold, rows, topic in (
+                (SPANS, self._spans.take(), self._redacted),
+                (SCORES, scores.take(), self._scores),
+            )
         ]
         return outcome, work
 
@@ -237,7 +260,7 @@ class ColdStrategy:
         ledger = self.ledger.sets()
         retries = self.settings.coldtier.commit_retries
         while work:  # consumed as it goes: a retried batch is rebuilt by _prepare
-            cold, rows, offsets = work.pop(0)
+            cold, rows, offsets, first = work.pop(0)
             if rows.num_rows == 0:
                 continue
             # the columns are the batch's only reference from here: each is freed as soon as
@@ -250,7 +273,7 @@ class ColdStrategy:
                 metrics.ROWS_DROPPED_ERASED.labels(cold.name).inc(dropped)
             if data.num_rows == 0:
                 continue
-            append_batch(self.tables[cold.name], cold.name, data, offsets, retries)
+            append_batch(self.tables[cold.name], cold.name, data, offsets, retries, first)
             self.commits += 1
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> dict[TopicPartition, int]:
