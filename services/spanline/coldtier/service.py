@@ -151,13 +151,13 @@ class ColdStrategy:
                 except AlreadyStored:
                     # Another instance holds these partitions now and stored part of the
                     # batch (the tables were refreshed by the failed attempt): keep the rest.
-                    stored = already_stored(batch, self._stored_offsets())
+                    theirs = already_stored(batch, self._stored_offsets())
                     log.info(
                         "skipping messages another instance stored",
-                        extra={"messages": len(stored), "batch": len(batch)},
+                        extra={"messages": len(theirs), "batch": len(batch)},
                     )
                     metrics.BATCHES_FENCED.inc()
-                    _, work = self._prepare(batch, stored)  # its dead letters went out above
+                    _, work = self._prepare(batch, theirs)  # its dead letters went out above
                 except Exception as exc:  # the rows are fine; the store is not: pause and retry
                     self._blocked = True
                     raise RetryableError(f"iceberg commit failed: {type(exc).__name__}") from exc
