@@ -23,7 +23,12 @@ from spanline.redactor.errors import PolicyError, RedactionError, UndecodableErr
 from spanline.redactor.metrics import record_redactions
 from spanline.redactor.ner import FREE_TEXT_KEY, BatchNer
 from spanline.redactor.policy import PolicyFile, load_policy, resolve
-from spanline.redactor.prefilter import Prefilter, log_record_attribute_bytes, span_attribute_bytes
+from spanline.redactor.prefilter import (
+    Prefilter,
+    log_record_attribute_bytes,
+    span_attribute_bytes,
+    span_without_attributes,
+)
 from spanline.redactor.report import RedactionReport
 from spanline.redactor.walker import REDACTION_ATTR, CompiledPolicy, Limits, MessageWalk
 
@@ -234,75 +239,118 @@ class Redactor:
 
 
 def _walk_traces(walk: MessageWalk, data: TracesData) -> None:
-    text = walk.text
-    p = walk.p
-    fast = p.prefilter is not None
+    located = walk.p.prefilter is not None
     for rs in data.resource_spans:
-        resource = rs.resource
-        scopes = list(rs.scope_spans)
-        dirty: set[int] | None = None
-        located = False
-        batch = fast and p.batch_first
-        if fast:
-            parts = [resource.SerializeToString()]
-            for ss in scopes:
-                parts.append(ss.scope.SerializeToString())
-                parts.extend(span.SerializeToString() for span in ss.spans)
-        if batch:
-            # Where most messages hold nothing to redact, one located prefilter pass over the
-            # resource, its scopes and its spans says which of them need a walk (as cheap as a
-            # first-hit check when all are clean, and no second pass element by element when
-            # not). Where most hold something, spans go straight to locating their attributes
-            # (below), and resources and scopes are walked.
-            flagged = p.dirty_elements(parts, set())
-            if flagged is not None and not flagged:
-                p.note_outcome(dirty=False)
-                continue
-            dirty = None if flagged is None else set(flagged)
-            p.note_outcome(dirty=True)
-        if dirty is None or 0 in dirty:
-            walk.attributes(resource.attributes)
-            walk.flush(resource.attributes)
-        index = 1
-        for ss in scopes:
-            scope = ss.scope
-            if dirty is None or index in dirty:
-                walk.attributes(scope.attributes)
-                walk.flush(scope.attributes)
-            index += 1
-            for span in ss.spans:
-                only: list[int] | None = None
-                unverified: set[int] = set()
-                found: tuple[list[bytes], dict[int, list[tuple[int, int]]]] | None = None
-                if fast:
-                    if dirty is not None and index not in dirty:
-                        index += 1
-                        continue
-                    found = (span_attribute_bytes(parts[index]), {})
-                    only = p.dirty_elements(found[0], unverified, found[1])
-                    if only is None:
-                        found = None  # too many matches: they were not all located
-                    located = located or only is None or bool(only)
-                index += 1
-                new = text(span.name)
-                if new is not None:
-                    span.name = new
-                walk.attributes(span.attributes, only, unverified, found)
-                for event in span.events:
-                    new = text(event.name)
-                    if new is not None:
-                        event.name = new
-                    walk.attributes(event.attributes)
-                for link in span.links:
-                    walk.attributes(link.attributes)
-                if span.status.message:
-                    new = text(span.status.message)
-                    if new is not None:
-                        span.status.message = new
-                walk.dropped = False
-                walk.flush(span.attributes)
-        if fast and not batch:
-            p.note_outcome(dirty=located)
+        if located:
+            _walk_flagged_parts(walk, rs)
+        else:
+            _walk_everything(walk, rs)
+
+
+def _walk_everything(walk: MessageWalk, rs: Any) -> None:
+    """Without a prefilter (detectors without triggers, no Hyperscan): every string."""
+    walk.attributes(rs.resource.attributes)
+    walk.flush(rs.resource.attributes)
+    for ss in rs.scope_spans:
+        walk.attributes(ss.scope.attributes)
+        walk.flush(ss.scope.attributes)
+        for span in ss.spans:
+            _span_fields(walk, span)
+            walk.attributes(span.attributes)
+            walk.dropped = False
+            walk.flush(span.attributes)
+
+
+def _walk_flagged_parts(walk: MessageWalk, rs: Any) -> None:
+    """One located prefilter pass over everything a resource holds, then a walk of only
+    the parts with a match.
+
+    The parts are serialised by upb: the resource, each scope, and for each span its
+    other fields (:func:`span_without_attributes`: name, events, links, status) and each
+    of its attributes. Attributes are parts of their own, so a match says which attribute
+    needs a walk (and where in it, for its JSON documents), and no trigger matches across
+    an attribute and the next one's field tag (an 8-digit model-name date followed by the
+    tag ``J`` of the next attribute looked like a Spanish DNI to the whole-span pass).
+    A resource whose parts hold no match is not walked at all.
+    """
+    p = walk.p
+    resource = rs.resource
+    scopes = list(rs.scope_spans)
+    parts = [resource.SerializeToString()]
+    scope_at: list[int] = []
+    # per span: the span, the index of its other fields' part (its attributes follow),
+    # its attributes' KeyValue bytes
+    spans: list[tuple[Any, int, list[bytes]]] = []
+    for ss in scopes:
+        scope_at.append(len(parts))
+        parts.append(ss.scope.SerializeToString())
+        for span in ss.spans:
+            serialized = span.SerializeToString()
+            attributes = span_attribute_bytes(serialized)
+            spans.append((span, len(parts), attributes))
+            parts.append(span_without_attributes(serialized))
+            parts += attributes
+    unverified: set[int] = set()
+    hits: dict[int, list[tuple[int, int]]] = {}
+    flagged = p.dirty_elements(parts, unverified, hits)
+    if flagged is None:  # too many matches to locate: walk it all
+        _walk_everything(walk, rs)
+        return
+    if not flagged:
+        return
+    dirty = set(flagged)
+    if 0 in dirty:
+        walk.attributes(resource.attributes)
+        walk.flush(resource.attributes)
+    for ss, at in zip(scopes, scope_at, strict=True):
+        if at in dirty:
+            walk.attributes(ss.scope.attributes)
+            walk.flush(ss.scope.attributes)
+    ordered = iter(flagged)
+    index = next(ordered, None)
+    for span, at, attributes in spans:
+        first = at + 1
+        end = first + len(attributes)
+        while index is not None and index < at:
+            index = next(ordered, None)
+        if index is None or index >= end:
+            continue  # nothing flagged in this span
+        others = index == at
+        only: list[int] = []
+        while index is not None and index < end:
+            if index >= first:
+                only.append(index - first)
+            index = next(ordered, None)
+        if others:
+            _span_fields(walk, span)
+        if only:
+            walk.attributes(
+                span.attributes,
+                only,
+                {j for j in only if j + first in unverified},
+                (attributes, {j: hits[j + first] for j in only if j + first in hits}),
+            )
+        walk.dropped = False
+        walk.flush(span.attributes)
+
+
+def _span_fields(walk: MessageWalk, span: Any) -> None:
+    """The strings of a span outside its attributes: name, events, links, status."""
+    text = walk.text
+    new = text(span.name)
+    if new is not None:
+        span.name = new
+    for event in span.events:
+        new = text(event.name)
+        if new is not None:
+            event.name = new
+        walk.attributes(event.attributes)
+    for link in span.links:
+        walk.attributes(link.attributes)
+    if span.status.message:
+        new = text(span.status.message)
+        if new is not None:
+            span.status.message = new
 
 
 def _walk_logs(walk: MessageWalk, data: LogsData) -> None:

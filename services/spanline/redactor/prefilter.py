@@ -48,9 +48,12 @@ follow a backslash in an escape, so decoding is aligned at every document start;
 valid document every backslash starts an escape inside a string, so the leaves and keys of
 a document found in view k are substrings of view k+1, and a document inside a leaf is
 decoded by the next view. ``max_json_nesting`` views cover every level the walk parses.
-Decoding costs more than scanning, so an element holding escapes is not decoded as a
-whole: it is reported as needing a look, its attributes are scanned as they are, and only
-the JSON documents of attributes without a hit are decoded (:meth:`Prefilter.clean_text`).
+A located pass (:meth:`Prefilter.flag_elements`) decodes each of its parts that holds
+escapes and scans the views as more parts of the same pass, so a part whose views hold no
+hit is clean like any other; the parts are small (a span's attributes one by one), and
+only those with a backslash are decoded. A single-element check
+(:meth:`Prefilter.clean_element`) does not decode: an element holding escapes is reported
+as needing a look, and its parts are then located.
 """
 
 from __future__ import annotations
@@ -178,32 +181,51 @@ def json_view_list(data: bytes, levels: int) -> list[bytes]:
     return views
 
 
-def _attribute_lists() -> tuple[Any, Any]:
-    """Message types that read only the attributes of a Span (field 9) / LogRecord (field 6), as bytes.
+def _element_views() -> tuple[Any, Any, Any]:
+    """Message types that read a serialised Span or LogRecord in parts, as bytes, in C.
 
-    Parsing a serialised span with them yields each attribute's canonical ``KeyValue``
-    bytes in order, in C, without building Python wrappers for every attribute.
+    ``SpanAttributes`` / ``LogRecordAttributes`` keep only the attributes (Span field 9,
+    LogRecord field 6): parsing a serialised span with them yields each attribute's
+    canonical ``KeyValue`` bytes in order, without Python wrappers for every attribute.
+    ``SpanOtherFields`` declares every other Span field (with its wire type), so that its
+    serialisation, after the attributes are discarded as unknown, is the span without
+    them: its name, events, links and status with their tags, as in the whole span.
     """
+    f = descriptor_pb2.FieldDescriptorProto
     file = descriptor_pb2.FileDescriptorProto(
-        name="spanline/redactor/attribute_lists.proto", package="spanline.redactor.internal", syntax="proto3"
+        name="spanline/redactor/element_views.proto", package="spanline.redactor.internal", syntax="proto3"
     )
     for name, number in (("SpanAttributes", 9), ("LogRecordAttributes", 6)):
         message = file.message_type.add(name=name)
-        message.field.add(
-            name="attributes",
-            number=number,
-            type=descriptor_pb2.FieldDescriptorProto.TYPE_BYTES,
-            label=descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED,
-        )
+        message.field.add(name="attributes", number=number, type=f.TYPE_BYTES, label=f.LABEL_REPEATED)
+    others = file.message_type.add(name="SpanOtherFields")
+    for name, number, kind, label in (
+        ("trace_id", 1, f.TYPE_BYTES, f.LABEL_OPTIONAL),
+        ("span_id", 2, f.TYPE_BYTES, f.LABEL_OPTIONAL),
+        ("trace_state", 3, f.TYPE_BYTES, f.LABEL_OPTIONAL),
+        ("parent_span_id", 4, f.TYPE_BYTES, f.LABEL_OPTIONAL),
+        ("name", 5, f.TYPE_BYTES, f.LABEL_OPTIONAL),
+        ("kind", 6, f.TYPE_INT32, f.LABEL_OPTIONAL),
+        ("start_time_unix_nano", 7, f.TYPE_FIXED64, f.LABEL_OPTIONAL),
+        ("end_time_unix_nano", 8, f.TYPE_FIXED64, f.LABEL_OPTIONAL),
+        ("dropped_attributes_count", 10, f.TYPE_UINT32, f.LABEL_OPTIONAL),
+        ("events", 11, f.TYPE_BYTES, f.LABEL_REPEATED),
+        ("dropped_events_count", 12, f.TYPE_UINT32, f.LABEL_OPTIONAL),
+        ("links", 13, f.TYPE_BYTES, f.LABEL_REPEATED),
+        ("dropped_links_count", 14, f.TYPE_UINT32, f.LABEL_OPTIONAL),
+        ("status", 15, f.TYPE_BYTES, f.LABEL_OPTIONAL),
+        ("flags", 16, f.TYPE_FIXED32, f.LABEL_OPTIONAL),
+    ):
+        others.field.add(name=name, number=number, type=kind, label=label)
     pool = descriptor_pool.DescriptorPool()
     pool.Add(file)
     return tuple(  # type: ignore[return-value]
         message_factory.GetMessageClass(pool.FindMessageTypeByName(f"spanline.redactor.internal.{name}"))
-        for name in ("SpanAttributes", "LogRecordAttributes")
+        for name in ("SpanAttributes", "LogRecordAttributes", "SpanOtherFields")
     )
 
 
-_SPAN_ATTRIBUTES, _LOG_RECORD_ATTRIBUTES = _attribute_lists()
+_SPAN_ATTRIBUTES, _LOG_RECORD_ATTRIBUTES, _SPAN_OTHER_FIELDS = _element_views()
 
 
 def span_attribute_bytes(serialized_span: bytes) -> list[bytes]:
@@ -211,6 +233,15 @@ def span_attribute_bytes(serialized_span: bytes) -> list[bytes]:
     view = _SPAN_ATTRIBUTES()
     view.ParseFromString(serialized_span)
     return list(view.attributes)
+
+
+def span_without_attributes(serialized_span: bytes) -> bytes:
+    """A serialised span without its attributes (see :func:`_element_views`): with
+    :func:`span_attribute_bytes`, the parts one located pass looks at."""
+    view = _SPAN_OTHER_FIELDS()
+    view.ParseFromString(serialized_span)
+    view.DiscardUnknownFields()
+    return view.SerializeToString()  # type: ignore[no-any-return]
 
 
 def log_record_attribute_bytes(serialized_record: bytes) -> list[bytes]:
@@ -466,44 +497,55 @@ class Prefilter:
         """Indices of the elements that are not clean (see :meth:`clean_element`), in one pass
         per database.
 
-        Elements holding JSON escapes are scanned without decoding them: all are flagged, and
-        those without a hit as they are are added to ``escaped`` (the caller checks their
-        JSON documents, which decodes them once). None means "all of them" (so many hits
+        An element holding JSON escapes is scanned as it is and in its decoded views
+        (:func:`json_view_list`), each view one more part of the same pass: with no hit in
+        any of them it is clean like any other. One with hits in its views only is flagged
+        and added to ``escaped`` (the caller checks its JSON documents, which decodes them:
+        the view's offsets are not the element's). None means "all of them" (so many hits
         that looking element by element is pointless).
-        ``hits_out`` receives, per element with a match, ``(end offset in the element, code)``
-        of its matches (see :func:`text_hits`), so that the JSON documents in it need no scan
-        of their own.
+        ``hits_out`` receives, per element with a match as it is, ``(end offset in the
+        element, code)`` of its matches (see :func:`text_hits`), so that the JSON documents
+        in it need no scan of their own.
         """
         data = b"\n".join(serialized)
         flagged: set[int] = set()
-        undecoded: set[int] = set()
-        if len(data) > self._max_bytes or _ANY_ESCAPE.search(data) is not None:
-            # Oversized elements, or JSON escapes: element by element.
-            segments: list[bytes] = []
-            for i, part in enumerate(serialized):
-                if len(part) > self._max_bytes:
-                    flagged.add(i)
-                    segments.append(b"")
-                elif b"\\" not in part or _ANY_ESCAPE.search(part) is None:
-                    segments.append(part)
-                else:
-                    undecoded.add(i)
-                    segments.append(part)
-            data = b"\n".join(segments)
-        else:
-            segments = list(serialized)
-        starts = joined_starts(segments)
+        count = len(serialized)
+        if len(data) > self._max_bytes:
+            # Oversized elements are flagged unscanned; the others are scanned.
+            oversized = {i for i, part in enumerate(serialized) if len(part) > self._max_bytes}
+            flagged |= oversized
+            serialized = [b"" if i in oversized else part for i, part in enumerate(serialized)]
+            data = b"\n".join(serialized)
+        starts = joined_starts(serialized)
+        view_of: list[int] = []  # the element of each decoded view, after the elements
+        slash = data.find(b"\\")
+        if slash >= 0:
+            # From backslash to backslash, one element at a time (not a Python step per element).
+            views: list[bytes] = []
+            while slash >= 0:
+                i = part_of(starts, slash + 1)
+                decoded = json_view_list(serialized[i], self._levels)[1:]
+                views += decoded
+                view_of += [i] * len(decoded)
+                slash = data.find(b"\\", starts[i + 1])
+            if views:
+                data = b"\n".join((data, *views))
+                starts = joined_starts((*serialized, *views))
         hits = self._located(data)
         if hits is None:
             return None
+        in_views: set[int] = set()
         for end, code in hits:
             element = part_of(starts, end)
+            if element >= count:
+                in_views.add(view_of[element - count])
+                continue
             flagged.add(element)
             if hits_out is not None:
                 hits_out.setdefault(element, []).append((end - starts[element], code))
-        if undecoded:
-            escaped.update(undecoded - flagged)
-            flagged |= undecoded
+        if in_views:
+            escaped.update(in_views - flagged)
+            flagged |= in_views
         return flagged
 
     def clean_element(self, serialized: bytes) -> bool:

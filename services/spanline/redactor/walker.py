@@ -164,7 +164,6 @@ class CompiledPolicy:
                     prefilters[key] = prefilter
             self.prefilter = prefilter
         self._removed_key_literals = tuple(lit.encode("utf-8") for lit in literals or ())
-        self._dirty_rate = 0.0
 
     def text_is_clean(self, text: str) -> bool:
         """True if redacting ``text`` as a value (or as plain text) would change nothing."""
@@ -187,20 +186,6 @@ class CompiledPolicy:
         for lit in self._removed_key_literals:
             flagged.update(idx for idx, element in enumerate(serialized) if lit in element)
         return sorted(flagged)
-
-    @property
-    def batch_first(self) -> bool:
-        """Whether checking a resource's elements in one pass first is likely to pay off.
-
-        It saves a Hyperscan call per element when nothing is found, and costs up to one
-        extra pass when something is: worth it while most messages of the project are clean.
-        """
-        return self._dirty_rate < 0.5
-
-    def note_outcome(self, *, dirty: bool) -> None:
-        """Track the share of messages with something to redact (a moving average; racy
-        updates from several threads only blur a heuristic)."""
-        self._dirty_rate += ((1.0 if dirty else 0.0) - self._dirty_rate) * 0.05
 
     def element_is_clean(self, serialized: bytes) -> bool:
         """True if the walk would change nothing in the element serialised (by upb) as ``serialized``.

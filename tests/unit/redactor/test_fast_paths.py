@@ -664,3 +664,46 @@ def test_matches_on_numbers_and_the_keys_above_them(escaped: bool) -> None:
         assert candidate_values(doc, inert) is not None, inert
     for live in (after(b"123456789"), after(b'max tokens":'), after(b'api_token":')):
         assert candidate_values(doc, live) is None, live
+
+
+def _walked_attribute_lists(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the attribute lists the walk looks at (resource, scope, span, event)."""
+    from spanline.redactor.walker import MessageWalk
+
+    calls: list[int] = []
+    original = MessageWalk.attributes
+
+    def counting(self: MessageWalk, attrs: Any, *args: Any, **kwargs: Any) -> None:
+        calls.append(len(attrs))
+        original(self, attrs, *args, **kwargs)
+
+    monkeypatch.setattr(MessageWalk, "attributes", counting)
+    return calls
+
+
+def test_a_resource_with_nothing_to_redact_is_not_walked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Attributes are located one by one: a model-name date before the next attribute's
+    field tag (``J``) is no Spanish DNI, and JSON escapes whose decoded text holds nothing
+    send no attribute to the walk."""
+    walked = _walked_attribute_lists(monkeypatch)
+    messages = json.dumps([{"role": "user", "content": 'Plan a trip.\nTwo days, "cheap".'}])
+    td = TracesData()
+    span = td.resource_spans.add().scope_spans.add().spans.add(name="chat claude-3-5-haiku-20241022")
+    for key, value in (
+        ("gen_ai.response.model", "claude-3-5-haiku-20241022"),
+        ("gen_ai.request.model", "claude-3-5-haiku-20241022"),
+        ("gen_ai.input.messages", messages),
+    ):
+        span.attributes.append(KeyValue(key=key, value=AnyValue(string_value=value)))
+    payload = td.SerializeToString()
+    assert b"20241022J" in payload  # what the whole-span pass used to see
+    out, report = Redactor().redact_payload(payload, "traces", "p")
+    assert out is payload and not report.counts
+    assert walked == []
+
+    # the same span with an address in the escaped document: only that attribute is walked
+    span.attributes[2].value.string_value = messages.replace("cheap", "mail ana\\u0040example.com")
+    out, report = Redactor().redact_payload(td.SerializeToString(), "traces", "p")
+    assert report.counts == {("email", "mask"): 1}
+    assert b"example.com" not in out
+    assert walked == [3]
