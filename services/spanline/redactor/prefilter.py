@@ -530,7 +530,8 @@ class Prefilter:
                 slash = data.find(b"\\", starts[i + 1])
             if views:
                 data = b"\n".join((data, *views))
-                starts = joined_starts((*serialized, *views))
+                views_at = starts.pop()  # the end of the elements' join: where the views start
+                starts += joined_starts(views, views_at)
         hits = self._located(data)
         if hits is None:
             return None

@@ -236,10 +236,11 @@ def text_trigger(left: str | None, body: str) -> bytes:
     return (body if left is None else f"(?:^|[^{left}]){body}").encode("ascii")
 
 
-def joined_starts(parts: Sequence[bytes]) -> list[int]:
-    """Where each part starts in ``b"\\n".join(parts)``, and where the join ends: one
-    Hyperscan pass runs over the join, :func:`part_of` maps each match back."""
-    return list(accumulate(map(add, map(len, parts), repeat(1)), initial=0))  # in C, no Python frame a part
+def joined_starts(parts: Sequence[bytes], offset: int = 0) -> list[int]:
+    """Where each part starts in ``b"\\n".join(parts)`` (shifted by ``offset``), and where
+    the join ends: one Hyperscan pass runs over the join, :func:`part_of` maps each match
+    back."""
+    return list(accumulate(map(add, map(len, parts), repeat(1)), initial=offset))  # in C
 
 
 def part_of(starts: list[int], end: int) -> int:
