@@ -29,7 +29,7 @@ from spanline.spans.genai_fields import payload_text
 from spanline.spans.metrics import ROWS_REJECTED
 from spanline.spans.object_store import PayloadOffloader
 from spanline.spans.pricing import PricingTable
-from spanline.spans.row_errors import RowBuildError, time_ns
+from spanline.spans.row_errors import TIME_NS_MAX, RowBuildError, time_ns
 from spanline.spans.row_errors import hex_id as _hex_id
 from spanline.spans.score_records import is_score_set, unpack_scores
 from spanline.spans.span_build import (
@@ -40,6 +40,8 @@ from spanline.spans.span_build import (
     TS,
     CompiledSpanBuilder,
     SpanBuilder,
+    compiled_module,
+    wire_arrays,
 )
 from spanline.v1.spanline_pb2 import AlertEvent, AuditCount, Score
 
@@ -481,15 +483,45 @@ SCORE_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
 
 
 class ScoreRows(_ProtoRows[Score]):
-    """Rows of ``scores`` from ``spanline.v1.Score`` messages."""
+    """Rows of ``scores`` from ``spanline.v1.Score`` messages.
+
+    Record values go through the compiled score reader when it is built (``wire_spans``:
+    the writer and the coldtier read ~9 scores a trace, and a score through protobuf objects
+    and Python rows cost more than a span); a value outside its fast subset, and every
+    problem, goes the Python way below, which accepts it or words the rejection.
+    """
 
     table = "scores"
     columns = SCORE_COLUMNS
     message_type = Score
 
+    def __init__(self, builder: str = "auto") -> None:
+        """``builder``: ``compiled``, ``python`` or ``auto`` (compiled when it is built)."""
+        if builder not in ("auto", "compiled", "python"):
+            raise ValueError(f"unknown score builder {builder!r} (auto, compiled, python)")
+        if builder == "compiled" and not COMPILED_AVAILABLE:
+            raise RuntimeError("spanline.spans.wire_spans is not built (make, or pip install -e .)")
+        self._wire: Any = None
+        if builder != "python" and COMPILED_AVAILABLE:
+            self._wire = compiled_module().WireScores(time_max=TIME_NS_MAX)
+        super().__init__()
+
+    def __len__(self) -> int:
+        return len(self._rows) + (len(self._wire) if self._wire is not None else 0)
+
+    def clear(self) -> None:
+        super().clear()
+        if self._wire is not None:
+            self._wire.clear()
+
     def add_bytes(self, value: bytes, project_id: str, received_at_ns: int, message_id: str = "") -> int:
         """A single ``Score`` or a trace's ``ScoreSet`` (spans/score_records.py); a set's rows
         are added all or none, like the spans of one message."""
+        if self._wire is not None:
+            added: int = self._wire.add(value, project_id, received_at_ns)
+            if added >= 0:
+                self.approx_bytes += len(value)
+                return added
         if not is_score_set(value):
             return super().add_bytes(value, project_id, received_at_ns, message_id)
 
@@ -501,6 +533,24 @@ class ScoreRows(_ProtoRows[Score]):
             return self._flatten([self._row(s, project_id, received_at_ns, message_id) for s in scores])
 
         return self._guard(build, len(value))
+
+    def to_arrow(self) -> pa.Table:
+        return self._converted(lambda: self._arrow(hand_over=False))
+
+    def _take_arrow(self) -> pa.Table:
+        return self._arrow(hand_over=True)
+
+    def _arrow(self, *, hand_over: bool) -> pa.Table:
+        tables = []
+        wire = self._wire
+        if wire is not None and len(wire):
+            n = len(wire)
+            arrays = wire_arrays(wire.buffers(hand_over=hand_over), n, _SCORE_NAMES)
+            columns = [arrays[i] for i in range(len(_SCORE_NAMES))]
+            tables.append(pa.Table.from_arrays(columns, schema=self.schema()))
+        if self._rows or not tables:
+            tables.append(self._to_arrow())
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
     def _row(self, s: Score, project_id: str, received_at_ns: int, message_id: str) -> tuple[Any, ...]:
         project = self._project(s.project_id, project_id)
@@ -522,6 +572,15 @@ class ScoreRows(_ProtoRows[Score]):
             sorted(s.attributes.items()),
             received_at_ns,
         )
+
+
+_SCORE_NAMES = [name for name, _ in SCORE_COLUMNS]
+if COMPILED_AVAILABLE and {
+    *compiled_module().SCORE_STRING_COLUMNS,
+    *(name for name, _ in compiled_module().SCORE_NUMBER_COLUMNS),
+    "attributes",
+} != set(_SCORE_NAMES):
+    raise ImportError("spanline.spans.wire_spans does not match SCORE_COLUMNS; rebuild it (make)")
 
 
 ALERT_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (

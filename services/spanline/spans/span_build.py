@@ -713,6 +713,13 @@ if _wire is not None and (
     # the C copies of these constants were built from other sources: rows would be wrong
     raise ImportError("spanline.spans.wire_spans does not match genai_fields; rebuild it (make)")
 COMPILED_AVAILABLE = _wire is not None
+
+
+def compiled_module() -> Any:
+    """The compiled ``wire_spans`` module (spans and scores); None without a C compiler."""
+    return _wire
+
+
 _RESOURCE_CACHE_LIMIT = 1024
 _WIRE_ARROW = {"ts": TS, "u64": pa.uint64(), "f64": pa.float64()}
 Buffer = Any  # bytes, or memory the compiled builder handed over (the buffer protocol)
@@ -724,8 +731,12 @@ def _buffer_array(typ: pa.DataType, n: int, offsets_or_values: Buffer, data: Buf
     return pa.Array.from_buffers(typ, n, [None, pa.py_buffer(offsets_or_values), pa.py_buffer(data)])
 
 
-def _wire_arrays(buffers: dict[str, tuple[Any, ...]], n: int) -> dict[int, pa.Array]:
-    """Arrow arrays over the compiled builder's buffers (no per-value conversion)."""
+def wire_arrays(
+    buffers: dict[str, tuple[Any, ...]], n: int, names: list[str] | None = None
+) -> dict[int, pa.Array]:
+    """Arrow arrays over a compiled builder's buffers (no per-value conversion), by their
+    index in ``names`` (the span columns' by default)."""
+    names = _COLUMN_NAMES if names is None else names
     out: dict[int, pa.Array] = {}
     for name, spec in buffers.items():
         kind = spec[0]
@@ -746,7 +757,7 @@ def _wire_arrays(buffers: dict[str, tuple[Any, ...]], n: int) -> dict[int, pa.Ar
         else:
             validity = None if spec[2] is None else pa.py_buffer(spec[2])
             array = pa.Array.from_buffers(_WIRE_ARROW[kind], n, [validity, pa.py_buffer(spec[1])])
-        out[_COLUMN_NAMES.index(name)] = array
+        out[names.index(name)] = array
     return out
 
 
@@ -830,7 +841,7 @@ class CompiledSpanBuilder:
                 w.run_resource,
             )  # fmt: skip
             buffers = w.buffers(hand_over=hand_over)
-            tables.append(_table(_wire_arrays(buffers, n), run_ends, run_values, resources))
+            tables.append(_table(wire_arrays(buffers, n), run_ends, run_values, resources))
         if len(self.reference) or not tables:
             tables.append(self.reference.to_arrow())
         return tables[0] if len(tables) == 1 else pa.concat_tables(tables)

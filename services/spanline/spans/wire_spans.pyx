@@ -1359,3 +1359,299 @@ cdef class WireSpans:
             if valid.p[i]:
                 out[i >> 3] |= <uint8_t>(1 << (i & 7))
         return bits
+
+
+# ================================================================ scores
+
+# ``spanline.v1.Score`` / ``ScoreSet`` wire bytes -> the ``scores`` table's columns. The
+# writer and the coldtier read ~9 scores a trace; through protobuf objects and Python rows a
+# score cost more than a span. Same contract as WireSpans: anything outside the fast subset
+# (unknown fields, wrong wire types, invalid UTF-8, bad ids, an empty score id or project, a
+# time out of range, a repeated attribute key) makes ``add`` return -1 with the batch
+# untouched, and the caller's Python rows take the message (accept it or word the error).
+
+SCORE_STRING_COLUMNS = (
+    "project_id", "score_id", "trace_id", "span_id", "name", "score_label", "explanation",
+    "evaluator_kind", "sampling_reason",
+)
+SCORE_NUMBER_COLUMNS = (("score_value", "f64"), ("sampling_weight", "f64"), ("time", "ts"), ("ingested_at", "ts"))
+
+cdef enum:
+    SC_PROJECT = 0
+    SC_ID = 1
+    SC_TRACE = 2
+    SC_SPAN = 3
+    SC_NAME = 4
+    SC_LABEL = 5
+    SC_EXPLANATION = 6
+    SC_KIND = 7
+    SC_REASON = 8
+    NSC = 9
+    SN_VALUE = 0
+    SN_WEIGHT = 1
+    SN_TIME = 2
+    SN_INGESTED = 3
+    NSN = 4
+    MAX_SCORE_ATTRS = 64
+
+cdef struct ScoreView:
+    Py_ssize_t off[NSC]
+    Py_ssize_t len[NSC]
+    uint64_t value_bits, weight_bits, time
+    int n_attrs
+    Py_ssize_t key_off[MAX_SCORE_ATTRS]
+    Py_ssize_t key_len[MAX_SCORE_ATTRS]
+    Py_ssize_t val_off[MAX_SCORE_ATTRS]
+    Py_ssize_t val_len[MAX_SCORE_ATTRS]
+
+cdef inline Py_ssize_t read_fixed64(const uint8_t* p, Py_ssize_t pos, Py_ssize_t end, uint64_t* out) noexcept:
+    if end - pos < 8:
+        return -1
+    memcpy(out, p + pos, 8)
+    return pos + 8
+
+cdef int read_score_entry(const uint8_t* p, Py_ssize_t pos, Py_ssize_t end, ScoreView* v) noexcept:
+    """One ``attributes`` map entry (key 1, value 2, both strings): OK or FALLBACK."""
+    if v.n_attrs >= MAX_SCORE_ATTRS:
+        return FALLBACK
+    cdef int i = v.n_attrs
+    cdef uint64_t tag = 0
+    cdef Py_ssize_t size = 0
+    v.key_off[i] = 0
+    v.key_len[i] = 0
+    v.val_off[i] = 0
+    v.val_len[i] = 0
+    while pos < end:
+        pos = read_varint(p, pos, end, &tag)
+        if pos < 0 or (tag != 0x0A and tag != 0x12):
+            return FALLBACK
+        pos = read_text(p, pos, end, &size)
+        if pos < 0:
+            return FALLBACK
+        if tag == 0x0A:
+            v.key_off[i], v.key_len[i] = pos, size
+        else:
+            v.val_off[i], v.val_len[i] = pos, size
+        pos += size
+    v.n_attrs = i + 1
+    return OK
+
+cdef int read_score(const uint8_t* p, Py_ssize_t pos, Py_ssize_t end, ScoreView* v) noexcept:
+    """The fields of one Score (a repeated scalar: the last wins, as protobuf merges): OK or FALLBACK."""
+    memset(v, 0, sizeof(ScoreView))
+    cdef uint64_t tag = 0
+    cdef Py_ssize_t size = 0
+    cdef int col
+    while pos < end:
+        pos = read_varint(p, pos, end, &tag)
+        if pos < 0:
+            return FALLBACK
+        if tag == 0x31 or tag == 0x59 or tag == 0x61:  # score_value, sampling_weight, time (64-bit)
+            pos = read_fixed64(p, pos, end, &v.value_bits if tag == 0x31 else (&v.weight_bits if tag == 0x59 else &v.time))
+            if pos < 0:
+                return FALLBACK
+            continue
+        if tag == 0x6A:  # an attributes entry
+            pos = read_len(p, pos, end, &size)
+            if pos < 0 or read_score_entry(p, pos, pos + size, v) != OK:
+                return FALLBACK
+            pos += size
+            continue
+        if tag == 0x0A:
+            col = SC_ID
+        elif tag == 0x12:
+            col = SC_PROJECT
+        elif tag == 0x1A:
+            col = SC_TRACE
+        elif tag == 0x22:
+            col = SC_SPAN
+        elif tag == 0x2A:
+            col = SC_NAME
+        elif tag == 0x3A:
+            col = SC_LABEL
+        elif tag == 0x42:
+            col = SC_EXPLANATION
+        elif tag == 0x4A:
+            col = SC_KIND
+        elif tag == 0x52:
+            col = SC_REASON
+        else:
+            return FALLBACK
+        if col == SC_TRACE or col == SC_SPAN:
+            pos = read_len(p, pos, end, &size)
+        else:
+            pos = read_text(p, pos, end, &size)
+        if pos < 0:
+            return FALLBACK
+        v.off[col], v.len[col] = pos, size
+        pos += size
+    return OK
+
+cdef int score_row_ok(const uint8_t* p, ScoreView* v, Py_ssize_t default_project, int64_t received,
+                      int64_t time_max) noexcept:
+    """Whether the row converts as ScoreRows._row would without an error: OK or FALLBACK."""
+    cdef int i, j
+    cdef Py_ssize_t n
+    if v.len[SC_PROJECT] == 0 and default_project == 0:
+        return FALLBACK
+    if v.len[SC_ID] == 0 or v.len[SC_TRACE] != 16 or all_zero(p + v.off[SC_TRACE], 16):
+        return FALLBACK
+    if v.len[SC_SPAN] != 0 and v.len[SC_SPAN] != 8:
+        return FALLBACK
+    cdef uint64_t t = v.time if v.time else <uint64_t>received
+    if received < 0 or t > <uint64_t>time_max:
+        return FALLBACK
+    for i in range(v.n_attrs):  # a repeated key: the map keeps the last, rare enough to leave to Python
+        for j in range(i):
+            n = v.key_len[i]
+            if n == v.key_len[j] and memcmp(p + v.key_off[i], p + v.key_off[j], n) == 0:
+                return FALLBACK
+    return OK
+
+cdef inline int key_before(const uint8_t* p, ScoreView* v, int a, int b) noexcept:
+    """Key ``a`` sorts before key ``b`` (UTF-8 byte order is code point order, as sorted() on str)."""
+    cdef Py_ssize_t na = v.key_len[a], nb = v.key_len[b]
+    cdef int c = memcmp(p + v.key_off[a], p + v.key_off[b], na if na < nb else nb)
+    return c < 0 or (c == 0 and na < nb)
+
+
+cdef class WireScores:
+    """Rows of the ``scores`` table from Score / ScoreSet record values, as Arrow buffers."""
+
+    cdef StrCol s[NSC]
+    cdef Buf num[NSN]
+    cdef Buf attr_offs
+    cdef StrCol attr_keys
+    cdef StrCol attr_vals
+    cdef Py_ssize_t rows
+    cdef int32_t n_entries
+    cdef int64_t time_max
+
+    def __cinit__(self):
+        memset(self.s, 0, sizeof(self.s))
+        memset(self.num, 0, sizeof(self.num))
+        memset(&self.attr_offs, 0, sizeof(Buf))
+        memset(&self.attr_keys, 0, sizeof(StrCol))
+        memset(&self.attr_vals, 0, sizeof(StrCol))
+
+    def __init__(self, *, time_max):
+        self.time_max = time_max
+        self.clear()
+
+    def __dealloc__(self):
+        cdef int i
+        for i in range(NSC):
+            str_free(&self.s[i])
+        for i in range(NSN):
+            free(self.num[i].p)
+        free(self.attr_offs.p)
+        str_free(&self.attr_keys)
+        str_free(&self.attr_vals)
+
+    def clear(self):
+        cdef int i
+        for i in range(NSC):
+            str_reset(&self.s[i])
+        for i in range(NSN):
+            buf_reset(&self.num[i])
+        buf_reset(&self.attr_offs)
+        buf_i32(&self.attr_offs, 0)
+        str_reset(&self.attr_keys)
+        str_reset(&self.attr_vals)
+        self.rows = 0
+        self.n_entries = 0
+
+    def __len__(self):
+        return self.rows
+
+    def add(self, bytes value, str project_id, received_at_ns):
+        """Rows added for this record value (a Score or a ScoreSet, all its scores or none),
+        or -1: not in the fast subset, nothing added."""
+        cdef const uint8_t* p = <const uint8_t*>PyBytes_AS_STRING(value)
+        cdef Py_ssize_t end = PyBytes_GET_SIZE(value)
+        cdef Py_ssize_t dlen
+        cdef const char* dproj = PyUnicode_AsUTF8AndSize(project_id, &dlen)
+        cdef int64_t received
+        try:
+            received = received_at_ns
+        except OverflowError:
+            return -1
+        cdef ScoreView v
+        cdef Py_ssize_t pos, size, count = 0
+        cdef uint64_t tag
+        cdef int emit
+        if end >= 2 and p[0] == 0x82 and p[1] == 0x01:
+            for emit in range(2):  # check every score first: a set is added all or none
+                pos = 0
+                while pos < end:
+                    pos = read_varint(p, pos, end, &tag)
+                    if pos < 0 or tag != 0x82:
+                        return -1
+                    pos = read_len(p, pos, end, &size)
+                    if pos < 0 or read_score(p, pos, pos + size, &v) != OK:
+                        return -1
+                    if emit:
+                        self._emit(p, &v, dproj, dlen, received)
+                        count += 1
+                    elif score_row_ok(p, &v, dlen, received, self.time_max) != OK:
+                        return -1
+                    pos += size
+            return count
+        if read_score(p, 0, end, &v) != OK or score_row_ok(p, &v, dlen, received, self.time_max) != OK:
+            return -1
+        self._emit(p, &v, dproj, dlen, received)
+        return 1
+
+    cdef int _emit(self, const uint8_t* p, ScoreView* v, const char* dproj, Py_ssize_t dlen,
+                   int64_t received) except -1:
+        cdef int i, j, k
+        cdef int order[MAX_SCORE_ATTRS]
+        for i in range(NSC):
+            if i == SC_PROJECT and v.len[i] == 0:
+                str_add(&self.s[i], dproj, dlen)
+            elif i == SC_TRACE or i == SC_SPAN:
+                if v.len[i] == 0 or all_zero(p + v.off[i], v.len[i]):
+                    str_end(&self.s[i])
+                else:
+                    add_hex(&self.s[i], p + v.off[i], v.len[i])
+            else:
+                str_add(&self.s[i], <const char*>(p + v.off[i]), v.len[i])
+        buf_u64(&self.num[SN_VALUE], v.value_bits)
+        buf_u64(&self.num[SN_WEIGHT], v.weight_bits)
+        buf_u64(&self.num[SN_TIME], v.time if v.time else <uint64_t>received)
+        buf_u64(&self.num[SN_INGESTED], <uint64_t>received)
+        for i in range(v.n_attrs):  # insertion sort by key: a handful of entries
+            j = i
+            while j > 0 and key_before(p, v, i, order[j - 1]):
+                order[j] = order[j - 1]
+                j -= 1
+            order[j] = i
+        for i in range(v.n_attrs):
+            k = order[i]
+            str_add(&self.attr_keys, <const char*>(p + v.key_off[k]), v.key_len[k])
+            str_add(&self.attr_vals, <const char*>(p + v.val_off[k]), v.val_len[k])
+        self.n_entries += v.n_attrs
+        buf_i32(&self.attr_offs, self.n_entries)
+        self.rows += 1
+        return 0
+
+    def buffers(self, bint hand_over=False):
+        """The columns as raw Arrow buffers, as :meth:`WireSpans.buffers` (numbers never null)."""
+        out = {}
+        cdef int i
+        for i in range(NSC):
+            out[SCORE_STRING_COLUMNS[i]] = ("str", self._out(&self.s[i].offs, hand_over), self._out(&self.s[i].data, hand_over))
+        for i in range(NSN):
+            name, kind = SCORE_NUMBER_COLUMNS[i]
+            out[name] = (kind, self._out(&self.num[i], hand_over), None)
+        out["attributes"] = (
+            "map", self._out(&self.attr_offs, hand_over), self._out(&self.attr_keys.offs, hand_over),
+            self._out(&self.attr_keys.data, hand_over), self._out(&self.attr_vals.offs, hand_over),
+            self._out(&self.attr_vals.data, hand_over),
+        )
+        if hand_over:
+            self.clear()
+        return out
+
+    cdef object _out(self, Buf* b, bint hand_over):
+        return buf_hand_over(b) if hand_over else PyBytes_FromStringAndSize(b.p, b.n)
