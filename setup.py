@@ -1,4 +1,4 @@
-"""Builds the one compiled module, ``spanline.spans.wire_spans`` (the span model's row builders: spans, scores).
+"""Builds the one compiled module, ``spanline.spans.wire_spans`` (the span and score row builders).
 
 Everything else is declared in pyproject.toml. The extension is optional: without a C
 compiler the install still succeeds and the span model uses its pure-Python builder (slower,
