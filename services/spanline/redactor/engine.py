@@ -26,6 +26,7 @@ from spanline.redactor.policy import PolicyFile, load_policy, resolve
 from spanline.redactor.prefilter import (
     Prefilter,
     log_record_attribute_bytes,
+    log_record_without_attributes,
     span_attribute_bytes,
     span_without_attributes,
 )
@@ -241,60 +242,79 @@ class Redactor:
 def _walk_traces(walk: MessageWalk, data: TracesData) -> None:
     located = walk.p.prefilter is not None
     for rs in data.resource_spans:
+        scopes = [(ss.scope, ss.spans) for ss in rs.scope_spans]
         if located:
-            _walk_flagged_parts(walk, rs)
+            _walk_flagged_parts(walk, rs.resource, scopes, _span_parts, _span_fields)
         else:
-            _walk_everything(walk, rs)
+            _walk_everything(walk, rs.resource, scopes, _span_fields)
 
 
-def _walk_everything(walk: MessageWalk, rs: Any) -> None:
+def _walk_logs(walk: MessageWalk, data: LogsData) -> None:
+    located = walk.p.prefilter is not None
+    for rl in data.resource_logs:
+        scopes = [(sl.scope, sl.log_records) for sl in rl.scope_logs]
+        if located:
+            _walk_flagged_parts(walk, rl.resource, scopes, _log_record_parts, _log_record_fields)
+        else:
+            _walk_everything(walk, rl.resource, scopes, _log_record_fields)
+
+
+Items = list[tuple[Any, Any]]  # (scope, its spans or log records)
+
+
+def _walk_everything(walk: MessageWalk, resource: Any, scopes: Items, fields: Any) -> None:
     """Without a prefilter (detectors without triggers, no Hyperscan): every string."""
-    walk.attributes(rs.resource.attributes)
-    walk.flush(rs.resource.attributes)
-    for ss in rs.scope_spans:
-        walk.attributes(ss.scope.attributes)
-        walk.flush(ss.scope.attributes)
-        for span in ss.spans:
-            _span_fields(walk, span)
-            walk.attributes(span.attributes)
+    walk.attributes(resource.attributes)
+    walk.flush(resource.attributes)
+    for scope, items in scopes:
+        walk.attributes(scope.attributes)
+        walk.flush(scope.attributes)
+        for item in items:
+            fields(walk, item)
+            walk.attributes(item.attributes)
             walk.dropped = False
-            walk.flush(span.attributes)
+            walk.flush(item.attributes)
 
 
-def _walk_flagged_parts(walk: MessageWalk, rs: Any) -> None:
+def _span_parts(serialized: bytes) -> tuple[bytes, list[bytes]]:
+    return span_without_attributes(serialized), span_attribute_bytes(serialized)
+
+
+def _log_record_parts(serialized: bytes) -> tuple[bytes, list[bytes]]:
+    return log_record_without_attributes(serialized), log_record_attribute_bytes(serialized)
+
+
+def _walk_flagged_parts(walk: MessageWalk, resource: Any, scopes: Items, parts_of: Any, fields: Any) -> None:
     """One located prefilter pass over everything a resource holds, then a walk of only
     the parts with a match.
 
-    The parts are serialised by upb: the resource, each scope, and for each span its
-    other fields (:func:`span_without_attributes`: name, events, links, status) and each
-    of its attributes. Attributes are parts of their own, so a match says which attribute
-    needs a walk (and where in it, for its JSON documents), and no trigger matches across
-    an attribute and the next one's field tag (an 8-digit model-name date followed by the
-    tag ``J`` of the next attribute looked like a Spanish DNI to the whole-span pass).
-    A resource whose parts hold no match is not walked at all.
+    The parts are serialised by upb: the resource, each scope, and for each span (log
+    record) its other fields (:func:`span_without_attributes`: name, events, links, status;
+    body, event name) and each of its attributes. Attributes are parts of their own, so a
+    match says which attribute needs a walk (and where in it, for its JSON documents), and
+    no trigger matches across an attribute and the next one's field tag (an 8-digit
+    model-name date followed by the tag ``J`` of the next attribute looked like a Spanish
+    DNI to a pass over whole spans). A resource whose parts hold no match is not walked.
     """
     p = walk.p
-    resource = rs.resource
-    scopes = list(rs.scope_spans)
     parts = [resource.SerializeToString()]
     scope_at: list[int] = []
-    # per span: the span, the index of its other fields' part (its attributes follow),
-    # its attributes' KeyValue bytes
-    spans: list[tuple[Any, int, list[bytes]]] = []
-    for ss in scopes:
+    # per span (log record): it, the index of its other fields' part (its attributes
+    # follow), its attributes' KeyValue bytes
+    located: list[tuple[Any, int, list[bytes]]] = []
+    for scope, items in scopes:
         scope_at.append(len(parts))
-        parts.append(ss.scope.SerializeToString())
-        for span in ss.spans:
-            serialized = span.SerializeToString()
-            attributes = span_attribute_bytes(serialized)
-            spans.append((span, len(parts), attributes))
-            parts.append(span_without_attributes(serialized))
+        parts.append(scope.SerializeToString())
+        for item in items:
+            others, attributes = parts_of(item.SerializeToString())
+            located.append((item, len(parts), attributes))
+            parts.append(others)
             parts += attributes
     unverified: set[int] = set()
     hits: dict[int, list[tuple[int, int]]] = {}
     flagged = p.dirty_elements(parts, unverified, hits)
     if flagged is None:  # too many matches to locate: walk it all
-        _walk_everything(walk, rs)
+        _walk_everything(walk, resource, scopes, fields)
         return
     if not flagged:
         return
@@ -302,19 +322,19 @@ def _walk_flagged_parts(walk: MessageWalk, rs: Any) -> None:
     if 0 in dirty:
         walk.attributes(resource.attributes)
         walk.flush(resource.attributes)
-    for ss, at in zip(scopes, scope_at, strict=True):
+    for (scope, _), at in zip(scopes, scope_at, strict=True):
         if at in dirty:
-            walk.attributes(ss.scope.attributes)
-            walk.flush(ss.scope.attributes)
+            walk.attributes(scope.attributes)
+            walk.flush(scope.attributes)
     ordered = iter(flagged)
     index = next(ordered, None)
-    for span, at, attributes in spans:
+    for item, at, attributes in located:
         first = at + 1
         end = first + len(attributes)
         while index is not None and index < at:
             index = next(ordered, None)
         if index is None or index >= end:
-            continue  # nothing flagged in this span
+            continue  # nothing flagged in this span (log record)
         others = index == at
         only: list[int] = []
         while index is not None and index < end:
@@ -322,16 +342,16 @@ def _walk_flagged_parts(walk: MessageWalk, rs: Any) -> None:
                 only.append(index - first)
             index = next(ordered, None)
         if others:
-            _span_fields(walk, span)
+            fields(walk, item)
         if only:
             walk.attributes(
-                span.attributes,
+                item.attributes,
                 only,
                 {j for j in only if j + first in unverified},
                 (attributes, {j: hits[j + first] for j in only if j + first in hits}),
             )
         walk.dropped = False
-        walk.flush(span.attributes)
+        walk.flush(item.attributes)
 
 
 def _span_fields(walk: MessageWalk, span: Any) -> None:
@@ -353,45 +373,18 @@ def _span_fields(walk: MessageWalk, span: Any) -> None:
             span.status.message = new
 
 
-def _walk_logs(walk: MessageWalk, data: LogsData) -> None:
-    text = walk.text
-    p = walk.p
-    skip = p.element_is_clean if p.prefilter is not None else None
-    for rl in data.resource_logs:
-        resource = rl.resource
-        if skip is None or not skip(resource.SerializeToString()):
-            walk.attributes(resource.attributes)
-            walk.flush(resource.attributes)
-        for sl in rl.scope_logs:
-            scope = sl.scope
-            if skip is None or not skip(scope.SerializeToString()):
-                walk.attributes(scope.attributes)
-                walk.flush(scope.attributes)
-            for record in sl.log_records:
-                dirty: list[int] | None = None
-                unverified: set[int] = set()
-                found: tuple[list[bytes], dict[int, list[tuple[int, int]]]] | None = None
-                if skip is not None:
-                    serialized = record.SerializeToString()
-                    if skip(serialized) and (not record.event_name or p.text_is_clean(record.event_name)):
-                        continue
-                    found = (log_record_attribute_bytes(serialized), {})
-                    dirty = p.dirty_elements(found[0], unverified, found[1])
-                    if dirty is None:
-                        found = None  # too many matches: they were not all located
-                if record.HasField("body"):
-                    walk.dropped = False
-                    walk.any_value(record.body, None)
-                    if walk.dropped:
-                        record.ClearField("body")
-                    walk.dropped = False
-                walk.attributes(record.attributes, dirty, unverified, found)
-                if record.event_name:
-                    new = text(record.event_name)
-                    if new is not None:
-                        record.event_name = new
-                walk.dropped = False
-                walk.flush(record.attributes)
+def _log_record_fields(walk: MessageWalk, record: Any) -> None:
+    """The strings of a log record outside its attributes: body, event name."""
+    if record.HasField("body"):
+        walk.dropped = False
+        walk.any_value(record.body, None)
+        if walk.dropped:
+            record.ClearField("body")
+        walk.dropped = False
+    if record.event_name:
+        new = walk.text(record.event_name)
+        if new is not None:
+            record.event_name = new
 
 
 def _ner_traces(walk: MessageWalk, data: TracesData) -> None:

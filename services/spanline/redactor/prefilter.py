@@ -181,15 +181,16 @@ def json_view_list(data: bytes, levels: int) -> list[bytes]:
     return views
 
 
-def _element_views() -> tuple[Any, Any, Any]:
+def _element_views() -> tuple[Any, Any, Any, Any]:
     """Message types that read a serialised Span or LogRecord in parts, as bytes, in C.
 
     ``SpanAttributes`` / ``LogRecordAttributes`` keep only the attributes (Span field 9,
     LogRecord field 6): parsing a serialised span with them yields each attribute's
     canonical ``KeyValue`` bytes in order, without Python wrappers for every attribute.
-    ``SpanOtherFields`` declares every other Span field (with its wire type), so that its
-    serialisation, after the attributes are discarded as unknown, is the span without
-    them: its name, events, links and status with their tags, as in the whole span.
+    ``SpanOtherFields`` / ``LogRecordOtherFields`` declare every other field (with its wire
+    type), so that their serialisation, after the attributes are discarded as unknown, is
+    the span (log record) without them: its name, events, links and status (its body and
+    event name) with their tags, as in the whole message.
     """
     f = descriptor_pb2.FieldDescriptorProto
     file = descriptor_pb2.FileDescriptorProto(
@@ -217,15 +218,29 @@ def _element_views() -> tuple[Any, Any, Any]:
         ("flags", 16, f.TYPE_FIXED32, f.LABEL_OPTIONAL),
     ):
         others.field.add(name=name, number=number, type=kind, label=label)
+    records = file.message_type.add(name="LogRecordOtherFields")
+    for name, number, kind in (
+        ("time_unix_nano", 1, f.TYPE_FIXED64),
+        ("severity_number", 2, f.TYPE_INT32),
+        ("severity_text", 3, f.TYPE_BYTES),
+        ("body", 5, f.TYPE_BYTES),
+        ("dropped_attributes_count", 7, f.TYPE_UINT32),
+        ("flags", 8, f.TYPE_FIXED32),
+        ("trace_id", 9, f.TYPE_BYTES),
+        ("span_id", 10, f.TYPE_BYTES),
+        ("observed_time_unix_nano", 11, f.TYPE_FIXED64),
+        ("event_name", 12, f.TYPE_BYTES),
+    ):
+        records.field.add(name=name, number=number, type=kind, label=f.LABEL_OPTIONAL)
     pool = descriptor_pool.DescriptorPool()
     pool.Add(file)
     return tuple(  # type: ignore[return-value]
         message_factory.GetMessageClass(pool.FindMessageTypeByName(f"spanline.redactor.internal.{name}"))
-        for name in ("SpanAttributes", "LogRecordAttributes", "SpanOtherFields")
+        for name in ("SpanAttributes", "LogRecordAttributes", "SpanOtherFields", "LogRecordOtherFields")
     )
 
 
-_SPAN_ATTRIBUTES, _LOG_RECORD_ATTRIBUTES, _SPAN_OTHER_FIELDS = _element_views()
+_SPAN_ATTRIBUTES, _LOG_RECORD_ATTRIBUTES, _SPAN_OTHER_FIELDS, _LOG_RECORD_OTHER_FIELDS = _element_views()
 
 
 def span_attribute_bytes(serialized_span: bytes) -> list[bytes]:
@@ -240,6 +255,14 @@ def span_without_attributes(serialized_span: bytes) -> bytes:
     :func:`span_attribute_bytes`, the parts one located pass looks at."""
     view = _SPAN_OTHER_FIELDS()
     view.ParseFromString(serialized_span)
+    view.DiscardUnknownFields()
+    return view.SerializeToString()  # type: ignore[no-any-return]
+
+
+def log_record_without_attributes(serialized_record: bytes) -> bytes:
+    """A serialised log record without its attributes (see :func:`span_without_attributes`)."""
+    view = _LOG_RECORD_OTHER_FIELDS()
+    view.ParseFromString(serialized_record)
     view.DiscardUnknownFields()
     return view.SerializeToString()  # type: ignore[no-any-return]
 

@@ -165,10 +165,6 @@ class CompiledPolicy:
             self.prefilter = prefilter
         self._removed_key_literals = tuple(lit.encode("utf-8") for lit in literals or ())
 
-    def text_is_clean(self, text: str) -> bool:
-        """True if redacting ``text`` as a value (or as plain text) would change nothing."""
-        return self.prefilter is not None and self.prefilter.clean_text(text)
-
     def dirty_elements(
         self,
         serialized: list[bytes],
@@ -186,16 +182,6 @@ class CompiledPolicy:
         for lit in self._removed_key_literals:
             flagged.update(idx for idx, element in enumerate(serialized) if lit in element)
         return sorted(flagged)
-
-    def element_is_clean(self, serialized: bytes) -> bool:
-        """True if the walk would change nothing in the element serialised (by upb) as ``serialized``.
-
-        False whenever it cannot tell (no prefilter for this policy).
-        """
-        prefilter = self.prefilter
-        if prefilter is None or not prefilter.clean_element(serialized):
-            return False
-        return not any(lit in serialized for lit in self._removed_key_literals)
 
     def is_id_context_key(self, key: str) -> bool:
         """Whether a key names a national id (``{"pesel": "..."}``, ``customer.bsn``): its

@@ -707,3 +707,34 @@ def test_a_resource_with_nothing_to_redact_is_not_walked(monkeypatch: pytest.Mon
     assert report.counts == {("email", "mask"): 1}
     assert b"example.com" not in out
     assert walked == [3]
+
+
+def test_a_log_record_is_located_like_a_span(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GenAI events as logs: the body and event name are one part, each attribute another."""
+    from spanline.redactor.walker import MessageWalk
+
+    bodies: list[object] = []
+    original = MessageWalk.any_value
+
+    def counting(self: MessageWalk, value: Any, *args: Any, **kwargs: Any) -> None:
+        bodies.append(value.WhichOneof("value"))
+        original(self, value, *args, **kwargs)
+
+    monkeypatch.setattr(MessageWalk, "any_value", counting)
+    walked = _walked_attribute_lists(monkeypatch)
+    ld = LogsData()
+    record = ld.resource_logs.add().scope_logs.add().log_records.add(event_name="gen_ai.choice")
+    record.body.string_value = json.dumps({"message": {"content": 'Two days.\nStay "cheap".'}})
+    record.attributes.append(
+        KeyValue(key="gen_ai.response.model", value=AnyValue(string_value="claude-3-5-haiku-20241022"))
+    )
+    record.attributes.append(KeyValue(key="gen_ai.system", value=AnyValue(string_value="anthropic")))
+    payload = ld.SerializeToString()
+    out, report = Redactor().redact_payload(payload, "logs", "p")
+    assert out is payload and not report.counts
+    assert walked == [] and bodies == []
+
+    record.body.string_value = record.body.string_value.replace("cheap", "ana\\u0040example.com")
+    out, report = Redactor().redact_payload(ld.SerializeToString(), "logs", "p")
+    assert report.counts == {("email", "mask"): 1} and b"example.com" not in out
+    assert walked == [] and bodies == ["string_value"]  # the body only, no attribute
