@@ -20,11 +20,11 @@ from spanline.core.kafka import DlqEntry, DlqReason, InMessage
 from spanline.scorer import metrics
 from spanline.scorer.trace import CompletedTrace, LogView, SpanView
 from spanline.scorer.windows import ClosedTrace
-from spanline.spans.attributes import any_value, attributes_dict, json_text, to_text
-from spanline.spans.genai_fields import payload_text
+from spanline.spans.attributes import to_text
+from spanline.spans.log_events import event_parts, event_time_ns
 from spanline.spans.pricing import PricingTable
 from spanline.spans.row_errors import RowBuildError
-from spanline.spans.rows import LOG_PAYLOAD_ATTRIBUTES, SpanRows
+from spanline.spans.rows import SpanRows
 
 log = logging.getLogger(__name__)
 
@@ -188,18 +188,11 @@ def _log_views(messages: Sequence[InMessage], trace_id: bytes, dlq: list[DlqEntr
                 for rec in sl.log_records:
                     if rec.trace_id != trace_id:
                         continue
-                    attrs = attributes_dict(rec.attributes)
-                    event_name = getattr(rec, "event_name", "") or to_text(attrs.get("event.name", ""))
-                    body_value = any_value(rec.body) if rec.HasField("body") else None
-                    body = "" if body_value is None else payload_text(body_value)
-                    if not body:
-                        content = {k: attrs.pop(k) for k in LOG_PAYLOAD_ATTRIBUTES if k in attrs}
-                        if content:
-                            body = json_text(content)
+                    event_name, body, attrs = event_parts(rec)
                     out.append(
                         LogView(
                             span_id=rec.span_id,
-                            time_ns=rec.time_unix_nano or rec.observed_time_unix_nano,
+                            time_ns=event_time_ns(rec),
                             event_name=event_name,
                             severity_text=rec.severity_text,
                             body=body,

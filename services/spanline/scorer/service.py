@@ -49,6 +49,7 @@ from spanline.scorer.trace import CLOSE_REASONS, CloseReason, CompletedTrace
 from spanline.scorer.windows import ClosedTrace, TraceKey, TraceWindows
 from spanline.settings import Settings
 from spanline.spans.attributes import attributes_dict, to_text
+from spanline.spans.log_events import event_name, event_time_ns
 from spanline.spans.otlp_mirror import MirrorTracesData
 from spanline.spans.pricing import PricingTable
 from spanline.spans.row_errors import TIME_NS_MAX, RowBuildError
@@ -102,11 +103,9 @@ def read_message(msg: InMessage) -> tuple[bool, dict[bytes, bool], Feedback]:
                     if len(rec.trace_id) == 16:
                         out.setdefault(rec.trace_id, False)
                         attrs = {k: to_text(v) for k, v in attributes_dict(rec.attributes).items()}
-                        event_name = getattr(rec, "event_name", "") or attrs.get("event.name", "")
-                        value = log_feedback(event_name, attrs)
+                        value = log_feedback(event_name(rec, attrs), attrs)
                         if value is not None:
-                            time_ns = rec.time_unix_nano or rec.observed_time_unix_nano
-                            feedback.setdefault(rec.trace_id, []).append((time_ns, value))
+                            feedback.setdefault(rec.trace_id, []).append((event_time_ns(rec), value))
         return True, out, feedback
     if signal != b"traces":
         raise BadMessage(DlqReason.DECODE_ERROR, "unknown spanline-signal header")

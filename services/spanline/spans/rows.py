@@ -24,8 +24,8 @@ from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
-from spanline.spans.attributes import any_value, attributes_dict, json_text, to_text
-from spanline.spans.genai_fields import payload_text
+from spanline.spans.attributes import attributes_dict, to_text
+from spanline.spans.log_events import event_parts, event_time_ns
 from spanline.spans.metrics import ROWS_REJECTED
 from spanline.spans.object_store import PayloadOffloader
 from spanline.spans.pricing import PricingTable
@@ -322,16 +322,6 @@ LOG_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
 _LOG_ATTRS = [name for name, _ in LOG_COLUMNS].index("attributes")
 _LOG_RES = [name for name, _ in LOG_COLUMNS].index("resource_attributes")
 
-LOG_PAYLOAD_ATTRIBUTES = (
-    "gen_ai.input.messages",
-    "gen_ai.output.messages",
-    "gen_ai.system_instructions",
-    "gen_ai.tool.call.arguments",
-    "gen_ai.tool.call.result",
-    "gen_ai.prompt",
-    "gen_ai.completion",
-)
-
 
 class LogRows(_Buffer):
     """Rows of ``logs`` from OTLP ``LogsData`` (GenAI events carry message content here).
@@ -370,18 +360,9 @@ class LogRows(_Buffer):
             service = to_text(res_attrs.get("service.name", ""))
             for sl in rl.scope_logs:
                 for rec in sl.log_records:
-                    time = rec.time_unix_nano or rec.observed_time_unix_nano or received_at_ns
-                    time = time_ns(time, "time", self.table)
+                    time = time_ns(event_time_ns(rec) or received_at_ns, "time", self.table)
                     observed = time_ns(rec.observed_time_unix_nano or time, "observed time", self.table)
-                    attrs = attributes_dict(rec.attributes)
-                    event_name = getattr(rec, "event_name", "") or to_text(attrs.get("event.name", ""))
-                    body_value = any_value(rec.body) if rec.HasField("body") else None
-                    body = "" if body_value is None else payload_text(body_value)
-                    if not body:
-                        # GenAI events carry content as attributes: it is payload, not map data
-                        content = {k: attrs.pop(k) for k in LOG_PAYLOAD_ATTRIBUTES if k in attrs}
-                        if content:
-                            body = json_text(content)
+                    event_name, body, attrs = event_parts(rec)
                     body, body_len = self.offloader.offload(body)
                     # replays carry identical bytes: the record's own hash is its identity
                     digest = hashlib.blake2b(rec.SerializeToString(deterministic=True), digest_size=8)
