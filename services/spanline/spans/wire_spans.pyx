@@ -141,6 +141,22 @@ cdef object buf_hand_over(Buf* b):
     return out
 
 
+cdef object buf_out(Buf* b, bint hand_over):
+    """A column buffer for ``buffers()``: handed over (no copy) or copied."""
+    return buf_hand_over(b) if hand_over else PyBytes_FromStringAndSize(b.p, b.n)
+
+
+cdef tuple str_spec(StrCol* c, bint hand_over):
+    return ("str", buf_out(&c.offs, hand_over), buf_out(&c.data, hand_over))
+
+
+cdef tuple map_spec(Buf* offs, StrCol* keys, StrCol* vals, bint hand_over):
+    return (
+        "map", buf_out(offs, hand_over), buf_out(&keys.offs, hand_over), buf_out(&keys.data, hand_over),
+        buf_out(&vals.offs, hand_over), buf_out(&vals.data, hand_over),
+    )
+
+
 cdef void buf_reset(Buf* b) noexcept:
     """Empty the buffer; give its memory back when the batch now ending used under a quarter
     of it (one huge batch must not pin its size for the life of the writer)."""
@@ -1322,25 +1338,18 @@ cdef class WireSpans:
         out = {}
         cdef int i
         for i in range(NS):
-            out[STRING_COLUMNS[i]] = ("str", self._out(&self.s[i].offs, hand_over), self._out(&self.s[i].data, hand_over))
+            out[STRING_COLUMNS[i]] = str_spec(&self.s[i], hand_over)
         for i in range(NN):
             name, kind = NUMBER_COLUMNS[i]
-            out[name] = (kind, self._out(&self.num[i].vals, hand_over), self._bitmap(&self.num[i].valid))
-        out["attributes"] = (
-            "map", self._out(&self.attr_offs, hand_over), self._out(&self.attr_keys.offs, hand_over),
-            self._out(&self.attr_keys.data, hand_over), self._out(&self.attr_vals.offs, hand_over),
-            self._out(&self.attr_vals.data, hand_over),
-        )
+            out[name] = (kind, buf_out(&self.num[i].vals, hand_over), self._bitmap(&self.num[i].valid))
+        out["attributes"] = map_spec(&self.attr_offs, &self.attr_keys, &self.attr_vals, hand_over)
         out["finish_reasons"] = (
-            "list", self._out(&self.reason_offs, hand_over), self._out(&self.reasons.offs, hand_over),
-            self._out(&self.reasons.data, hand_over),
+            "list", buf_out(&self.reason_offs, hand_over), buf_out(&self.reasons.offs, hand_over),
+            buf_out(&self.reasons.data, hand_over),
         )
         if hand_over:
             self.clear()
         return out
-
-    cdef object _out(self, Buf* b, bint hand_over):
-        return buf_hand_over(b) if hand_over else PyBytes_FromStringAndSize(b.p, b.n)
 
     cdef object _bitmap(self, Buf* valid):
         """Arrow validity bits from one byte per row; None when every row is valid."""
@@ -1393,6 +1402,10 @@ cdef enum:
     SN_INGESTED = 3
     NSN = 4
     MAX_SCORE_ATTRS = 64
+
+# The column of each length-delimited Score field, by field number (-1: not one of them).
+cdef int SCORE_FIELD_COLUMN[11]
+SCORE_FIELD_COLUMN[:] = [-1, SC_ID, SC_PROJECT, SC_TRACE, SC_SPAN, SC_NAME, -1, SC_LABEL, SC_EXPLANATION, SC_KIND, SC_REASON]
 
 cdef struct ScoreView:
     Py_ssize_t off[NSC]
@@ -1457,26 +1470,9 @@ cdef int read_score(const uint8_t* p, Py_ssize_t pos, Py_ssize_t end, ScoreView*
                 return FALLBACK
             pos += size
             continue
-        if tag == 0x0A:
-            col = SC_ID
-        elif tag == 0x12:
-            col = SC_PROJECT
-        elif tag == 0x1A:
-            col = SC_TRACE
-        elif tag == 0x22:
-            col = SC_SPAN
-        elif tag == 0x2A:
-            col = SC_NAME
-        elif tag == 0x3A:
-            col = SC_LABEL
-        elif tag == 0x42:
-            col = SC_EXPLANATION
-        elif tag == 0x4A:
-            col = SC_KIND
-        elif tag == 0x52:
-            col = SC_REASON
-        else:
+        if (tag & 7) != 2 or (tag >> 3) > 10 or SCORE_FIELD_COLUMN[tag >> 3] < 0:
             return FALLBACK
+        col = SCORE_FIELD_COLUMN[tag >> 3]
         if col == SC_TRACE or col == SC_SPAN:
             pos = read_len(p, pos, end, &size)
         else:
@@ -1640,18 +1636,11 @@ cdef class WireScores:
         out = {}
         cdef int i
         for i in range(NSC):
-            out[SCORE_STRING_COLUMNS[i]] = ("str", self._out(&self.s[i].offs, hand_over), self._out(&self.s[i].data, hand_over))
+            out[SCORE_STRING_COLUMNS[i]] = str_spec(&self.s[i], hand_over)
         for i in range(NSN):
             name, kind = SCORE_NUMBER_COLUMNS[i]
-            out[name] = (kind, self._out(&self.num[i], hand_over), None)
-        out["attributes"] = (
-            "map", self._out(&self.attr_offs, hand_over), self._out(&self.attr_keys.offs, hand_over),
-            self._out(&self.attr_keys.data, hand_over), self._out(&self.attr_vals.offs, hand_over),
-            self._out(&self.attr_vals.data, hand_over),
-        )
+            out[name] = (kind, buf_out(&self.num[i], hand_over), None)
+        out["attributes"] = map_spec(&self.attr_offs, &self.attr_keys, &self.attr_vals, hand_over)
         if hand_over:
             self.clear()
         return out
-
-    cdef object _out(self, Buf* b, bint hand_over):
-        return buf_hand_over(b) if hand_over else PyBytes_FromStringAndSize(b.p, b.n)
