@@ -453,16 +453,17 @@ class Prefilter:
             return True
         return False
 
-    def _locate_state(self) -> tuple[list[Any], list[tuple[int, int]], Any, Any]:
+    def _locate_state(self) -> tuple[list[Any], list[tuple[int, int]], Any, Any, list[int]]:
         state = getattr(self._local, "locate", None)
         if state is None:
             hits: list[tuple[int, int]] = []
             append = hits.append
             code_of = self._code_of
+            limit = [MAX_LOCATED_MATCHES]  # set by each scan
 
             def on_match(index: int, _start: int, end: int, _flags: int, _ctx: object) -> bool:
                 append((end, code_of[index]))
-                return len(hits) >= MAX_LOCATED_MATCHES
+                return len(hits) >= limit[0]
 
             # Every match reported, to tell which element (and which literal) it is in.
             state = (
@@ -472,13 +473,16 @@ class Prefilter:
                 shared_database(self._refined, _hs.HS_FLAG_SINGLEMATCH | _hs.HS_FLAG_MULTILINE)
                 if self._refined
                 else None,
+                limit,
             )
             self._local.locate = state
         return state  # type: ignore[no-any-return]
 
-    def _located(self, data: bytes) -> list[tuple[int, int]] | None:
-        """Every match in ``data`` as ``(end offset, code)``, by offset; None if too many."""
-        dbs, hits, on_match, refined = self._locate_state()
+    def _located(self, data: bytes, parts: int = 1) -> list[tuple[int, int]] | None:
+        """Every match in ``data`` (``parts`` elements joined) as ``(end offset, code)``, by
+        offset; None if too many: over MAX_LOCATED_MATCHES, or 8 an element in a big join."""
+        dbs, hits, on_match, refined, limit = self._locate_state()
+        limit[0] = max(MAX_LOCATED_MATCHES, 8 * parts)
         hits.clear()
         try:
             for db in dbs:
@@ -555,7 +559,7 @@ class Prefilter:
                 data = b"\n".join((data, *views))
                 views_at = starts.pop()  # the end of the elements' join: where the views start
                 starts += joined_starts(views, views_at)
-        hits = self._located(data)
+        hits = self._located(data, len(starts))
         if hits is None:
             return None
         in_views: set[int] = set()

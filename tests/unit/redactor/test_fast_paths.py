@@ -738,3 +738,26 @@ def test_a_log_record_is_located_like_a_span(monkeypatch: pytest.MonkeyPatch) ->
     out, report = Redactor().redact_payload(ld.SerializeToString(), "logs", "p")
     assert report.counts == {("email", "mask"): 1} and b"example.com" not in out
     assert walked == [] and bodies == ["string_value"]  # the body only, no attribute
+
+
+def test_a_big_trace_with_pii_in_every_span_stays_on_the_located_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The match budget of one pass grows with its parts: 120 spans with three addresses
+    each (360 matches) are located, not walked whole."""
+    from spanline.redactor import engine
+
+    def refuse(*_args: Any) -> None:
+        raise AssertionError("walked everything")
+
+    monkeypatch.setattr(engine, "_walk_everything", refuse)
+    td = TracesData()
+    scope = td.resource_spans.add().scope_spans.add()
+    for i in range(120):
+        span = scope.spans.add(name="chat")
+        doc = json.dumps([{"role": "user", "content": f"mail a{i}@example.com, b{i}@example.com"}])
+        span.attributes.append(KeyValue(key="gen_ai.input.messages", value=AnyValue(string_value=doc)))
+        span.attributes.append(KeyValue(key="note", value=AnyValue(string_value=f"c{i}@example.com")))
+    out, report = Redactor().redact_payload(td.SerializeToString(), "traces", "p")
+    assert report.counts == {("email", "mask"): 360}
+    assert b"example.com" not in out
