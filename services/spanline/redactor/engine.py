@@ -312,7 +312,9 @@ def _walk_flagged_parts(walk: MessageWalk, resource: Any, scopes: Items, parts_o
             parts += attributes
     unverified: set[int] = set()
     hits: dict[int, list[tuple[int, int]]] = {}
-    flagged = p.dirty_elements(parts, unverified, hits)
+    # every part is an attribute's KeyValue but the resource, the scopes and the items' other fields
+    not_keyvalues = {0, *scope_at, *(at for _, at, _ in located)}
+    flagged = p.dirty_elements(parts, unverified, hits, not_keyvalues)
     if flagged is None:  # too many matches to locate: walk it all
         _walk_everything(walk, resource, scopes, fields)
         return

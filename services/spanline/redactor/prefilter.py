@@ -61,11 +61,14 @@ from __future__ import annotations
 import codecs
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
+from json.decoder import scanstring  # type: ignore[attr-defined]
 from operator import itemgetter
 from typing import Any, Final
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 from spanline.redactor.detectors.base import caseless_word
 from spanline.redactor.detectors.scanner import (
@@ -179,6 +182,73 @@ def json_view_list(data: bytes, levels: int) -> list[bytes]:
         if b"\\" not in current:
             break
     return views
+
+
+_JSON_LITERAL: Final = re.compile(r'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
+# From an offset outside any literal: non-quote runs and whole literals (json_literals._OUTSIDE).
+_JSON_OUTSIDE: Final = re.compile(r'(?:[^"]++|"(?:[^"\\]++|\\.)*+")*+', re.DOTALL)
+_JSON_WHITESPACE: Final = " \t\r\n"
+
+
+def keyvalue_views(serialized: bytes, levels: int) -> list[bytes] | None:
+    """The decoded views a serialised ``KeyValue`` needs: for each JSON document among its
+    string values, each string literal holding a backslash, decoded (quotes kept), and so on
+    into the documents those hold, ``levels`` deep. None if the bytes are no ``KeyValue``.
+
+    Why this is all the walk can see beyond the bytes as they are: a string value is either
+    scanned as text (its bytes are in the element as they are) or parsed as a JSON document
+    (:meth:`MessageWalk.string`: it starts with ``{`` or ``[`` and is valid JSON), whose
+    leaves and keys the walk decodes. A literal without a backslash decodes to its own
+    bytes; one with a backslash is added here whole, so the keys and leaves of a document
+    inside it are in its decoded view (and its own escaped literals one level down). In a
+    valid document every quote outside a literal opens one, so the literals found from the
+    document's start are its literals; a document that is not valid JSON is scanned by the
+    walk as text, and what is found in it here is only a false alarm.
+    """
+    try:
+        kv = KeyValue.FromString(serialized)
+    except DecodeError:
+        return None
+    out: list[bytes] = []
+    values = [kv.value]
+    while values:
+        value = values.pop()
+        kind = value.WhichOneof("value")
+        if kind == "string_value":
+            if "\\" in value.string_value:
+                _literal_views(value.string_value, levels, out)
+        elif kind == "array_value":
+            values.extend(value.array_value.values)
+        elif kind == "kvlist_value":
+            values.extend(item.value for item in value.kvlist_value.values)
+    return out
+
+
+def _literal_views(document: str, levels: int, out: list[bytes]) -> None:
+    if levels <= 0 or document.lstrip(_JSON_WHITESPACE)[:1] not in ("{", "["):
+        return
+    # A valid document has backslashes inside literals only. Without escaped quotes every
+    # quote delimits a literal, so the one around a backslash is the quotes around it;
+    # otherwise whole literals and what lies between them are skipped (in C) up to it.
+    by_quotes = '\\"' not in document
+    pos = 0  # outside any literal
+    while (slash := document.find("\\", pos)) >= 0:
+        if by_quotes:
+            start, end = document.rfind('"', pos, slash), document.find('"', slash) + 1
+        else:
+            start = _JSON_OUTSIDE.match(document, pos, slash + 1).end()  # type: ignore[union-attr]
+            literal = _JSON_LITERAL.match(document, start) if start < slash else None
+            end = -1 if literal is None else literal.end()
+        if start < 0 or end <= slash:
+            return  # not a JSON document: the walk scans it as text
+        pos = end
+        try:
+            text = scanstring(document[start:end], 1)[0]
+        except ValueError:
+            return
+        out.append(f'"{text}"'.encode("utf-8", "surrogatepass"))
+        if "\\" in text:
+            _literal_views(text, levels - 1, out)
 
 
 def _element_views() -> tuple[Any, Any, Any, Any]:
@@ -520,13 +590,17 @@ class Prefilter:
         serialized: Sequence[bytes],
         escaped: set[int],
         hits_out: dict[int, list[tuple[int, int]]] | None = None,
+        not_keyvalues: Container[int] | None = None,
     ) -> set[int] | None:
         """Indices of the elements that are not clean (see :meth:`clean_element`), in one pass
         per database.
 
-        An element holding JSON escapes is scanned as it is and in its decoded views
-        (:func:`json_view_list`), each view one more part of the same pass: with no hit in
-        any of them it is clean like any other. One with hits in its views only is flagged
+        An element holding JSON escapes is scanned as it is and in its decoded views, each
+        view one more part of the same pass: with no hit in any of them it is clean like any
+        other. The views of a serialised ``KeyValue`` (every element not in
+        ``not_keyvalues``, when given) are its escaped JSON literals decoded
+        (:func:`keyvalue_views`); of any other element, the whole element decoded
+        (:func:`json_view_list`). One with hits in its views only is flagged
         and added to ``escaped`` (the caller checks its JSON documents, which decodes them:
         the view's offsets are not the element's). None means "all of them" (so many hits
         that looking element by element is pointless).
@@ -551,7 +625,11 @@ class Prefilter:
             views: list[bytes] = []
             while slash >= 0:
                 i = part_of(starts, slash + 1)
-                decoded = json_view_list(serialized[i], self._levels)[1:]
+                decoded = None
+                if not_keyvalues is not None and i not in not_keyvalues:
+                    decoded = keyvalue_views(serialized[i], self._levels)
+                if decoded is None:
+                    decoded = json_view_list(serialized[i], self._levels)[1:]
                 views += decoded
                 view_of += [i] * len(decoded)
                 slash = data.find(b"\\", starts[i + 1])

@@ -170,13 +170,14 @@ class CompiledPolicy:
         serialized: list[bytes],
         escaped: set[int],
         hits_out: dict[int, list[tuple[int, int]]] | None = None,
+        not_keyvalues: Container[int] | None = None,
     ) -> list[int] | None:
         """Ascending indices of the elements (spans, attributes... serialised by upb) the walk
-        may change; None for all of them. ``escaped`` and ``hits_out``: see
-        :meth:`Prefilter.flag_elements`."""
+        may change; None for all of them. ``escaped``, ``hits_out`` and ``not_keyvalues``:
+        see :meth:`Prefilter.flag_elements`."""
         if self.prefilter is None:
             return None
-        flagged = self.prefilter.flag_elements(serialized, escaped, hits_out)
+        flagged = self.prefilter.flag_elements(serialized, escaped, hits_out, not_keyvalues)
         if flagged is None:
             return None
         for lit in self._removed_key_literals:

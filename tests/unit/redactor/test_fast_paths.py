@@ -761,3 +761,45 @@ def test_a_big_trace_with_pii_in_every_span_stays_on_the_located_path(
     out, report = Redactor().redact_payload(td.SerializeToString(), "traces", "p")
     assert report.counts == {("email", "mask"): 360}
     assert b"example.com" not in out
+
+
+@pytest.mark.parametrize("escaped_quotes", [False, True])
+def test_keyvalue_views_hold_every_decoded_leaf_and_key(escaped_quotes: bool) -> None:
+    """What the walk decodes out of a KeyValue's string values is in its literal views:
+    escaped leaves and keys, documents inside leaves, in arrays and key-value lists."""
+    from spanline.redactor.prefilter import keyvalue_views
+
+    for seed in range(200):
+        rng = random.Random(f"kv-views-{seed}")
+        leaf = _text(rng) + rng.choice(["\\u0040", "\n", "\U0001f600", "é", "\ud83d\ude00", ""])
+        key = rng.choice(["pass\u0077ord", "note", "ключ"])
+        inner = json.dumps({key: [leaf]}, ensure_ascii=rng.random() < 0.5)
+        turns = [{"role": "user", "content": inner}, {"q": '"quoted"' if escaped_quotes else "plain"}]
+        doc = json.dumps(turns, ensure_ascii=rng.random() < 0.5)
+        try:
+            doc.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: protobuf strings hold it only escaped
+            doc = json.dumps(turns)
+        value = rng.choice(
+            [
+                AnyValue(string_value=doc),
+                AnyValue(
+                    array_value=ArrayValue(values=[AnyValue(string_value="x"), AnyValue(string_value=doc)])
+                ),
+                AnyValue(
+                    kvlist_value=KeyValueList(values=[KeyValue(key="k", value=AnyValue(string_value=doc))])
+                ),
+            ]
+        )
+        views = keyvalue_views(KeyValue(key="gen_ai.input.messages", value=value).SerializeToString(), 4)
+        assert views is not None
+        joined = b"\n".join(views)
+        decoded_inner = json.loads(doc)[0]["content"]
+        assert decoded_inner.encode("utf-8", "surrogatepass") in joined or "\\" not in doc, seed
+        decoded_leaf = json.loads(decoded_inner)[key][0]
+        raw_or_view = joined + doc.encode("utf-8", "surrogatepass")
+        assert decoded_leaf.encode("utf-8", "surrogatepass") in raw_or_view, seed
+        assert f'"{key}"'.encode() in raw_or_view, seed
+    assert keyvalue_views(b"\xff\xff", 4) is None  # not a KeyValue: the caller decodes it whole
+    plain = KeyValue(key="k", value=AnyValue(string_value="Tel:\\n0171 1234567")).SerializeToString()
+    assert keyvalue_views(plain, 4) == []  # text, not a document: scanned as it is
