@@ -63,10 +63,17 @@ def estimate_tokens(chars: int, chars_per_token: float) -> int:
 
 class Budget:
     def __init__(self, settings: JudgeSettings, price: Price, clock: Callable[[], float] = time.time) -> None:
+        """The budget and pacing series of the projects with a cap of their own are published
+        from the start (their full budget, factor 1), so an alert or dashboard on a
+        project's budget reads a series before its first judged trace; other projects'
+        appear with their first trace."""
         self.settings = settings
         self.price = price
         self._clock = clock
         self._ledgers: dict[str, _Ledger] = {}
+        for project in settings.project_daily_budget_usd:
+            self._publish(project)
+            self.bulk_factor(project)
 
     def _day(self) -> int:
         return int(self._clock() // _DAY_S)

@@ -87,3 +87,15 @@ async def test_rate_limiter_spaces_requests() -> None:
         asyncio.sleep = orig  # type: ignore[assignment]
     assert waits[0] == 0.0 and waits[1] == pytest.approx(1.0) and waits[2] == pytest.approx(1.0)
     assert big == pytest.approx(2.3)  # 270 tokens accrued over 2 s of waits, 230 more at 100/s
+
+
+def test_projects_with_their_own_cap_have_budget_series_from_the_start() -> None:
+    from prometheus_client import REGISTRY
+
+    settings = JudgeSettings(
+        daily_budget_usd=1.0, daily_budget_tokens=5000, project_daily_budget_usd={"shop": 4.0}
+    )
+    Budget(settings, Price(1000.0, 1000.0), Clock(100 * DAY))
+    assert REGISTRY.get_sample_value("spanline_judge_budget_remaining_usd", {"project": "shop"}) == 4.0
+    assert REGISTRY.get_sample_value("spanline_judge_budget_remaining_tokens", {"project": "shop"}) == 5000
+    assert REGISTRY.get_sample_value("spanline_judge_bulk_factor", {"project": "shop"}) == 1.0
