@@ -30,8 +30,10 @@ column-sized buffer when it is freed.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
+from typing import Any
 
 # mallopt(3) parameters
 _M_TRIM_THRESHOLD = -1
@@ -43,24 +45,32 @@ HEAP_TRIM_THRESHOLD = 4 << 20
 ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
 
 
+@functools.cache
+def libc_function(name: str, argtypes: tuple[Any, ...], restype: Any) -> Any:
+    """A C library function with its signature (loaded once), or None off Linux or where the
+    C library has no such function (musl has no ``malloc_trim``)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = getattr(ctypes.CDLL(None, use_errno=True), name)
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = list(argtypes)
+    function.restype = restype
+    return function
+
+
 def bound_glibc_heap() -> bool:
     """Cap glibc's arenas and map large blocks on their own; True if glibc took the options.
 
     Call early: threads that already allocated keep their arena. A no-op elsewhere
     (musl, macOS) and when ``MALLOC_ARENA_MAX`` / ``GLIBC_TUNABLES`` were set by the operator.
     """
-    if (
-        not sys.platform.startswith("linux")
-        or "MALLOC_ARENA_MAX" in os.environ
-        or "GLIBC_TUNABLES" in os.environ
-    ):
+    if "MALLOC_ARENA_MAX" in os.environ or "GLIBC_TUNABLES" in os.environ:
         return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
+    mallopt = libc_function("mallopt", (ctypes.c_int, ctypes.c_int), ctypes.c_int)
+    if mallopt is None:
         return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
     return all(
         mallopt(param, value) == 1
         for param, value in (
@@ -73,15 +83,8 @@ def bound_glibc_heap() -> bool:
 
 def release_free_heap() -> bool:
     """Give glibc's free heap pages back to the kernel; True if any were (glibc only)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
-        return False
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return bool(trim(0))
+    trim = libc_function("malloc_trim", (ctypes.c_size_t,), ctypes.c_int)
+    return trim is not None and bool(trim(0))
 
 
 def bound_arrow_pool() -> str:

@@ -25,7 +25,8 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-import sys
+
+from spanline.core.process_memory import libc_function
 
 log = logging.getLogger(__name__)
 
@@ -67,16 +68,13 @@ def _readonly_library_ranges(smaps: str, suffix: str) -> list[tuple[int, int]]:
 def release_startup_pages() -> int:
     """Drop chdb's read-only library pages from the process; returns how many mappings
     were released. Best effort: outside Linux, or if madvise fails, nothing happens."""
-    if not sys.platform.startswith("linux"):
+    madvise = libc_function("madvise", (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int), ctypes.c_int)
+    if madvise is None:
         return 0
     try:
         with open("/proc/self/smaps") as f:
             ranges = _readonly_library_ranges(f.read(), _LIBRARY_SUFFIX)
-        libc = ctypes.CDLL(None, use_errno=True)
-        madvise = libc.madvise
-        madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-        madvise.restype = ctypes.c_int
-    except (OSError, AttributeError):
+    except OSError:
         return 0
     advised = 0
     for start, end in ranges:
