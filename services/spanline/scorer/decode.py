@@ -13,15 +13,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
-from google.protobuf.message import DecodeError
-from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 
 from spanline.core.kafka import DlqEntry, DlqReason, InMessage
 from spanline.scorer import metrics
 from spanline.scorer.trace import CompletedTrace, LogView, SpanView
 from spanline.scorer.windows import ClosedTrace
 from spanline.spans.attributes import to_text
-from spanline.spans.log_events import event_parts, event_time_ns
+from spanline.spans.log_events import NotLogs, event_parts, event_time_ns, log_records
 from spanline.spans.pricing import PricingTable
 from spanline.spans.row_errors import RowBuildError
 from spanline.spans.rows import SpanRows
@@ -177,27 +175,25 @@ def _log_views(messages: Sequence[InMessage], trace_id: bytes, dlq: list[DlqEntr
     out: list[LogView] = []
     for msg in messages:
         try:
-            logs = LogsData.FromString(msg.value)
-        except DecodeError:
+            records = log_records(msg.value)
+        except NotLogs as exc:
             # parsed on arrival, so this does not happen unless the bytes changed
             metrics.UNDECODABLE.inc()
-            dlq.append(DlqEntry(msg, DlqReason.DECODE_ERROR, "value is not an OTLP LogsData protobuf"))
+            dlq.append(DlqEntry(msg, DlqReason.DECODE_ERROR, str(exc)))
             continue
-        for rl in logs.resource_logs:
-            for sl in rl.scope_logs:
-                for rec in sl.log_records:
-                    if rec.trace_id != trace_id:
-                        continue
-                    event_name, body, attrs = event_parts(rec)
-                    out.append(
-                        LogView(
-                            span_id=rec.span_id,
-                            time_ns=event_time_ns(rec),
-                            event_name=event_name,
-                            severity_text=rec.severity_text,
-                            body=body,
-                            attributes={k: to_text(v) for k, v in attrs.items()},
-                        )
-                    )
+        for rec in records:
+            if rec.trace_id != trace_id:
+                continue
+            event_name, body, attrs = event_parts(rec)
+            out.append(
+                LogView(
+                    span_id=rec.span_id,
+                    time_ns=event_time_ns(rec),
+                    event_name=event_name,
+                    severity_text=rec.severity_text,
+                    body=body,
+                    attributes={k: to_text(v) for k, v in attrs.items()},
+                )
+            )
     out.sort(key=lambda r: r.time_ns)
     return out

@@ -26,7 +26,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
-from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 
 from spanline.core.collector import gc_paused
 from spanline.core.consumer_service import ConsumerService
@@ -49,7 +48,7 @@ from spanline.scorer.trace import CLOSE_REASONS, CloseReason, CompletedTrace
 from spanline.scorer.windows import ClosedTrace, TraceKey, TraceWindows
 from spanline.settings import Settings
 from spanline.spans.attributes import attributes_dict, to_text
-from spanline.spans.log_events import event_name, event_time_ns
+from spanline.spans.log_events import NotLogs, event_name, event_time_ns, log_records
 from spanline.spans.otlp_mirror import MirrorTracesData
 from spanline.spans.pricing import PricingTable
 from spanline.spans.row_errors import TIME_NS_MAX, RowBuildError
@@ -92,20 +91,18 @@ def read_message(msg: InMessage) -> tuple[bool, dict[bytes, bool], Feedback]:
     signal = msg.header(H_SIGNAL) or b"traces"
     if signal == b"logs":
         try:
-            logs = LogsData.FromString(msg.value)
-        except (DecodeError, ValueError):
-            raise BadMessage(DlqReason.DECODE_ERROR, "value is not an OTLP LogsData protobuf") from None
+            records = log_records(msg.value)
+        except NotLogs as exc:
+            raise BadMessage(DlqReason.DECODE_ERROR, str(exc)) from None
         out: dict[bytes, bool] = {}
         feedback: Feedback = {}
-        for rl in logs.resource_logs:
-            for sl in rl.scope_logs:
-                for rec in sl.log_records:
-                    if len(rec.trace_id) == 16:
-                        out.setdefault(rec.trace_id, False)
-                        attrs = {k: to_text(v) for k, v in attributes_dict(rec.attributes).items()}
-                        value = log_feedback(event_name(rec, attrs), attrs)
-                        if value is not None:
-                            feedback.setdefault(rec.trace_id, []).append((event_time_ns(rec), value))
+        for rec in records:
+            if len(rec.trace_id) == 16:
+                out.setdefault(rec.trace_id, False)
+                attrs = {k: to_text(v) for k, v in attributes_dict(rec.attributes).items()}
+                value = log_feedback(event_name(rec, attrs), attrs)
+                if value is not None:
+                    feedback.setdefault(rec.trace_id, []).append((event_time_ns(rec), value))
         return True, out, feedback
     if signal != b"traces":
         raise BadMessage(DlqReason.DECODE_ERROR, "unknown spanline-signal header")

@@ -9,9 +9,11 @@ scorer's view of a trace's events read records through these functions, so they 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
-from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, LogsData
 
 from spanline.spans.attributes import any_value, attributes_dict, json_text, to_text
 from spanline.spans.genai_fields import payload_text
@@ -26,6 +28,22 @@ LOG_PAYLOAD_ATTRIBUTES = (
     "gen_ai.completion",
 )
 """Attributes that are an event's content when its body is empty."""
+
+
+class NotLogs(ValueError):
+    """A record value that is not an OTLP ``LogsData`` protobuf."""
+
+
+def log_records(value: bytes) -> Iterator[LogRecord]:
+    """Every log record of a logs record value, resource by resource.
+
+    Raises :class:`NotLogs` (before yielding anything) when the bytes are not ``LogsData``.
+    """
+    try:
+        logs = LogsData.FromString(value)
+    except (DecodeError, ValueError):
+        raise NotLogs("value is not an OTLP LogsData protobuf") from None
+    return (rec for rl in logs.resource_logs for sl in rl.scope_logs for rec in sl.log_records)
 
 
 def event_name(record: LogRecord, attributes: dict[str, Any]) -> str:
