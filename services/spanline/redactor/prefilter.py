@@ -51,9 +51,9 @@ decoded by the next view. ``max_json_nesting`` views cover every level the walk 
 A located pass (:meth:`Prefilter.flag_elements`) decodes each of its parts that holds
 escapes and scans the views as more parts of the same pass, so a part whose views hold no
 hit is clean like any other; the parts are small (a span's attributes one by one), and
-only those with a backslash are decoded. A single-element check
-(:meth:`Prefilter.clean_element`) does not decode: an element holding escapes is reported
-as needing a look, and its parts are then located.
+only those with a backslash are decoded (a span attribute's views are its escaped JSON
+literals alone: :func:`keyvalue_views`). :meth:`Prefilter.clean_text` checks one string
+the same way, its views whole.
 """
 
 from __future__ import annotations
@@ -592,8 +592,8 @@ class Prefilter:
         hits_out: dict[int, list[tuple[int, int]]] | None = None,
         not_keyvalues: Container[int] | None = None,
     ) -> set[int] | None:
-        """Indices of the elements that are not clean (see :meth:`clean_element`), in one pass
-        per database.
+        """Indices of the elements that are not clean (whose walk could change something: the
+        module doc says why a clean one cannot), in one pass per database.
 
         An element holding JSON escapes is scanned as it is and in its decoded views, each
         view one more part of the same pass: with no hit in any of them it is clean like any
@@ -653,19 +653,6 @@ class Prefilter:
             escaped.update(in_views - flagged)
             flagged |= in_views
         return flagged
-
-    def clean_element(self, serialized: bytes) -> bool:
-        """True if walking the element these canonical (upb) bytes encode would change nothing.
-
-        An element holding JSON escapes is reported as not clean without looking further:
-        decoding escapes is the costly part, and the caller locates what needs a walk in
-        the element's parts (:meth:`flag_elements`), which decodes them once.
-        """
-        if len(serialized) > self._max_bytes:
-            return False
-        if b"\\" in serialized and _ANY_ESCAPE.search(serialized) is not None:
-            return False
-        return not self._hit(serialized, len(self._patterns_all))
 
     def warm(self) -> None:
         """Compile this thread's databases now (seconds of CPU for a large gazetteer) rather

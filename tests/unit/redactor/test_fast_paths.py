@@ -439,7 +439,7 @@ def test_sensitive_key_patterns_cover_the_key_regex() -> None:
         checked += 1
         assert not prefilter.clean_text(json.dumps({key: "v"}, ensure_ascii=rng.random() < 0.5)), key
         kv = KeyValue(key=key, value=AnyValue(string_value="v")).SerializeToString()
-        assert not prefilter.clean_element(kv), key
+        assert prefilter.flag_elements([kv], set(), not_keyvalues=()) != set(), key
     assert checked > 1000
 
 
@@ -462,7 +462,7 @@ def test_element_triggers_fire_wherever_a_finding_can_be() -> None:
             KeyValue(key="k", value=AnyValue(string_value=text)),
             KeyValue(key="k", value=AnyValue(array_value=ArrayValue(values=[AnyValue(string_value=text)]))),
         ):
-            assert not prefilter.clean_element(kv.SerializeToString()), text
+            assert prefilter.flag_elements([kv.SerializeToString()], set(), not_keyvalues=()) != set(), text
 
 
 def test_scanner_flags_every_text_with_a_finding() -> None:
@@ -501,9 +501,9 @@ def test_bytes_values_are_always_walked() -> None:
     prefilter = Prefilter([], sensitive_keys=True, json_nesting=4, max_bytes=1 << 20)
     for raw in (b"", b"plain", b"\xff\xfe"):
         kv = KeyValue(key="k", value=AnyValue(bytes_value=raw))
-        assert not prefilter.clean_element(kv.SerializeToString())
+        assert prefilter.flag_elements([kv.SerializeToString()], set(), not_keyvalues=()) != set()
         nested = KeyValue(key="k", value=AnyValue(array_value=ArrayValue(values=[AnyValue(bytes_value=raw)])))
-        assert not prefilter.clean_element(nested.SerializeToString())
+        assert prefilter.flag_elements([nested.SerializeToString()], set(), not_keyvalues=()) != set()
 
 
 def _conversation_docs(rng: random.Random) -> list[str]:
