@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, Literal
 
 from google.protobuf.message import DecodeError
@@ -260,9 +261,11 @@ def _walk_logs(walk: MessageWalk, data: LogsData) -> None:
 
 
 Items = list[tuple[Any, Any]]  # (scope, its spans or log records)
+Fields = Callable[[MessageWalk, Any], None]  # walks a span's or log record's non-attribute strings
+Parts = Callable[[bytes], tuple[bytes, list[bytes]]]  # serialised item -> its other fields, its attributes
 
 
-def _walk_everything(walk: MessageWalk, resource: Any, scopes: Items, fields: Any) -> None:
+def _walk_everything(walk: MessageWalk, resource: Any, scopes: Items, fields: Fields) -> None:
     """Without a prefilter (detectors without triggers, no Hyperscan): every string."""
     walk.attributes(resource.attributes)
     walk.flush(resource.attributes)
@@ -284,7 +287,9 @@ def _log_record_parts(serialized: bytes) -> tuple[bytes, list[bytes]]:
     return log_record_without_attributes(serialized), log_record_attribute_bytes(serialized)
 
 
-def _walk_flagged_parts(walk: MessageWalk, resource: Any, scopes: Items, parts_of: Any, fields: Any) -> None:
+def _walk_flagged_parts(
+    walk: MessageWalk, resource: Any, scopes: Items, parts_of: Parts, fields: Fields
+) -> None:
     """One located prefilter pass over everything a resource holds, then a walk of only
     the parts with a match.
 
