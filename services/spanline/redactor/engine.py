@@ -342,13 +342,13 @@ def _walk_flagged_parts(
             index = next(ordered, None)
         if index is None or index >= end:
             continue  # nothing flagged in this span (log record)
-        others = index == at
+        fields_flagged = index == at
         only: list[int] = []
         while index is not None and index < end:
             if index >= first:
                 only.append(index - first)
             index = next(ordered, None)
-        if others:
+        if fields_flagged:
             fields(walk, item)
         if only:
             walk.attributes(
