@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from spanline.coldtier.governance import GovernanceStore
-from spanline.coldtier.service import ColdStrategy
+from spanline.coldtier.service import ColdStrategy, ColdtierService
 from spanline.coldtier.tables import ensure_tables
 from spanline.core.broker import free_port
 from spanline.settings import Settings
@@ -24,6 +24,14 @@ from tests.integration.coldtier.conftest import (
 )
 from tests.support.kafka import read_topic_sync
 from tests.support.services import ServiceProcess, ServiceThread
+
+
+def _store_traces(s: Settings, *, traces: int, spans: int, timeout_s: float, what: str) -> None:
+    """Produce ``traces`` new traces of ``spans`` spans and run a coldtier until all are in
+    Iceberg."""
+    produce(s, [span_record(s, os.urandom(16), spans) for _ in range(traces)])
+    with ServiceThread(ColdtierService(s)):
+        wait_until(lambda: len(cold_span_keys(s)) >= traces * spans, timeout_s, what)
 
 
 def _env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -87,12 +95,7 @@ def test_s3_on_moto(make_settings: Any, moto: MotoServer) -> None:
             "maintenance_interval_s": 0,
         }
     )
-    ids = [os.urandom(16) for _ in range(10)]
-    produce(s, [span_record(s, t, 2) for t in ids])
-    from spanline.coldtier.service import ColdtierService
-
-    with ServiceThread(ColdtierService(s)):
-        wait_until(lambda: len(cold_span_keys(s)) >= 20, 60, "spans on S3")
+    _store_traces(s, traces=10, spans=2, timeout_s=60, what="spans on S3")
     keys = cold_span_keys(s)
     assert len(keys) == 20 == len(set(keys))
     _, tables = ensure_tables(s)
@@ -102,8 +105,6 @@ def test_s3_on_moto(make_settings: Any, moto: MotoServer) -> None:
 def test_a_burst_tail_of_few_big_messages_commits_once_idle(make_settings: Any) -> None:
     """A trace is two messages (spans, score set): the tail of a burst holds few messages
     but enough bytes, and is committed once the input stops, not after batch_max_wait_s."""
-    from spanline.coldtier.service import ColdtierService
-
     s = make_settings(
         coldtier={
             "batch_max_wait_s": 600,
@@ -113,7 +114,4 @@ def test_a_burst_tail_of_few_big_messages_commits_once_idle(make_settings: Any) 
             "maintenance_interval_s": 0,
         }
     )
-    ids = [os.urandom(16) for _ in range(5)]
-    produce(s, [span_record(s, t, 3) for t in ids])
-    with ServiceThread(ColdtierService(s)):
-        wait_until(lambda: len(cold_span_keys(s)) >= 15, 45, "the idle tail committed")
+    _store_traces(s, traces=5, spans=3, timeout_s=45, what="the idle tail committed")
