@@ -37,8 +37,10 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_run(args: argparse.Namespace) -> int:
     from spanline.components import SERVICES
     from spanline.core.logging import setup_logging
+    from spanline.core.process_memory import keep_pandas_out
     from spanline.core.service import run_component
 
+    keep_pandas_out()  # before any service module imports pyarrow or chdb
     spec = SERVICES[args.service]
     settings = _settings(args)
     setup_logging(settings.log.level, settings.log.format, service=spec.name)

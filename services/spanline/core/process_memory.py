@@ -25,12 +25,20 @@ the compute kernels of every Iceberg commit run on worker threads, and the coldt
 150 000-span drain with ~250 MB in mimalloc segments while Arrow counted 0 bytes allocated.
 The system pool allocates through glibc, whose 1 MiB mmap threshold (above) unmaps every
 column-sized buffer when it is freed.
+
+:func:`keep_pandas_out` (every ``spanline run`` process, before it imports anything): pyarrow
+imports pandas the first time it looks for pandas types (``pyarrow.dataset``, which
+pyiceberg imports, and the first ``pa.array`` of a Python list), and chdb imports it too.
+No service uses it, and it is ~30 MB of RSS in each process that loads it (coldtier idle
+208 -> 176 MB). pyarrow treats a pandas that cannot be imported as absent; setting
+``sys.modules["pandas"] = None`` instead breaks its shim (it gets ``None`` back).
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
+import importlib.abc
 import os
 import sys
 from typing import Any
@@ -43,6 +51,8 @@ HEAP_ARENAS = 2
 HEAP_MMAP_THRESHOLD = 1 << 20
 HEAP_TRIM_THRESHOLD = 4 << 20
 ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
+PANDAS_ENV = "SPANLINE_LOAD_PANDAS"
+"""Set to 1 to let a service process import pandas (a plug-in of the operator's that needs it)."""
 
 
 @functools.cache
@@ -85,6 +95,31 @@ def release_free_heap() -> bool:
     """Give glibc's free heap pages back to the kernel; True if any were (glibc only)."""
     trim = libc_function("malloc_trim", (ctypes.c_size_t,), ctypes.c_int)
     return trim is not None and bool(trim(0))
+
+
+class _PandasLeftOut(importlib.abc.MetaPathFinder):
+    """Answers every import of pandas with ModuleNotFoundError, before the path is searched."""
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
+        if fullname == "pandas" or fullname.startswith("pandas."):
+            raise ModuleNotFoundError(
+                f"spanline service processes do not load {fullname} (~30 MB of memory no service "
+                f"uses); set {PANDAS_ENV}=1 to allow it",
+                name=fullname,
+            )
+
+
+def keep_pandas_out() -> bool:
+    """Make pandas unimportable in this process; True if it now is.
+
+    False when the operator allowed it (:data:`PANDAS_ENV`) or it is loaded already (call
+    before anything imports pyarrow's dataset module or chdb).
+    """
+    if os.environ.get(PANDAS_ENV) == "1" or "pandas" in sys.modules:
+        return False
+    if not any(isinstance(f, _PandasLeftOut) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PandasLeftOut())
+    return True
 
 
 def bound_arrow_pool() -> str:

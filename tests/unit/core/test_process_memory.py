@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
 
 import pytest
 
-from spanline.core.process_memory import bound_arrow_pool, bound_glibc_heap, release_free_heap
+from spanline.core.process_memory import bound_arrow_pool, bound_glibc_heap, keep_pandas_out, release_free_heap
 
 
 def test_glibc_heap_left_alone_when_the_operator_tuned_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -59,3 +61,56 @@ def test_free_heap_pages_go_back_to_the_kernel() -> None:
 def _anon_kb() -> int:
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("RssAnon:"))
+
+
+_SERVICE_IMPORTS = """
+import sys
+from spanline.core.process_memory import keep_pandas_out
+assert keep_pandas_out() is True
+import pyarrow as pa
+import pyarrow.dataset  # imports pandas when it can
+import pyiceberg.io.pyarrow
+import chdb
+assert pa.array([1, None, 3]).null_count == 1  # pyarrow's pandas check sees no pandas
+try:
+    import pandas
+except ModuleNotFoundError as exc:
+    assert "SPANLINE_LOAD_PANDAS=1" in str(exc), exc
+else:
+    raise AssertionError("pandas was imported")
+print(sorted(m for m in sys.modules if m.split(".")[0] == "pandas"))
+"""
+
+
+def _run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+        check=False,
+    )
+
+
+def test_service_processes_run_their_libraries_without_pandas() -> None:
+    # a fresh interpreter: this test process has pandas loaded already
+    done = _run_python(_SERVICE_IMPORTS)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_operator_may_let_pandas_in() -> None:
+    done = _run_python(
+        "from spanline.core.process_memory import keep_pandas_out\n"
+        "assert keep_pandas_out() is False\n"
+        "import pandas\n",
+        SPANLINE_LOAD_PANDAS="1",
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_too_late_once_pandas_is_loaded() -> None:
+    import pandas  # noqa: F401
+
+    assert keep_pandas_out() is False
