@@ -9,7 +9,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from spanline.core.process_memory import bound_arrow_pool, bound_glibc_heap, keep_pandas_out, release_free_heap
+from spanline.core.process_memory import (
+    bound_arrow_pool,
+    bound_glibc_heap,
+    keep_pandas_out,
+    release_free_heap,
+)
 
 
 def test_glibc_heap_left_alone_when_the_operator_tuned_it(monkeypatch: pytest.MonkeyPatch) -> None:
