@@ -19,7 +19,8 @@ coldtier's main heap held ~180 MB of free memory for good. ``malloc_trim(0)`` gi
 pages inside the heaps back (``MADV_DONTNEED``) as well as the top. Only when the pipeline
 is idle: under a backlog the next batch would fault the same pages in again.
 
-:func:`bound_arrow_pool` (the coldtier, at start-up): pyarrow's default pool is mimalloc,
+:func:`bound_arrow_pool` (every ``spanline run`` process, first thing, and the writer and the
+coldtier at start-up): pyarrow's default pool is mimalloc,
 which keeps freed segments per thread for reuse; the sorted copy, the Parquet buffers and
 the compute kernels of every Iceberg commit run on worker threads, and the coldtier ended a
 150 000-span drain with ~250 MB in mimalloc segments while Arrow counted 0 bytes allocated.
@@ -125,12 +126,22 @@ def keep_pandas_out() -> bool:
 def bound_arrow_pool() -> str:
     """Make glibc (the system pool) allocate Arrow's buffers; returns the pool's backend name.
 
+    Arrow has two defaults. pyarrow's functions pass ``pa.default_memory_pool()``, which
+    ``pa.set_memory_pool`` changes; Arrow's C++ code that is given no pool (the Parquet
+    writer's page and compression buffers, arrays built from Python objects) takes the C++
+    default, chosen from ``ARROW_DEFAULT_MEMORY_POOL`` the first time Arrow allocates
+    anything and never again. Setting only the first left the coldtier with mimalloc's
+    1 GiB arena and ~64 MB resident in it at its peak. So the variable is set as well, which
+    reaches the C++ default only if Arrow has not allocated yet: ``spanline run`` calls this
+    first thing, the services again at start (in-process runs, tests).
+
     Left alone when the operator chose a pool with ``ARROW_DEFAULT_MEMORY_POOL``. Call
     before the first batch: a buffer is freed to the pool that allocated it, whatever the
     default is by then.
     """
+    ours = os.environ.setdefault(ARROW_POOL_ENV, "system") == "system"
     import pyarrow as pa
 
-    if ARROW_POOL_ENV not in os.environ:
+    if ours:
         pa.set_memory_pool(pa.system_memory_pool())
     return str(pa.default_memory_pool().backend_name)

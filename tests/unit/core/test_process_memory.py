@@ -35,7 +35,8 @@ def restore_arrow_pool() -> Iterator[None]:
 def test_arrow_buffers_come_from_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
     import pyarrow as pa
 
-    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "unset")  # restored (removed) afterwards
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL")
     pa.set_memory_pool(pa.mimalloc_memory_pool())
     assert bound_arrow_pool() == "system"
     assert pa.default_memory_pool().backend_name == "system"
@@ -68,6 +69,37 @@ def _anon_kb() -> int:
         return next(int(line.split()[1]) for line in f if line.startswith("RssAnon:"))
 
 
+def _run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``code`` in a fresh interpreter: pandas and Arrow's pools are chosen once a process."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
+
+
+_ARROW_INTERNALS = """
+import io
+from spanline.core.process_memory import bound_arrow_pool
+if {bound}:
+    assert bound_arrow_pool() == "system"
+import pyarrow as pa
+import pyarrow.parquet as pq
+table = pa.table({{"text": [str(i) * 50 for i in range(20_000)]}})
+pq.write_table(table.take(pa.array(range(19_999, -1, -1))), io.BytesIO(), compression="zstd")
+print(pa.mimalloc_memory_pool().max_memory())
+"""
+
+
+@pytest.mark.parametrize("bound", [True, False])
+def test_arrow_internals_allocate_from_glibc_too(bound: bool) -> None:
+    # Arrow's C++ default pool is picked once, at its first allocation: a fresh interpreter.
+    # Unbound, the Parquet writer and the array builder use mimalloc (the check can fail).
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    done = _run_python(_ARROW_INTERNALS.format(bound=bound), env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    mimalloc_peak = int(done.stdout.strip())
+    assert (mimalloc_peak == 0) is bound, mimalloc_peak
+
+
 _SERVICE_IMPORTS = """
 import sys
 from spanline.core.process_memory import keep_pandas_out
@@ -87,20 +119,8 @@ print(sorted(m for m in sys.modules if m.split(".")[0] == "pandas"))
 """
 
 
-def _run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **env},
-        check=False,
-    )
-
-
 def test_service_processes_run_their_libraries_without_pandas() -> None:
-    # a fresh interpreter: this test process has pandas loaded already
-    done = _run_python(_SERVICE_IMPORTS)
+    done = _run_python(_SERVICE_IMPORTS, dict(os.environ))
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
 
@@ -110,7 +130,7 @@ def test_the_operator_may_let_pandas_in() -> None:
         "from spanline.core.process_memory import keep_pandas_out\n"
         "assert keep_pandas_out() is False\n"
         "import pandas\n",
-        SPANLINE_LOAD_PANDAS="1",
+        {**os.environ, "SPANLINE_LOAD_PANDAS": "1"},
     )
     assert done.returncode == 0, done.stderr[-2000:]
 
