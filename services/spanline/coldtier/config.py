@@ -79,11 +79,16 @@ class ColdtierSettings(Section):
         ge=0,
         description="smallest batch committed early on idle, in message bytes (0: messages only)",
     )
+    # 1: a second batch in flight holds its messages and rows while the first commits, ~35 MB
+    # more peak RSS under a backlog (352-358 against 316-323 MB, memory bench) for a 12-20%
+    # faster drain of a full topic at 7-10% more CPU a span; the drain rate with one is still
+    # past what the pipeline feeds it, the memory target (< 300 MB) is not
     batches_in_flight: int = Field(
-        default=2,
+        default=1,
         ge=1,
         le=4,
-        description="batches processed at once: the next is built while one commits (commits stay in order)",
+        description="batches processed at once; 2 builds the next while one commits (commits stay in order): "
+        "a faster drain for ~35 MB more memory",
     )
     commit_retries: int = Field(default=10, ge=0, le=1000, description="retries of a conflicting commit")
     maintenance_interval_s: float = Field(
