@@ -39,6 +39,9 @@ def _env(settings: Settings, **extra: str) -> dict[str, str]:
         **settings_env(settings),
         "SPANLINE_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
         "SPANLINE_COLDTIER_BATCH_MAX_MESSAGES": "3",
+        # two in flight: the harder case for exactly once (Kafka's committed offset then trails
+        # the snapshot by up to two batches); one is the default
+        "SPANLINE_COLDTIER_BATCHES_IN_FLIGHT": "2",
         "SPANLINE_COLDTIER_BATCH_MAX_WAIT_S": "0.1",
         "SPANLINE_COLDTIER_MAINTENANCE_INTERVAL_S": "0",
         **extra,
