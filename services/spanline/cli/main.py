@@ -37,11 +37,11 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_run(args: argparse.Namespace) -> int:
     from spanline.components import SERVICES
     from spanline.core.logging import setup_logging
-    from spanline.core.process_memory import bound_arrow_pool, keep_pandas_out
+    from spanline.core.process_memory import arrow_pool_from_glibc, keep_pandas_out
     from spanline.core.service import run_component
 
     keep_pandas_out()  # before any service module imports pyarrow or chdb
-    bound_arrow_pool()  # before Arrow's first allocation picks its C++ default pool
+    arrow_pool_from_glibc()  # before Arrow's first allocation picks its C++ default pool
     spec = SERVICES[args.service]
     settings = _settings(args)
     setup_logging(settings.log.level, settings.log.format, service=spec.name)

@@ -78,8 +78,12 @@ def _run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[s
 
 _ARROW_INTERNALS = """
 import io
-from spanline.core.process_memory import bound_arrow_pool
-if {bound}:
+import sys
+from spanline.core.process_memory import arrow_pool_from_glibc, bound_arrow_pool
+if "{bound}" == "env":
+    arrow_pool_from_glibc()
+    assert "pyarrow" not in sys.modules  # processes that never use Arrow do not load it
+elif "{bound}" == "pool":
     assert bound_arrow_pool() == "system"
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -89,15 +93,15 @@ print(pa.mimalloc_memory_pool().max_memory())
 """
 
 
-@pytest.mark.parametrize("bound", [True, False])
-def test_arrow_internals_allocate_from_glibc_too(bound: bool) -> None:
+@pytest.mark.parametrize("bound", ["env", "pool", "no"])
+def test_arrow_internals_allocate_from_glibc_too(bound: str) -> None:
     # Arrow's C++ default pool is picked once, at its first allocation: a fresh interpreter.
     # Unbound, the Parquet writer and the array builder use mimalloc (the check can fail).
     env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
     done = _run_python(_ARROW_INTERNALS.format(bound=bound), env)
     assert done.returncode == 0, done.stderr[-2000:]
     mimalloc_peak = int(done.stdout.strip())
-    assert (mimalloc_peak == 0) is bound, mimalloc_peak
+    assert (mimalloc_peak == 0) is (bound != "no"), mimalloc_peak
 
 
 _SERVICE_IMPORTS = """
