@@ -83,7 +83,13 @@ the query surface uses anyway."""
 _INSERT_SETTINGS_SQL = ", ".join(f"{k} = {v}" for k, v in INSERT_SETTINGS.items())
 
 
-ENGINE_OPTIONS: dict[str, int] = {
+ENGINE_CONFIG_FILE = Path(__file__).with_name("engine_config.xml")
+"""The embedded engine's configuration file: the defaults of MergeTree tables (granules of at
+most 2 MiB, which halve a background merge's memory on heavy spans), which no command-line
+option of the engine sets. It says why in its own comment."""
+
+ENGINE_OPTIONS: dict[str, int | str] = {
+    "config-file": str(ENGINE_CONFIG_FILE),
     "mark_cache_size": 64 << 20,
     "index_mark_cache_size": 16 << 20,
     "primary_index_cache_size": 16 << 20,
