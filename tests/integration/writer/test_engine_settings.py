@@ -26,14 +26,8 @@ def test_mergetree_tables_take_the_engine_granule_bound(store: ClickHouseStore) 
     """The bound is a default of the engine, not of a table: tables created by earlier
     versions (the hot tables of migration 1 name no granule size) get it as well."""
     client, db = store.client, store.database
-    assert (
-        int(
-            scalar(
-                client, "SELECT value FROM system.merge_tree_settings WHERE name = 'index_granularity_bytes'"
-            )
-        )
-        == GRANULE_BYTES
-    )
+    default = "SELECT value FROM system.merge_tree_settings WHERE name = 'index_granularity_bytes'"
+    assert int(scalar(client, default)) == GRANULE_BYTES
     create = scalar(client, f"SHOW CREATE TABLE {db}.spans")
     assert "index_granularity_bytes" not in create
     # ~12 MB of 3 KB rows: ClickHouse's own 10 MiB granules hold it in two, 2 MiB ones in six
