@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from xml.etree import ElementTree
 
 import clickhouse_connect
 import pyarrow as pa
@@ -87,6 +88,16 @@ ENGINE_CONFIG_FILE = Path(__file__).with_name("engine_config.xml")
 """The embedded engine's configuration file: the defaults of MergeTree tables (granules of at
 most 2 MiB, which halve a background merge's memory on heavy spans), which no command-line
 option of the engine sets. It says why in its own comment."""
+
+
+def _merge_tree_defaults(config: Path) -> dict[str, str]:
+    """The ``<merge_tree>`` settings of an engine configuration file (the one definition of
+    what the engine is expected to have read)."""
+    section = ElementTree.parse(config).getroot().find("merge_tree")  # noqa: S314 - our own package file
+    return {} if section is None else {e.tag: (e.text or "").strip() for e in section}
+
+
+ENGINE_MERGE_TREE_DEFAULTS = _merge_tree_defaults(ENGINE_CONFIG_FILE)
 
 ENGINE_OPTIONS: dict[str, int | str] = {
     "config-file": str(ENGINE_CONFIG_FILE),
@@ -358,5 +369,24 @@ def open_store(settings: Settings, *, migrate: bool = True) -> ClickHouseStore:
             store.close()
             raise
     if store.embedded:
+        missing = engine_defaults_missing(client)
+        if missing:
+            # chdb starts without a config file it cannot open, and a '&' in its path is lost
+            # in the connection string even when encoded: say so instead of running unbounded
+            log.warning(
+                "embedded engine runs without its configuration file: its merges hold 2-3x "
+                "the memory on heavy spans (is there a '&' in the install path?)",
+                extra={"config_file": str(ENGINE_CONFIG_FILE), "settings": ",".join(missing)},
+            )
         release_startup_pages()
     return store
+
+
+def engine_defaults_missing(client: Any) -> list[str]:
+    """The MergeTree defaults of :data:`ENGINE_CONFIG_FILE` the embedded engine does not have."""
+    rows = client.query(
+        "SELECT name, value FROM system.merge_tree_settings WHERE name IN %(names)s",
+        parameters={"names": list(ENGINE_MERGE_TREE_DEFAULTS)},
+    ).result_rows
+    have = dict(rows)
+    return sorted(k for k, v in ENGINE_MERGE_TREE_DEFAULTS.items() if have.get(k) != v)

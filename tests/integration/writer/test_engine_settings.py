@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from spanline.writer.store import ENGINE_OPTIONS, ClickHouseStore
+from spanline.writer.store import (
+    ENGINE_MERGE_TREE_DEFAULTS,
+    ENGINE_OPTIONS,
+    ClickHouseStore,
+    engine_defaults_missing,
+)
 from tests.integration.writer.conftest import scalar
 
 pytestmark = pytest.mark.integration
@@ -43,3 +52,38 @@ def test_mergetree_tables_take_the_engine_granule_bound(store: ClickHouseStore) 
         )
     assert marks["clickhouse_default"] <= 3
     assert marks["bounded"] >= 6
+
+
+def test_the_engine_reads_the_whole_config_file(store: ClickHouseStore) -> None:
+    assert ENGINE_MERGE_TREE_DEFAULTS == {"index_granularity_bytes": str(GRANULE_BYTES)}
+    assert engine_defaults_missing(store.client) == []
+
+
+_WITHOUT_CONFIG = """
+import logging, shutil, sys
+from pathlib import Path
+import spanline.writer.store as store
+from spanline.settings import load_settings
+
+logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s %(settings)s")
+odd = Path(sys.argv[1]) / "a&b"
+odd.mkdir()
+store.ENGINE_OPTIONS["config-file"] = str(shutil.copy(store.ENGINE_CONFIG_FILE, odd))
+opened = store.open_store(load_settings(None, data_dir=sys.argv[1]))
+print("missing:", store.engine_defaults_missing(opened.client))
+"""
+
+
+def test_an_engine_without_its_config_file_is_reported(tmp_path: Path) -> None:
+    """chdb loses a '&' of the config file's path in its connection string (even encoded) and
+    starts without the file: the writer says so at start instead of running unbounded."""
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_CONFIG, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "missing: ['index_granularity_bytes']" in done.stdout
+    assert "WARNING embedded engine runs without its configuration file" in done.stderr
+    assert "index_granularity_bytes" in done.stderr
