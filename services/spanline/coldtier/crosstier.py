@@ -48,7 +48,7 @@ TIERS = ("hot", "cold", "all")
 
 OWNER_QUERY_MAX_MEMORY = 256 << 20
 """``max_memory_usage`` of a cold/all statement run by the writer's query endpoint. The
-writer's engine is capped at 512 MiB for everything (``writer.store.ENGINE_OPTIONS``); a
+writer's engine is capped at 512 MiB for everything (``writer.store.ENGINE_SETTINGS``); a
 query past half of it fails alone, with the engine's 'memory limit (for query) exceeded',
 instead of failing the inserts beside it. Measured on 200k loadgen heavy spans (29.9 MB of
 Parquet): count and aggregates by model need 8 MiB, ``uniqExact`` of the span keys and a

@@ -99,8 +99,7 @@ def _merge_tree_defaults(config: Path) -> dict[str, str]:
 
 ENGINE_MERGE_TREE_DEFAULTS = _merge_tree_defaults(ENGINE_CONFIG_FILE)
 
-ENGINE_OPTIONS: dict[str, int | str] = {
-    "config-file": str(ENGINE_CONFIG_FILE),
+ENGINE_SETTINGS: dict[str, int] = {
     "mark_cache_size": 64 << 20,
     "index_mark_cache_size": 16 << 20,
     "primary_index_cache_size": 16 << 20,
@@ -120,6 +119,12 @@ aggregate queries, so the bound costs nothing there), merges stop being schedule
 256 MiB, and the engine's tracked memory is capped at 512 MiB: an insert that would pass it
 fails with MEMORY_LIMIT_EXCEEDED and is retried like any transient error (see
 docs/storage.md, *Memory of the embedded engine*)."""
+
+ENGINE_OPTIONS: dict[str, int | str] = {
+    "config-file": str(ENGINE_CONFIG_FILE),
+    **ENGINE_SETTINGS,
+}
+"""What every embedded client passes chdb: its configuration file and the settings above."""
 
 
 class StoreError(Exception):

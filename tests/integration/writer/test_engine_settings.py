@@ -10,7 +10,7 @@ import pytest
 
 from spanline.writer.store import (
     ENGINE_MERGE_TREE_DEFAULTS,
-    ENGINE_OPTIONS,
+    ENGINE_SETTINGS,
     ClickHouseStore,
     engine_defaults_missing,
 )
@@ -24,19 +24,17 @@ GRANULE_BYTES = 2 << 20
 def test_cache_and_memory_bounds_reach_the_engine(store: ClickHouseStore) -> None:
     rows = store.client.query(
         "SELECT name, value FROM system.server_settings WHERE name IN %(names)s",
-        parameters={"names": [k for k in ENGINE_OPTIONS if k != "config-file"]},
+        parameters={"names": list(ENGINE_SETTINGS)},
     ).result_rows
-    assert {name: int(value) for name, value in rows} == {
-        k: v for k, v in ENGINE_OPTIONS.items() if k != "config-file"
-    }
+    assert {name: int(value) for name, value in rows} == ENGINE_SETTINGS
 
 
 def test_mergetree_tables_take_the_engine_granule_bound(store: ClickHouseStore) -> None:
     """The bound is a default of the engine, not of a table: tables created by earlier
     versions (the hot tables of migration 1 name no granule size) get it as well."""
     client, db = store.client, store.database
-    default = "SELECT value FROM system.merge_tree_settings WHERE name = 'index_granularity_bytes'"
-    assert int(scalar(client, default)) == GRANULE_BYTES
+    assert ENGINE_MERGE_TREE_DEFAULTS == {"index_granularity_bytes": str(GRANULE_BYTES)}
+    assert engine_defaults_missing(client) == []
     create = scalar(client, f"SHOW CREATE TABLE {db}.spans")
     assert "index_granularity_bytes" not in create
     # ~12 MB of 3 KB rows: ClickHouse's own 10 MiB granules hold it in two, 2 MiB ones in six
@@ -52,11 +50,6 @@ def test_mergetree_tables_take_the_engine_granule_bound(store: ClickHouseStore) 
         )
     assert marks["clickhouse_default"] <= 3
     assert marks["bounded"] >= 6
-
-
-def test_the_engine_reads_the_whole_config_file(store: ClickHouseStore) -> None:
-    assert ENGINE_MERGE_TREE_DEFAULTS == {"index_granularity_bytes": str(GRANULE_BYTES)}
-    assert engine_defaults_missing(store.client) == []
 
 
 _WITHOUT_CONFIG = """
