@@ -88,5 +88,11 @@ class Up:
             self.proc.wait(30)
 
     @property
+    def bootstrap(self) -> str:
+        """The bundled broker's address, from the banner."""
+        line = next(x for x in self.lines if "bundled broker" in x)
+        return line.split(" on ", 1)[1].split()[0]
+
+    @property
     def ingest_target(self) -> str:
         return f"127.0.0.1:{self.env['SPANLINE_INGEST_PORT']}"
