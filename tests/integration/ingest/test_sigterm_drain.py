@@ -86,6 +86,14 @@ class _Load:
             return sum(1 for c in self.calls if c.code == grpc.StatusCode.OK)
 
 
+def _ingest_busy(proc: ServiceProcess) -> bool:
+    """Whether ingest is processing a request now (its in-flight bytes gauge)."""
+    for line in proc.metrics().splitlines():
+        if line.startswith("spanline_ingest_inflight_bytes "):
+            return float(line.split()[1]) > 0
+    raise AssertionError("ingest exports no spanline_ingest_inflight_bytes")
+
+
 def test_sigterm_under_load_loses_nothing_acked(make_settings: Any, tmp_path: Path) -> None:
     settings = make_settings()
     proc = ServiceProcess("ingest", settings_env(settings), free_port(), tmp_path / "ingest.log").start()
@@ -99,15 +107,19 @@ def test_sigterm_under_load_loses_nothing_acked(make_settings: Any, tmp_path: Pa
             workers.raise_if_failed()
             time.sleep(0.05)
         assert load.acked() >= 20, "the load never got going"
-        # Signal only while calls are in flight (spin: a call lasts tens of ms).
+        # Signal only while calls are in flight (spin: a call lasts tens of ms), one of them
+        # inside ingest already: a call the client has sent may still wait in a queue on a
+        # loaded machine, and the draining server refuses those (UNAVAILABLE).
         while True:
             workers.raise_if_failed()
             with load.lock:
-                if load.in_flight >= 2:
+                two_in_flight = load.in_flight >= 2
+            if two_in_flight and _ingest_busy(proc):
+                with load.lock:
                     signal_at = time.monotonic()
                     acked_before = sum(1 for c in load.calls if c.code == grpc.StatusCode.OK)
-                    break
-            assert time.monotonic() < deadline, "no two calls were ever in flight together"
+                break
+            assert time.monotonic() < deadline, "no two calls were ever in flight with one in ingest"
         assert workers.alive() == 4, "a worker died before the signal"
         assert proc.proc is not None
         proc.proc.send_signal(15)
